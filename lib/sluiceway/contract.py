@@ -1,0 +1,132 @@
+"""The landing-file contract: columns, types, rules and reason codes, declared once.
+
+The generator, the reader, the validation, the table DDL and the README's contract table all
+read from here; a rule changed here changes everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+# ---------------------------------------------------------------- reason codes
+# Machine-readable codes stored in rejected_records.reasons and counted in the ledger.
+WRONG_FIELD_COUNT = "wrong_field_count"
+INVALID_ENCODING = "invalid_encoding"
+UNTERMINATED_QUOTE = "unterminated_quote"
+MISSING_REQUIRED = "missing_required"
+BAD_AMOUNT_FORMAT = "bad_amount_format"
+AMOUNT_OUT_OF_RANGE = "amount_out_of_range"
+UNKNOWN_CURRENCY = "unknown_currency"
+UNKNOWN_COUNTRY = "unknown_country"
+BAD_EVENT_TIME = "bad_event_time"
+UNKNOWN_STATUS = "unknown_status"
+UNKNOWN_CHANNEL = "unknown_channel"
+BAD_MCC = "bad_mcc"
+DUPLICATE_IN_FILE = "duplicate_in_file"
+ALREADY_INGESTED = "already_ingested"
+
+REASONS: dict[str, str] = {
+    WRONG_FIELD_COUNT: "the line does not have exactly one field per contract column",
+    INVALID_ENCODING: "the line is not valid UTF-8",
+    UNTERMINATED_QUOTE: "a quoted field is never closed before the end of the file",
+    MISSING_REQUIRED: "a required field is empty",
+    BAD_AMOUNT_FORMAT: "amount is not a plain decimal with at most 2 places (no 1,000.00, no 1e3)",
+    AMOUNT_OUT_OF_RANGE: "amount is outside the allowed range",
+    UNKNOWN_CURRENCY: "currency is not an ISO 4217 code",
+    UNKNOWN_COUNTRY: "country is not an ISO 3166-1 alpha-2 code",
+    BAD_EVENT_TIME: "event_time is not an ISO 8601 timestamp with a UTC offset",
+    UNKNOWN_STATUS: "status is not one of the allowed values",
+    UNKNOWN_CHANNEL: "channel is not one of the allowed values",
+    BAD_MCC: "mcc is not a 4-digit merchant category code",
+    DUPLICATE_IN_FILE: "transaction_id appears earlier in the same file",
+    ALREADY_INGESTED: "transaction_id is already in `transactions` from an earlier file",
+}
+
+# ---------------------------------------------------------------- allowed values
+STATUSES = ("settled", "pending", "failed", "reversed")
+CHANNELS = ("card_present", "ecommerce", "atm", "transfer", "direct_debit", "mobile")
+
+AMOUNT_PRECISION = 18
+AMOUNT_SCALE = 2
+AMOUNT_MIN = Decimal("-1000000000.00")
+AMOUNT_MAX = Decimal("1000000000.00")
+# A plain decimal: optional minus, digits without separators, at most 2 places.
+AMOUNT_PATTERN = r"^-?[0-9]{1,16}(\.[0-9]{1,2})?$"
+# ISO 8601 with date, time and an explicit offset (Z or +hh:mm), optional fractions.
+EVENT_TIME_PATTERN = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})$"
+)
+MCC_PATTERN = r"^[0-9]{4}$"
+
+# Active ISO 4217 currency codes.
+CURRENCIES = frozenset(
+    """AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN
+    BWP BYN BZD CAD CDF CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP
+    GBP GEL GHS GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS
+    KHR KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR
+    MWK MXN MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF
+    SAR SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD
+    TZS UAH UGX USD UYU UZS VES VND VUV WST XAF XCD XCG XOF XPF YER ZAR ZMW ZWG""".split()
+)
+
+# ISO 3166-1 alpha-2 country codes.
+COUNTRIES = frozenset(
+    """AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ
+    BR BS BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO
+    DZ EC EE EG EH ER ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU
+    GW GY HK HM HN HR HT HU ID IE IL IM IN IO IQ IR IS IT JE JM JO JP KE KG KH KI KM KN KP KR KW
+    KY KZ LA LB LC LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK ML MM MN MO MP MQ MR MS MT MU
+    MV MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT PW
+    PY QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF
+    TG TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA
+    ZM ZW""".split()
+)
+
+
+@dataclass(frozen=True)
+class Column:
+    """One landing-file column: its name, its type in `transactions`, and whether it is required."""
+
+    name: str
+    table_type: str
+    required: bool
+    description: str
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("transaction_id", "string", True, "the partner's unique id of the transaction"),
+    Column("account_id", "string", True, "the account the transaction belongs to (masked in logs)"),
+    Column("counterparty_id", "string", False, "the other party's account or merchant id"),
+    Column(
+        "amount",
+        f"decimal({AMOUNT_PRECISION},{AMOUNT_SCALE})",
+        True,
+        f"plain decimal string with at most {AMOUNT_SCALE} places, {AMOUNT_MIN} to {AMOUNT_MAX}",
+    ),
+    Column("currency", "string", True, "ISO 4217 code, e.g. EUR"),
+    Column("event_time", "timestamp", True, "ISO 8601 with offset, e.g. 2026-11-25T13:45:12Z"),
+    Column("status", "string", True, f"one of {', '.join(STATUSES)}"),
+    Column("channel", "string", True, f"one of {', '.join(CHANNELS)}"),
+    Column("mcc", "string", False, "4-digit merchant category code (ISO 18245)"),
+    Column("country", "string", True, "ISO 3166-1 alpha-2 code of the merchant or counterparty"),
+    Column("description", "string", False, "free text; may hold commas, quotes and newlines"),
+)
+
+COLUMN_NAMES: tuple[str, ...] = tuple(column.name for column in COLUMNS)
+HEADER_LINE = ",".join(COLUMN_NAMES)
+ENCODING = "utf-8"
+DELIMITER = ","
+QUOTE = '"'
+
+
+def contract_markdown() -> str:
+    """The contract as Markdown tables, for the README and `sluiceway contract`."""
+    rows = ["| column | type | required | rule |", "|---|---|---|---|"]
+    rows += [
+        f"| `{c.name}` | {c.table_type} | {'yes' if c.required else 'no'} | {c.description} |"
+        for c in COLUMNS
+    ]
+    rows += ["", "| reason code | meaning |", "|---|---|"]
+    rows += [f"| `{code}` | {meaning} |" for code, meaning in REASONS.items()]
+    return "\n".join(rows)

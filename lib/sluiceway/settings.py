@@ -1,0 +1,108 @@
+"""Configuration profiles: defaults <- profile <- environment <- job arguments, built once.
+
+The result is a frozen `Settings` passed explicitly; nothing in the library reads
+`os.environ` or `sys.argv` on its own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sluiceway.errors import ConfigurationError
+
+PROFILES = ("local", "glue", "emr-serverless", "batch")
+ENV_PREFIX = "SLUICEWAY_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that changes between the places sluiceway runs; never the logic."""
+
+    profile: str = "local"
+    warehouse: str = "./warehouse"
+    catalog: str = "lake"
+    namespace: str = "sluiceway"
+    spark_master: str = "local[*]"
+    shuffle_partitions: int = 8
+    duplicate_lookback_days: int = 7
+    parse_chunk_mb: int = 32
+    log_level: str = "INFO"
+    athena_workgroup: str = "sluiceway"
+    aws_region: str | None = None
+    extra_spark_conf: Mapping[str, str] = field(default_factory=dict)
+
+    def table(self, name: str) -> str:
+        """Fully qualified Spark identifier of a sluiceway table."""
+        return f"{self.catalog}.{self.namespace}.{name}"
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> Settings:
+        """A copy with the given non-None fields replaced, values coerced to the field types."""
+        known = {f.name: f for f in dataclasses.fields(self)}
+        changes: dict[str, Any] = {}
+        for key, value in overrides.items():
+            if value is None:
+                continue
+            if key not in known:
+                raise ConfigurationError(f"unknown setting {key!r}; known: {', '.join(known)}")
+            changes[key] = _coerce(key, value, getattr(self, key))
+        result = dataclasses.replace(self, **changes)
+        if result.profile not in PROFILES:
+            raise ConfigurationError(
+                f"unknown profile {result.profile!r}; choose one of {', '.join(PROFILES)}"
+            )
+        return result
+
+
+# What each profile changes relative to the defaults. The catalog type follows the profile
+# (see lib/sluiceway/spark.py); these are the values a user would otherwise have to repeat.
+PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "local": {},
+    "glue": {"spark_master": "", "shuffle_partitions": 64},
+    "emr-serverless": {"spark_master": "", "shuffle_partitions": 64},
+    "batch": {"spark_master": "local[*]", "shuffle_partitions": 16},
+}
+
+
+def load_settings(
+    profile: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    arguments: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build settings with precedence defaults < profile < environment < arguments."""
+    environ = environ or {}
+    from_env = {
+        f.name: environ[ENV_PREFIX + f.name.upper()]
+        for f in dataclasses.fields(Settings)
+        if ENV_PREFIX + f.name.upper() in environ
+    }
+    arguments = dict(arguments or {})
+    chosen = arguments.get("profile") or from_env.get("profile") or profile or "local"
+    if chosen not in PROFILE_DEFAULTS:
+        raise ConfigurationError(
+            f"unknown profile {chosen!r}; choose one of {', '.join(PROFILES)}"
+        )
+    return (
+        Settings()
+        .with_overrides({"profile": chosen, **PROFILE_DEFAULTS[chosen]})
+        .with_overrides(from_env)
+        .with_overrides(arguments)
+    )
+
+
+def _coerce(name: str, value: Any, current: Any) -> Any:
+    if isinstance(current, bool):
+        return str(value).lower() in ("1", "true", "yes")
+    if isinstance(current, int):
+        try:
+            return int(value)
+        except ValueError as error:
+            raise ConfigurationError(f"setting {name} must be a whole number, got {value!r}") from error
+    if isinstance(current, Mapping):
+        if isinstance(value, Mapping):
+            return dict(value)
+        pairs = [item.split("=", 1) for item in str(value).split(",") if item]
+        return {key.strip(): val.strip() for key, val in pairs}
+    return value if value is None or isinstance(value, str) else str(value)
