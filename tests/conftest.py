@@ -1,0 +1,5 @@
+"""Shared fixtures. Fixture modules live in tests/fixtures/ and are listed here once."""
+
+pytest_plugins = [
+    "fixtures.spark",
+]
