@@ -14,6 +14,7 @@ from decimal import Decimal
 WRONG_FIELD_COUNT = "wrong_field_count"
 INVALID_ENCODING = "invalid_encoding"
 UNTERMINATED_QUOTE = "unterminated_quote"
+BAD_QUOTING = "bad_quoting"
 MISSING_REQUIRED = "missing_required"
 BAD_AMOUNT_FORMAT = "bad_amount_format"
 AMOUNT_OUT_OF_RANGE = "amount_out_of_range"
@@ -30,6 +31,7 @@ REASONS: dict[str, str] = {
     WRONG_FIELD_COUNT: "the line does not have exactly one field per contract column",
     INVALID_ENCODING: "the line is not valid UTF-8",
     UNTERMINATED_QUOTE: "a quoted field is never closed before the end of the file",
+    BAD_QUOTING: "a quote inside an unquoted field, or text after a closing quote (RFC 4180)",
     MISSING_REQUIRED: "a required field is empty",
     BAD_AMOUNT_FORMAT: "amount is not a plain decimal with at most 2 places (no 1,000.00, no 1e3)",
     AMOUNT_OUT_OF_RANGE: "amount is outside the allowed range",
@@ -55,7 +57,8 @@ AMOUNT_MAX = Decimal("1000000000.00")
 AMOUNT_PATTERN = r"^-?[0-9]{1,16}(\.[0-9]{1,2})?$"
 # ISO 8601 with date, time and an explicit offset (Z or +hh:mm), optional fractions.
 EVENT_TIME_PATTERN = (
-    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})$"
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}"
+    r"(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})$"
 )
 MCC_PATTERN = r"^[0-9]{4}$"
 

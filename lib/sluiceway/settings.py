@@ -26,9 +26,11 @@ class Settings:
     catalog: str = "lake"
     namespace: str = "sluiceway"
     spark_master: str = "local[*]"
+    driver_memory: str = "6g"
     shuffle_partitions: int = 8
     duplicate_lookback_days: int = 7
     parse_chunk_mb: int = 32
+    staging_dir: str = ""
     log_level: str = "INFO"
     athena_workgroup: str = "sluiceway"
     aws_region: str | None = None
@@ -81,9 +83,7 @@ def load_settings(
     arguments = dict(arguments or {})
     chosen = arguments.get("profile") or from_env.get("profile") or profile or "local"
     if chosen not in PROFILE_DEFAULTS:
-        raise ConfigurationError(
-            f"unknown profile {chosen!r}; choose one of {', '.join(PROFILES)}"
-        )
+        raise ConfigurationError(f"unknown profile {chosen!r}; choose one of {', '.join(PROFILES)}")
     return (
         Settings()
         .with_overrides({"profile": chosen, **PROFILE_DEFAULTS[chosen]})
@@ -99,7 +99,9 @@ def _coerce(name: str, value: Any, current: Any) -> Any:
         try:
             return int(value)
         except ValueError as error:
-            raise ConfigurationError(f"setting {name} must be a whole number, got {value!r}") from error
+            raise ConfigurationError(
+                f"setting {name} must be a whole number, got {value!r}"
+            ) from error
     if isinstance(current, Mapping):
         if isinstance(value, Mapping):
             return dict(value)

@@ -75,7 +75,7 @@ def spark_conf(settings: Settings) -> dict[str, str]:
                 f"{catalog}.type": "hadoop",
                 f"{catalog}.warehouse": str(Path(settings.warehouse).resolve()),
                 "spark.ui.enabled": "false",
-                "spark.driver.memory": os.environ.get("SPARK_DRIVER_MEMORY", "4g"),
+                "spark.driver.memory": settings.driver_memory,
                 "spark.sql.adaptive.enabled": "true",
                 "spark.ui.showConsoleProgress": "false",
             }

@@ -21,6 +21,7 @@ REJECTED_RECORDS = "rejected_records"
 INGEST_LEDGER = "ingest_ledger"
 PROCESSED_TRANSACTIONS = "processed_transactions"
 PROCESSING_FAILURES = "processing_failures"
+FX_RATES = "fx_rates"
 
 TABLE_PROPERTIES = {
     "format-version": "2",
@@ -65,6 +66,9 @@ DEFINITIONS: dict[str, TableDefinition] = {
         TRANSACTIONS,
         tuple((column.name, column.table_type) for column in COLUMNS) + LINEAGE_COLUMNS,
         partitioned_by="days(event_time)",
+        # Each task writes its own file per day: a daily file lands mostly in one or two days,
+        # and hash distribution would funnel that whole day through one writer task.
+        properties=(("write.distribution-mode", "none"), ("write.spark.fanout.enabled", "true")),
     ),
     REJECTED_RECORDS: TableDefinition(
         REJECTED_RECORDS,
@@ -138,6 +142,17 @@ DEFINITIONS: dict[str, TableDefinition] = {
             ("attempts", "int"),
             ("batch_id", "string"),
             ("failed_at", "timestamp"),
+        ),
+    ),
+    # Reference rates for the financial handler: 1 unit of currency = rate units of base.
+    FX_RATES: TableDefinition(
+        FX_RATES,
+        (
+            ("rate_date", "date"),
+            ("currency", "string"),
+            ("base_currency", "string"),
+            ("rate", "decimal(18,10)"),
+            ("source", "string"),
         ),
     ),
 }

@@ -1,0 +1,288 @@
+"""One ingest, end to end: scan -> read -> validate -> write -> reconcile -> ledger.
+
+Re-run safety: the ingest id is derived from the file's sha256, the ledger row is written
+`started` before any data and `completed` last, and a re-run after a crash first deletes
+the partial rows of that ingest id. A file already `completed` is skipped.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, Row, SparkSession
+from pyspark.sql import functions as F
+
+from sluiceway.ingest import ledger
+from sluiceway.ingest.landing import canonical_source, resolve, scan_landing_file
+from sluiceway.ingest.read import read_landing_records
+from sluiceway.ingest.reconcile import (
+    Counts,
+    balance_problems,
+    default_manifest_location,
+    load_manifest,
+    manifest_problems,
+)
+from sluiceway.ingest.validate import (
+    event_time,
+    flag_already_ingested,
+    flag_duplicates_in_file,
+    to_rejected,
+    to_transactions,
+    validate,
+)
+from sluiceway.logs import get_logger, log_event
+from sluiceway.settings import Settings
+from sluiceway.tables import (
+    INGEST_LEDGER,
+    REJECTED_RECORDS,
+    TRANSACTIONS,
+    current_snapshot_id,
+    ensure_tables,
+)
+
+SKIPPED = "skipped"
+LOG = get_logger("ingest")
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """What one ingest did, for the CLI summary, the job's exit code and the next step."""
+
+    ingest_id: str
+    source_file: str
+    status: str
+    lines_read: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    rejected_by_reason: dict[str, int] = field(default_factory=dict)
+    accepted_amount_by_currency: dict[str, Decimal] = field(default_factory=dict)
+    duration_seconds: float = 0.0
+    message: str = ""
+    transactions_snapshot_id: int | None = None
+    rejected_snapshot_id: int | None = None
+
+    @property
+    def exit_code(self) -> int:
+        """0 for completed or skipped, 3 when reconciliation failed."""
+        return 3 if self.status == ledger.FAILED else 0
+
+    @property
+    def records_per_second(self) -> float:
+        return self.lines_read / self.duration_seconds if self.duration_seconds else 0.0
+
+
+def ingest_id_for(sha256: str) -> str:
+    """Deterministic: the same bytes always get the same ingest id, whatever the file name."""
+    return f"ing_{sha256[:20]}"
+
+
+def ingest_file(
+    spark: SparkSession,
+    settings: Settings,
+    source: str,
+    manifest: str | None = None,
+    source_version: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> IngestResult:
+    """Ingest one landing file into transactions / rejected_records / ingest_ledger."""
+    say = progress or (lambda _message: None)
+    clock = time.monotonic()
+    started_at = datetime.now(UTC)
+    source_file = canonical_source(source)
+    staging = settings.staging_dir or f"{tempfile.gettempdir()}/sluiceway-staging"
+    scan = scan_landing_file(source, settings.parse_chunk_mb * 1024 * 1024, staging)
+    ingest_id = ingest_id_for(scan.sha256)
+    say(f"scanned {source_file}: {scan.file_bytes / 1e6:.1f} MB, {len(scan.chunks)} chunks")
+    log_event(LOG, "landing file scanned", ingest_id=ingest_id, file_bytes=scan.file_bytes)
+    ensure_tables(spark, settings, (TRANSACTIONS, REJECTED_RECORDS, INGEST_LEDGER))
+
+    previous = ledger.find_entry(spark, settings, ingest_id)
+    if previous is not None and previous.status == ledger.COMPLETED:
+        message = (
+            f"already ingested as {ingest_id} from {previous.source_file} "
+            f"at {previous.finished_at:%Y-%m-%d %H:%M:%S} UTC; nothing changed"
+        )
+        log_event(LOG, message, ingest_id=ingest_id)
+        return IngestResult(
+            ingest_id,
+            source_file,
+            SKIPPED,
+            lines_read=previous.lines_read or 0,
+            accepted=previous.accepted or 0,
+            rejected=previous.rejected or 0,
+            rejected_by_reason=dict(previous.rejected_by_reason or {}),
+            accepted_amount_by_currency=dict(previous.accepted_amount_by_currency or {}),
+            message=message,
+        )
+    if previous is not None:
+        say(f"an earlier attempt of {ingest_id} did not finish: removing its partial rows")
+        ledger.remove_partial_ingest(spark, settings, ingest_id)
+    entry = ledger.LedgerEntry(
+        ingest_id=ingest_id,
+        source_file=source_file,
+        sha256=scan.sha256,
+        status=ledger.STARTED,
+        started_at=started_at,
+        source_version=source_version,
+        file_bytes=scan.file_bytes,
+    )
+    ledger.record(spark, settings, entry)
+
+    try:
+        counts, snapshots = _write_records(spark, settings, scan, ingest_id, source_file, say)
+    finally:
+        if scan.staged:
+            filesystem, staged = resolve(scan.data_path)
+            filesystem.delete_file(staged)
+    problems = balance_problems(counts, counts.accepted, counts.rejected)
+    manifest_doc = load_manifest(manifest or default_manifest_location(source))
+    if manifest_doc is not None:
+        problems += manifest_problems(counts, manifest_doc)
+    status = ledger.FAILED if problems else ledger.COMPLETED
+    message = (
+        "reconciliation failed: " + "; ".join(problems)
+        if problems
+        else f"ingested {counts.lines_read} records: {counts.accepted} accepted, "
+        f"{counts.rejected} rejected" + (" (manifest matched)" if manifest_doc is not None else "")
+    )
+    duration = time.monotonic() - clock
+    ledger.record(
+        spark,
+        settings,
+        ledger.LedgerEntry(
+            **{
+                **entry.__dict__,
+                "status": status,
+                "lines_read": counts.lines_read,
+                "accepted": counts.accepted,
+                "rejected": counts.rejected,
+                "rejected_by_reason": counts.rejected_by_reason,
+                "accepted_amount_by_currency": counts.accepted_amount_by_currency,
+                "accepted_count_by_currency": counts.accepted_count_by_currency,
+                "message": message,
+                "manifest_checked": manifest_doc is not None,
+                "transactions_snapshot_id": snapshots[0],
+                "rejected_snapshot_id": snapshots[1],
+                "finished_at": datetime.now(UTC),
+                "duration_seconds": duration,
+            }
+        ),
+    )
+    log_event(
+        LOG,
+        message,
+        ingest_id=ingest_id,
+        status=status,
+        lines_read=counts.lines_read,
+        accepted=counts.accepted,
+        rejected=counts.rejected,
+        rejected_by_reason=counts.rejected_by_reason,
+        duration_seconds=round(duration, 2),
+        records_per_second=round(counts.lines_read / duration) if duration else None,
+    )
+    return IngestResult(
+        ingest_id,
+        source_file,
+        status,
+        counts.lines_read,
+        counts.accepted,
+        counts.rejected,
+        counts.rejected_by_reason,
+        counts.accepted_amount_by_currency,
+        duration,
+        message,
+        snapshots[0],
+        snapshots[1],
+    )
+
+
+def _write_records(
+    spark: SparkSession,
+    settings: Settings,
+    scan,
+    ingest_id: str,
+    source_file: str,
+    say: Callable[[str], None],
+) -> tuple[Counts, tuple[int | None, int | None]]:
+    """Validate and append; returns the counts read back from the tables and the snapshots."""
+    lineage = {
+        "source_file": F.lit(source_file),
+        "ingest_id": F.lit(ingest_id),
+        "ingested_at": F.lit(datetime.now(UTC)).cast("timestamp"),
+    }
+    validated = flag_duplicates_in_file(validate(read_landing_records(spark, scan))).persist(
+        StorageLevel.MEMORY_AND_DISK
+    )
+    try:
+        bounds = validated.agg(
+            F.count(F.lit(1)).alias("lines_read"),
+            F.min(event_time()).alias("first_event"),
+            F.max(event_time()).alias("last_event"),
+        ).first()
+        say(f"read and validated {bounds.lines_read} records")
+        checked = _flag_known_ids(spark, settings, validated, bounds, ingest_id)
+        to_transactions(checked, lineage).writeTo(settings.table(TRANSACTIONS)).append()
+        transactions_snapshot = current_snapshot_id(spark, settings, TRANSACTIONS)
+        say("appended accepted records to transactions")
+        to_rejected(checked, lineage).writeTo(settings.table(REJECTED_RECORDS)).append()
+        rejected_snapshot = current_snapshot_id(spark, settings, REJECTED_RECORDS)
+        say("appended rejected records to rejected_records")
+    finally:
+        validated.unpersist()
+    counts = read_back_counts(spark, settings, ingest_id, bounds.lines_read)
+    return counts, (transactions_snapshot, rejected_snapshot)
+
+
+def _flag_known_ids(
+    spark: SparkSession, settings: Settings, validated: DataFrame, bounds: Row, ingest_id: str
+) -> DataFrame:
+    """Reject ids already in `transactions`, looking only at days near this file's events.
+
+    The table is read at its snapshot from before this ingest writes: the result is
+    evaluated once per output table and must never see this ingest's own rows.
+    """
+    snapshot = current_snapshot_id(spark, settings, TRANSACTIONS)
+    if bounds.first_event is None or snapshot is None:
+        return validated
+    window = timedelta(days=settings.duplicate_lookback_days)
+    existing = (
+        spark.read.option("snapshot-id", snapshot)
+        .table(settings.table(TRANSACTIONS))
+        .where(F.col("ingest_id") != ingest_id)
+        .where(F.col("event_time") >= F.lit(bounds.first_event - window))
+        .where(F.col("event_time") <= F.lit(bounds.last_event + window))
+        .select("transaction_id")
+    )
+    return flag_already_ingested(validated, existing)
+
+
+def read_back_counts(
+    spark: SparkSession, settings: Settings, ingest_id: str, lines_read: int
+) -> Counts:
+    """Figures of an ingest as they are in the tables, not as the job believes it wrote them."""
+    where = f"ingest_id = '{ingest_id}'"
+    by_currency = (
+        spark.table(settings.table(TRANSACTIONS))
+        .where(where)
+        .groupBy("currency")
+        .agg(F.count(F.lit(1)).alias("n"), F.sum("amount").alias("total"))
+        .collect()
+    )
+    rejected_rows = spark.table(settings.table(REJECTED_RECORDS)).where(where)
+    by_reason = (
+        rejected_rows.select(F.explode("reasons").alias("reason")).groupBy("reason").count()
+    ).collect()
+    return Counts(
+        lines_read=lines_read,
+        accepted=sum(row.n for row in by_currency),
+        rejected=rejected_rows.count(),
+        rejected_by_reason={row.reason: row["count"] for row in by_reason},
+        accepted_amount_by_currency={row.currency: row.total for row in by_currency},
+        accepted_count_by_currency={row.currency: row.n for row in by_currency},
+    )
