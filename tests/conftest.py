@@ -2,4 +2,5 @@
 
 pytest_plugins = [
     "fixtures.spark",
+    "fixtures.s3_server",
 ]

@@ -58,12 +58,92 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _upload(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from sluiceway.logs import configure_logging
+    from sluiceway.upload import (
+        RetryPolicy,
+        TransferSettings,
+        UploadOptions,
+        run_upload,
+        s3_client,
+    )
+
+    settings = settings_from(args)
+    configure_logging("upload", settings.log_level)
+    options = UploadOptions(
+        watch_dir=Path(args.watch_dir),
+        bucket=args.bucket,
+        archive_dir=Path(args.archive_dir),
+        prefix=args.prefix,
+        state_dir=Path(args.state_dir) if args.state_dir else None,
+        min_age=args.min_age,
+        dry_run=args.dry_run,
+        transfer=TransferSettings(
+            part_size=args.part_size_mb * 1024 * 1024,
+            concurrency=args.concurrency,
+            checksum=args.checksum,
+            retry=RetryPolicy(attempts=args.attempts, first_delay=args.retry_delay),
+        ),
+    )
+    report = run_upload(s3_client(args.endpoint_url, settings.aws_region), options)
+    print(json.dumps(report.summary()))
+    return report.exit_code
+
+
+def register_upload(commands: argparse._SubParsersAction) -> None:
+    """`sluiceway upload`: the cron job that moves complete landing files into S3 once."""
+    parser = commands.add_parser(
+        "upload",
+        help="move complete landing files from a folder into S3, exactly once (run from cron)",
+        description="Uploads every complete file of --watch-dir to s3://BUCKET/PREFIX/NAME "
+        "(never overwriting), then moves it to --archive-dir. Complete means NAME.done exists "
+        "or size and mtime were unchanged across runs at least --min-age apart. Exit code 4 "
+        "when a file failed or conflicts (it stays in place); see docs/uploader.md.",
+    )
+    parser.add_argument("--watch-dir", required=True, help="folder the partner uploads to")
+    parser.add_argument("--bucket", required=True, help="landing bucket")
+    parser.add_argument("--prefix", default="", help="key prefix, e.g. landing/partner-a")
+    parser.add_argument(
+        "--archive-dir", required=True, help="where uploaded files go (not inside --watch-dir)"
+    )
+    parser.add_argument("--endpoint-url", help="S3 endpoint for S3-compatible servers; default AWS")
+    parser.add_argument(
+        "--min-age",
+        type=float,
+        default=60.0,
+        help="seconds a file's size and mtime must stay unchanged; default 60",
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="report what would be uploaded; change nothing"
+    )
+    parser.add_argument(
+        "--state-dir",
+        help="where observations between runs live; default WATCH_DIR/.sluiceway-upload",
+    )
+    parser.add_argument("--part-size-mb", type=int, default=64, help="multipart part size")
+    parser.add_argument("--concurrency", type=int, default=4, help="parts uploaded in parallel")
+    parser.add_argument(
+        "--checksum", choices=("CRC32", "SHA256"), default="CRC32", help="per-part checksum"
+    )
+    parser.add_argument("--attempts", type=int, default=5, help="tries per S3 request")
+    parser.add_argument(
+        "--retry-delay", type=float, default=2.0, help="first backoff in seconds (doubles)"
+    )
+    parser.set_defaults(handler=_upload)
+
+
 def _register_none(commands: argparse._SubParsersAction) -> None:
     return None
 
 
 # Each entry adds one sub-command to the parser (see the register_* functions above).
-COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (_register_none,)
+COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
+    _register_none,
+    register_upload,
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
