@@ -6,9 +6,13 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from sluiceway.errors import SluicewayError
 from sluiceway.settings import PROFILES, Settings, load_settings
+
+if TYPE_CHECKING:
+    from sluiceway.ingest.run import IngestResult
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -135,13 +139,178 @@ def register_upload(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=_upload)
 
 
-def _register_none(commands: argparse._SubParsersAction) -> None:
-    return None
+def _print_ingest_result(result: IngestResult) -> None:
+    print(f"ingest {result.ingest_id}: {result.status} — {result.message}")
+    if result.status == "skipped":
+        return
+    print(f"  source            {result.source_file}")
+    print(f"  records read      {result.lines_read:>12,}")
+    print(f"  accepted          {result.accepted:>12,}")
+    print(f"  rejected          {result.rejected:>12,}")
+    for reason, count in sorted(result.rejected_by_reason.items(), key=lambda item: -item[1]):
+        print(f"    {reason:<24}{count:>10,}")
+    for currency, total in sorted(result.accepted_amount_by_currency.items()):
+        print(f"  accepted {currency}      {total:>18,.2f}")
+    print(
+        f"  took {result.duration_seconds:.1f} s ({result.records_per_second:,.0f} records/s); "
+        f"snapshots transactions={result.transactions_snapshot_id} "
+        f"rejected_records={result.rejected_snapshot_id}"
+    )
+
+
+def _progress(message: str) -> None:
+    print(f"... {message}", file=sys.stderr, flush=True)
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from sluiceway.generate import generate_landing_file, manifest_path
+
+    def report(done: int) -> None:
+        print(f"... {done:,} / {args.records:,} records", file=sys.stderr, flush=True)
+
+    manifest = generate_landing_file(
+        args.out,
+        args.records,
+        seed=args.seed,
+        defect_rate=args.defect_rate,
+        compress=args.gzip,
+        progress=report if args.records >= 1_000_000 else None,
+    )
+    print(
+        f"wrote {args.out}: {manifest.records:,} records, {manifest.accepted:,} valid, "
+        f"{manifest.rejected:,} with defects; manifest {manifest_path(args.out)}"
+    )
+    return 0
+
+
+def register_generate(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "generate",
+        help="write a deterministic sample landing file (and its manifest)",
+        description="Write a realistic landing CSV. With --defect-rate > 0 it injects every "
+        "kind of defect the validation knows; the manifest beside the file gives the expected "
+        "counts per reason and amount totals per currency.",
+    )
+    parser.add_argument("--records", type=int, required=True, help="number of records")
+    parser.add_argument("--out", required=True, help="output path (add .gz with --gzip)")
+    parser.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    parser.add_argument(
+        "--defect-rate", type=float, default=0.0, help="share of defective records, e.g. 0.01"
+    )
+    parser.add_argument("--gzip", action="store_true", help="gzip-compress the output")
+    parser.set_defaults(handler=_generate)
+
+
+def _ingest(args: argparse.Namespace) -> int:
+    from sluiceway.ingest import ingest_file
+    from sluiceway.logs import configure_logging
+    from sluiceway.spark import build_session
+
+    settings = settings_from(args)
+    configure_logging("ingest", settings.log_level)
+    _progress(f"starting Spark ({settings.profile} profile, warehouse {settings.warehouse})")
+    spark = build_session(settings, app_name="sluiceway-ingest")
+    result = ingest_file(
+        spark, settings, args.path, args.manifest, args.source_version, progress=_progress
+    )
+    _print_ingest_result(result)
+    return result.exit_code
+
+
+def register_ingest(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "ingest",
+        help="validate a landing file into the Iceberg tables",
+        description="Read a landing CSV (local path or s3:// URI, .gz allowed), validate every "
+        "record, append accepted ones to `transactions` and the rest to `rejected_records` "
+        "with reasons, and record the file in `ingest_ledger`. Re-running the same file "
+        "changes nothing. Exit codes: 0 ok or already ingested, 2 bad input, 3 reconciliation "
+        "failed.",
+    )
+    parser.add_argument("path", help="landing file: local path or s3://bucket/key")
+    parser.add_argument("--manifest", help="manifest to check (default: PATH.manifest.json)")
+    parser.add_argument("--source-version", help="S3 version id of the landing object")
+    add_settings_options(parser)
+    parser.set_defaults(handler=_ingest)
+
+
+def _query(args: argparse.Namespace) -> int:
+    from sluiceway.query import run_query
+
+    frame = run_query(settings_from(args), args.sql)
+    if args.format == "csv":
+        print(frame.to_csv(index=False), end="")
+    elif args.format == "json":
+        print(frame.to_json(orient="records", date_format="iso", default_handler=str))
+    else:
+        print(frame.to_string(index=False) if len(frame) else "(no rows)")
+    return 0
+
+
+def register_query(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "query",
+        help="run SQL over the local Iceberg tables (DuckDB)",
+        description="Run plain SQL over the local tables: transactions, rejected_records, "
+        "ingest_ledger, processed_transactions, processing_failures.",
+    )
+    parser.add_argument("sql", help='e.g. "SELECT status, COUNT(*) FROM transactions GROUP BY 1"')
+    parser.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    add_settings_options(parser)
+    parser.set_defaults(handler=_query)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    landing = Path(args.data_dir) / f"landing-demo-{args.records}.csv"
+    if not landing.exists():
+        _generate(
+            argparse.Namespace(
+                records=args.records, out=str(landing), seed=7, defect_rate=0.002, gzip=False
+            )
+        )
+    status = _ingest(
+        argparse.Namespace(
+            path=str(landing),
+            manifest=None,
+            source_version=None,
+            warehouse=args.warehouse,
+            profile=args.profile,
+        )
+    )
+    print("\nSELECT status, COUNT(*) FROM transactions GROUP BY status")
+    _query(
+        argparse.Namespace(
+            sql="SELECT status, COUNT(*) AS records FROM transactions GROUP BY status "
+            "ORDER BY records DESC",
+            format="table",
+            warehouse=args.warehouse,
+            profile=args.profile,
+        )
+    )
+    return status
+
+
+def register_demo(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "demo",
+        help="generate a sample file, ingest it, and query the result",
+        description="The two-minute tour: generate a landing file with a few defects, ingest "
+        "it into the local warehouse and show transactions by status.",
+    )
+    parser.add_argument("--records", type=int, default=200_000, help="records to generate")
+    parser.add_argument("--data-dir", default=".data", help="where the sample file goes")
+    add_settings_options(parser)
+    parser.set_defaults(handler=_demo)
 
 
 # Each entry adds one sub-command to the parser (see the register_* functions above).
 COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
-    _register_none,
+    register_generate,
+    register_ingest,
+    register_query,
+    register_demo,
     register_upload,
 )
 

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 ICEBERG_EXTENSIONS = "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions"
 MIN_JAVA = 17
+# Spark's own chatter at WARN drowns the job's progress lines on a terminal.
+LOG4J_CONF = Path(__file__).parent / "data" / "log4j2.properties"
 
 
 def iceberg_runtime_jar() -> Path:
@@ -78,6 +80,7 @@ def spark_conf(settings: Settings) -> dict[str, str]:
                 "spark.driver.memory": settings.driver_memory,
                 "spark.sql.adaptive.enabled": "true",
                 "spark.ui.showConsoleProgress": "false",
+                "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={LOG4J_CONF}",
             }
         )
     else:
