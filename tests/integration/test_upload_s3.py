@@ -188,6 +188,8 @@ def test_200_mb_file_goes_through_multipart_with_part_checksums(
     assert head["ContentLength"] == size
     assert head["Metadata"]["sha256"] == hashlib.sha256(content).hexdigest()
     assert len(part_crcs) == 13
+    if s3_server.server == "moto":  # moto reports the composite without its "-N" suffix
+        expected_composite = expected_composite.rsplit("-", 1)[0]
     assert head["ChecksumCRC32"] == expected_composite
     print(f"200 MB multipart upload: {size / MiB / seconds:.0f} MiB/s ({seconds:.1f}s)")
 
