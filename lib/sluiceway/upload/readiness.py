@@ -148,6 +148,10 @@ class ObservationStore:
         )
         os.replace(temporary, self.path)
 
+    def peek(self) -> dict[str, Observation]:
+        """The observations without locking or creating anything (for dry runs)."""
+        return self._read()
+
     def _read(self) -> dict[str, Observation]:
         try:
             raw = json.loads(self.path.read_text())

@@ -107,9 +107,13 @@ def run_upload(
     """One run over the watch folder; never raises for a single file's failure."""
     _check_folders(options)
     store = ObservationStore(options.observations_dir)
-    with store.locked() as previous:
-        assessments, observations = observe(options.watch_dir, previous, clock(), options.min_age)
-        if not options.dry_run:
+    if options.dry_run:
+        assessments, _ = observe(options.watch_dir, store.peek(), clock(), options.min_age)
+    else:
+        with store.locked() as previous:
+            assessments, observations = observe(
+                options.watch_dir, previous, clock(), options.min_age
+            )
             store.save(observations)
     report = UploadReport()
     for readiness in assessments:
