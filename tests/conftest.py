@@ -2,5 +2,8 @@
 
 pytest_plugins = [
     "fixtures.spark",
+    "fixtures.landing",
+    "fixtures.http_server",
+    "fixtures.processing_records",
     "fixtures.s3_server",
 ]

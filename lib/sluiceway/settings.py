@@ -34,6 +34,7 @@ class Settings:
     log_level: str = "INFO"
     athena_workgroup: str = "sluiceway"
     aws_region: str | None = None
+    failpoint: str = ""
     extra_spark_conf: Mapping[str, str] = field(default_factory=dict)
 
     def table(self, name: str) -> str:

@@ -118,7 +118,7 @@ class _BoundaryFinder:
 def _blocks(source: str) -> Iterator[bytes]:
     filesystem, path = resolve(source)
     try:
-        stream = filesystem.open_input_stream(path)
+        stream = filesystem.open_input_stream(path, compression=None)
     except (FileNotFoundError, OSError) as error:
         raise LandingFileError(
             source, "file not found", str(error), "Check the path or S3 URI and permissions"

@@ -125,7 +125,7 @@ def _plain_records(
     fields = pc.split_pattern(raw, DELIMITER)
     counts = pc.list_value_length(fields).cast(pa.int32())
     complete = pc.equal(counts, FIELD_COUNT)
-    if not pc.all(complete).as_py():
+    if len(selected) and not pc.all(complete).as_py():
         return pa.concat_batches(
             [
                 _plain_records(data, lines, selected[complete.to_numpy(False)], first_line_number),

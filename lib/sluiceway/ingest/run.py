@@ -18,6 +18,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
+from sluiceway import failpoints
 from sluiceway.ingest import ledger
 from sluiceway.ingest.landing import canonical_source, resolve, scan_landing_file
 from sluiceway.ingest.read import read_landing_records
@@ -133,6 +134,7 @@ def ingest_file(
         file_bytes=scan.file_bytes,
     )
     ledger.record(spark, settings, entry)
+    failpoints.reach(settings, "after_ledger_started")
 
     try:
         counts, snapshots = _write_records(spark, settings, scan, ingest_id, source_file, say)
@@ -174,6 +176,7 @@ def ingest_file(
             }
         ),
     )
+    failpoints.reach(settings, "after_ledger_completed")
     log_event(
         LOG,
         message,
@@ -229,9 +232,11 @@ def _write_records(
         checked = _flag_known_ids(spark, settings, validated, bounds, ingest_id)
         to_transactions(checked, lineage).writeTo(settings.table(TRANSACTIONS)).append()
         transactions_snapshot = current_snapshot_id(spark, settings, TRANSACTIONS)
+        failpoints.reach(settings, "after_transactions_commit")
         say("appended accepted records to transactions")
         to_rejected(checked, lineage).writeTo(settings.table(REJECTED_RECORDS)).append()
         rejected_snapshot = current_snapshot_id(spark, settings, REJECTED_RECORDS)
+        failpoints.reach(settings, "after_rejected_commit")
         say("appended rejected records to rejected_records")
     finally:
         validated.unpersist()
