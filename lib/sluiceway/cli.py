@@ -305,6 +305,80 @@ def register_demo(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=_demo)
 
 
+def _statemachine_run(args: argparse.Namespace) -> int:
+    import time
+    from pathlib import Path
+
+    from sluiceway.orchestration import run_pipeline
+
+    execution, _runner = run_pipeline(
+        settings_from(args),
+        args.source,
+        source_version=args.source_version,
+        engine=args.engine,
+        workdir=Path(args.workdir),
+        sleep=(lambda _seconds: None) if args.no_backoff else time.sleep,
+    )
+    for event in execution.history:
+        if event.kind == "StateEntered":
+            print(f"-> {event.state}")
+        elif event.kind in ("TaskFailed", "RetryScheduled", "Caught"):
+            print(f"   {event.kind}: {', '.join(f'{k}={v}' for k, v in event.detail.items())}")
+    print(f"execution {execution.name}: {execution.status}")
+    if execution.status != "SUCCEEDED":
+        print(f"error: {execution.error}\ncause: {execution.cause}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _statemachine_render(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from sluiceway.orchestration.template import render_template
+
+    for template in map(Path, args.templates):
+        output = Path(args.output_dir) / template.name
+        inlined = render_template(template, output)
+        names = ", ".join(path.name for path in inlined) or "no definitions"
+        print(f"{output} ({names} inlined)")
+    return 0
+
+
+def register_statemachine(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "statemachine",
+        help="run the deployed Step Functions definition locally, or render the templates",
+        description="The state machine AWS runs (infra/statemachine/pipeline.asl.json), "
+        "followed offline: Glue / EMR Serverless / Batch tasks become local job runs.",
+    )
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    run = actions.add_parser(
+        "run",
+        help="ingest then process one landing file, following the definition",
+        description="Runs jobs/ingest_landing.py and jobs/process_records.py as the state "
+        "machine would: retries, Batch fallback (the same job with --profile batch), "
+        "and the failure notification, printed instead of sent.",
+    )
+    run.add_argument("source", help="landing file (local path or s3:// URI)")
+    run.add_argument("--source-version", help="S3 version id of the landing object")
+    run.add_argument("--engine", choices=("glue", "emr-serverless"), default="glue")
+    run.add_argument("--workdir", default=".", help="the folder that holds jobs/ (default .)")
+    run.add_argument(
+        "--no-backoff", action="store_true", help="retry at once instead of waiting the backoff"
+    )
+    add_settings_options(run)
+    run.set_defaults(handler=_statemachine_run)
+    render = actions.add_parser(
+        "render",
+        help="inline the state machine definitions into CloudFormation templates",
+        description="Replaces each `Definition: <file>.asl.json` line with the file's JSON, so "
+        "cfn-lint checks inside the definition and the template deploys as one file.",
+    )
+    render.add_argument("templates", nargs="+", help="templates under infra/cloudformation/")
+    render.add_argument("--output-dir", required=True, help="where the rendered templates go")
+    render.set_defaults(handler=_statemachine_render)
+
+
 # Each entry adds one sub-command to the parser (see the register_* functions above).
 COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     register_generate,
@@ -312,6 +386,7 @@ COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     register_query,
     register_demo,
     register_upload,
+    register_statemachine,
 )
 
 

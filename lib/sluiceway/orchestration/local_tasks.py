@@ -100,7 +100,7 @@ class LocalTaskRunner:
         script = self.workdir / name
         if not script.is_file():
             raise ConfigurationError(
-                f"state {state!r} runs {name}, which does not exist under {self.workdir}; "
+                f"state {state!r} runs {name}, which is not under {self.workdir.resolve()}; "
                 "run from the repository root or pass the folder that holds jobs/"
             )
         return script
