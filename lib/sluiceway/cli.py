@@ -13,6 +13,7 @@ from sluiceway.settings import PROFILES, Settings, load_settings
 
 if TYPE_CHECKING:
     from sluiceway.ingest.run import IngestResult
+    from sluiceway.processing import ProcessResult
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -379,6 +380,101 @@ def register_statemachine(commands: argparse._SubParsersAction) -> None:
     render.set_defaults(handler=_statemachine_render)
 
 
+def _print_process_result(result: ProcessResult) -> None:
+    summary = result.metrics.summary()
+    print(f"process ({result.handler}): {result.pending:,} records pending")
+    print(f"  processed ok      {summary['records_ok']:>12,}")
+    print(f"  failed (dead)     {summary['records_failed']:>12,}")
+    print(f"  retried           {summary['records_retried']:>12,}")
+    print(f"  attempts          {summary['attempts']:>12,}")
+    print(
+        f"  batches {summary['batches']:,}: latency p50 {summary['batch_latency_ms_p50']} ms, "
+        f"p95 {summary['batch_latency_ms_p95']} ms, p99 {summary['batch_latency_ms_p99']} ms"
+    )
+    print(f"  took {summary['seconds']} s ({summary['records_per_second']:,.0f} records/s)")
+    for item in result.reconciliation:
+        verdict = "reconciled" if item.reconciled else "NOT reconciled"
+        print(
+            f"  {item.ingest_id}: accepted {item.accepted:,} = processed {item.processed:,} "
+            f"+ failed {item.failed:,} (duplicates {item.duplicates}): {verdict}"
+        )
+
+
+def _process(args: argparse.Namespace) -> int:
+    from sluiceway.logs import configure_logging
+    from sluiceway.processing import process_records
+    from sluiceway.processing.arguments import process_options
+    from sluiceway.spark import build_session
+
+    settings = settings_from(args)
+    options = process_options(args)
+    configure_logging("process", settings.log_level)
+    _progress(f"starting Spark ({settings.profile} profile, warehouse {settings.warehouse})")
+    spark = build_session(settings, app_name="sluiceway-process")
+    result = process_records(spark, settings, options, ingest_id=args.ingest_id, source=args.source)
+    _print_process_result(result)
+    return result.exit_code
+
+
+def register_process(commands: argparse._SubParsersAction) -> None:
+    from sluiceway.processing.arguments import add_process_options
+
+    parser = commands.add_parser(
+        "process",
+        help="run a handler over accepted records (default: the financial handler)",
+        description="Process the accepted records of one ingest (--ingest-id or --source), or "
+        "with neither every accepted record without a result, in batches with retries; "
+        "records that keep failing go to processing_failures. Re-running processes only what "
+        "is left. Exit codes: 0 reconciled, 2 bad input, 3 not reconciled.",
+    )
+    parser.add_argument("--ingest-id", help="ingest id from ingest_ledger")
+    parser.add_argument("--source", help="landing file as given to `sluiceway ingest`")
+    add_process_options(parser)
+    add_settings_options(parser)
+    parser.set_defaults(handler=_process)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from sluiceway.ingest import ingest_file
+    from sluiceway.logs import configure_logging
+    from sluiceway.processing import process_records
+    from sluiceway.processing.arguments import process_options
+    from sluiceway.spark import build_session
+
+    settings = settings_from(args)
+    options = process_options(args)
+    configure_logging("run", settings.log_level)
+    _progress(f"starting Spark ({settings.profile} profile, warehouse {settings.warehouse})")
+    spark = build_session(settings, app_name="sluiceway-run")
+    ingested = ingest_file(
+        spark, settings, args.path, args.manifest, args.source_version, progress=_progress
+    )
+    _print_ingest_result(ingested)
+    if ingested.exit_code:
+        return ingested.exit_code
+    result = process_records(spark, settings, options, ingest_id=ingested.ingest_id)
+    _print_process_result(result)
+    return result.exit_code
+
+
+def register_run(commands: argparse._SubParsersAction) -> None:
+    from sluiceway.processing.arguments import add_process_options
+
+    parser = commands.add_parser(
+        "run",
+        help="ingest a landing file, then process it (what the state machine does)",
+        description="The local equivalent of the Step Functions state machine: ingest FILE, "
+        "then process its accepted records. Exit codes: 0 reconciled, 2 bad input, "
+        "3 reconciliation failed (ingest or processing).",
+    )
+    parser.add_argument("path", help="landing file: local path or s3://bucket/key")
+    parser.add_argument("--manifest", help="manifest to check (default: PATH.manifest.json)")
+    parser.add_argument("--source-version", help="S3 version id of the landing object")
+    add_process_options(parser)
+    add_settings_options(parser)
+    parser.set_defaults(handler=_run)
+
+
 # Each entry adds one sub-command to the parser (see the register_* functions above).
 COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     register_generate,
@@ -387,6 +483,8 @@ COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     register_demo,
     register_upload,
     register_statemachine,
+    register_process,
+    register_run,
 )
 
 

@@ -1,0 +1,14 @@
+"""Per-record processing of accepted transactions: engine, handlers, reference data."""
+
+from sluiceway.processing.engine import ProcessOptions, ProcessResult, process_records
+from sluiceway.processing.handlers import ArrowHandler, BatchHandler, Handler, resolve_handler
+
+__all__ = [
+    "ArrowHandler",
+    "BatchHandler",
+    "Handler",
+    "ProcessOptions",
+    "ProcessResult",
+    "process_records",
+    "resolve_handler",
+]

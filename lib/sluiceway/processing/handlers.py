@@ -1,0 +1,336 @@
+"""The handler interface: what a piece of per-record business logic looks like to the engine.
+
+Three shapes, one contract (`handle_arrow`: an Arrow batch of records in, one result row per
+record out, in the same order):
+
+- `ArrowHandler`: vectorized, for speed; write `handle_arrow` with pyarrow compute.
+- `BatchHandler`: a list of record dicts in, a list of result dicts out; the simple shape.
+- `LambdaHandler`: runs an existing AWS Lambda `handler(event, context)` unchanged on the
+  event the Step Functions Map state used to send it — the migration path from the old design.
+
+Handlers are chosen by name (`financial`, `http`, `noop`) or by `module:attribute`.
+See docs/processing.md for a worked example.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import inspect
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from sluiceway.errors import ConfigurationError
+from sluiceway.processing.retry import HandlerContractError, PermanentError
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+    from sluiceway.settings import Settings
+
+# What a handler may return per record; any column it leaves out is null in the result.
+RESULT_SCHEMA = pa.schema(
+    [
+        pa.field("transaction_id", pa.string()),
+        pa.field("result", pa.string()),
+        pa.field("base_currency", pa.string()),
+        pa.field("amount_base", pa.decimal128(18, 2)),
+        pa.field("fee_base", pa.decimal128(18, 2)),
+        pa.field("risk_flags", pa.list_(pa.string())),
+        # A non-null error_class marks that one record as failed without failing its batch.
+        pa.field("error_class", pa.string()),
+        pa.field("error_message", pa.string()),
+    ]
+)
+RESULT_FIELDS = tuple(field.name for field in RESULT_SCHEMA)
+
+
+class Handler:
+    """Base of every handler; the engine calls, per Spark partition: setup, handle*, teardown.
+
+    Subclasses set `concurrency` above 1 when they wait on I/O, so one partition keeps
+    several batches in flight (bounded; CPU-bound handlers gain nothing from it).
+    """
+
+    name: str = "handler"
+    concurrency: int = 1
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, str]) -> Handler:
+        """Build the handler from `--handler-option key=value` pairs."""
+        try:
+            return cls(**options)
+        except TypeError as error:
+            raise ConfigurationError(
+                f"handler {cls.__name__} does not accept options {dict(options)}: {error}"
+            ) from error
+
+    def bind(self, records: DataFrame, settings: Settings) -> DataFrame:
+        """Driver side, before any partition runs: load reference data, add Spark-side columns.
+
+        Cross-record facts (counts per account, joins) belong here, in Spark, because a
+        partition only sees its own slice of the records.
+        """
+        return records
+
+    def setup(self) -> None:
+        """Once per partition: open clients and sessions that every batch reuses."""
+
+    def teardown(self) -> None:
+        """Once per partition, also after a failure: close what `setup` opened."""
+
+    def handle_arrow(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        """One result row per input record, same order, columns from RESULT_SCHEMA."""
+        raise NotImplementedError
+
+
+class ArrowHandler(Handler):
+    """A vectorized handler: subclasses implement `handle_arrow` with pyarrow compute."""
+
+
+class BatchHandler(Handler):
+    """A handler over plain dicts; subclasses implement `handle`."""
+
+    def handle(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """One result dict per record, each with the record's `transaction_id`."""
+        raise NotImplementedError
+
+    def handle_arrow(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        return results_to_arrow(batch, self.handle(batch.to_pylist()))
+
+
+def results_to_arrow(batch: pa.RecordBatch, results: list[dict[str, Any]]) -> pa.RecordBatch:
+    """Match result dicts to the batch's records by transaction id, in the batch's order."""
+    by_id: dict[str, dict[str, Any]] = {}
+    for result in results:
+        if not isinstance(result, Mapping) or "transaction_id" not in result:
+            raise HandlerContractError(
+                f"handler returned {str(result)[:120]!r}; every result must be a dict with "
+                "the record's transaction_id"
+            )
+        by_id[str(result["transaction_id"])] = dict(result)
+    ids = batch.column("transaction_id").to_pylist()
+    missing = [transaction_id for transaction_id in ids if transaction_id not in by_id]
+    if missing:
+        raise HandlerContractError(
+            f"handler returned no result for {len(missing)} of {len(ids)} records "
+            f"(first: {missing[:3]}); return one result per record or raise for the batch"
+        )
+    columns = {
+        name: [_result_value(by_id[i].get(name), name) for i in ids] for name in RESULT_FIELDS
+    }
+    columns["transaction_id"] = ids
+    return pa.RecordBatch.from_pydict(columns, schema=RESULT_SCHEMA)
+
+
+def _result_value(value: Any, name: str) -> Any:
+    if value is None:
+        return None
+    if name == "result" and not isinstance(value, str):
+        return json.dumps(value, default=str, sort_keys=True)
+    if name in ("amount_base", "fee_base"):
+        return Decimal(str(value)).quantize(Decimal("0.01"))
+    return value
+
+
+class FunctionHandler(BatchHandler):
+    """A plain function `records -> results` used as a batch handler."""
+
+    def __init__(self, function: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]) -> None:
+        self.function = function
+
+    def handle(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return self.function(records)
+
+
+class NoopHandler(ArrowHandler):
+    """Does nothing per record: measures what the engine itself costs."""
+
+    name = "noop"
+
+    def handle_arrow(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        ids = batch.column("transaction_id")
+        return pa.RecordBatch.from_arrays(
+            [ids, pa.array(["ok"] * batch.num_rows, pa.string())],
+            names=["transaction_id", "result"],
+        )
+
+
+@dataclass
+class LambdaContext:
+    """The parts of the Lambda context object that handlers actually read."""
+
+    function_name: str
+    aws_request_id: str
+    timeout_seconds: float
+    memory_limit_in_mb: int = 1024
+    invoked_function_arn: str = "arn:aws:lambda:local:000000000000:function:sluiceway"
+    function_version: str = "$LATEST"
+    log_group_name: str = "/aws/lambda/sluiceway"
+    log_stream_name: str = "sluiceway"
+    started: float = 0.0
+
+    def get_remaining_time_in_millis(self) -> int:
+        """Time left of the old Lambda timeout, so handlers that check it behave as before."""
+        return max(0, int((self.started + self.timeout_seconds - time.monotonic()) * 1000))
+
+
+class LambdaHandler(BatchHandler):
+    """Runs `handler(event, context)` unchanged on the event a Step Functions Map sent it.
+
+    The event is the Distributed Map ItemBatcher shape, `{"Items": [...], "BatchInput": {...}}`,
+    items JSON-safe (decimals and timestamps as strings). The handler may return a list of
+    results, `{"results": [...]}`, and may report failed items the SQS way, with
+    `{"batchItemFailures": [{"itemIdentifier": transaction_id}]}`.
+    """
+
+    def __init__(
+        self,
+        function: Callable[[dict[str, Any], LambdaContext], Any],
+        name: str,
+        batch_input: Mapping[str, str] | None = None,
+        timeout_seconds: float = 900.0,
+    ) -> None:
+        self.function = function
+        self.name = name
+        self.batch_input = dict(batch_input or {})
+        self.timeout_seconds = timeout_seconds
+
+    def handle(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        items = [{key: _json_safe(value) for key, value in r.items()} for r in records]
+        keys = "\n".join(str(item.get("idempotency_key")) for item in items)
+        context = LambdaContext(
+            function_name=self.name.rsplit(":", 1)[-1],
+            aws_request_id=hashlib.sha256(keys.encode()).hexdigest()[:32],
+            timeout_seconds=self.timeout_seconds,
+            started=time.monotonic(),
+        )
+        response = self.function({"Items": items, "BatchInput": self.batch_input}, context)
+        return _lambda_results(records, response, self.name)
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return value
+
+
+def _lambda_results(
+    records: list[dict[str, Any]], response: Any, name: str
+) -> list[dict[str, Any]]:
+    response = response or {}
+    failures: set[str] = set()
+    if isinstance(response, Mapping):
+        failures = {
+            str(item.get("itemIdentifier")) for item in response.get("batchItemFailures", [])
+        }
+        listed = response.get("results")
+    else:
+        listed = response
+    by_id: dict[str, Any] = {}
+    if isinstance(listed, list):
+        by_id = {str(r["transaction_id"]): r for r in listed if isinstance(r, Mapping)}
+    elif listed is not None:
+        raise HandlerContractError(
+            f"Lambda handler {name} returned {type(listed).__name__}; return a list of results, "
+            "{'results': [...]} or {'batchItemFailures': [...]}"
+        )
+    results = []
+    for record in records:
+        transaction_id = str(record["transaction_id"])
+        if transaction_id in failures:
+            results.append(
+                {
+                    "transaction_id": transaction_id,
+                    "error_class": "LambdaItemFailure",
+                    "error_message": f"{name} listed {transaction_id} in batchItemFailures",
+                }
+            )
+            continue
+        result = by_id.get(transaction_id)
+        payload = {k: v for k, v in (result or {}).items() if k != "transaction_id"}
+        known = {k: payload.pop(k) for k in list(payload) if k in RESULT_FIELDS}
+        results.append(
+            {
+                "transaction_id": transaction_id,
+                "result": known.pop("result", None) or json.dumps(payload or "ok", default=str),
+                **known,
+            }
+        )
+    return results
+
+
+BUILTIN_HANDLERS = {
+    "financial": "sluiceway.processing.financial:FinancialHandler",
+    "http": "sluiceway.processing.http_endpoint:HttpHandler",
+    "noop": "sluiceway.processing.handlers:NoopHandler",
+}
+LAMBDA_PREFIX = "lambda:"
+
+
+def resolve_handler(spec: str, options: Mapping[str, str] | None = None) -> Handler:
+    """`financial` | `http` | `noop` | `module:attribute` | `lambda:module:function`.
+
+    `module:attribute` may name a Handler subclass, a Handler instance or a plain function
+    `records -> results`. The module must be importable on the executors too (on Glue, ship
+    it with --extra-py-files).
+    """
+    options = dict(options or {})
+    if spec.startswith(LAMBDA_PREFIX):
+        function = _load(spec[len(LAMBDA_PREFIX) :])
+        return LambdaHandler(function, name=spec, batch_input=options)
+    target = _load(BUILTIN_HANDLERS.get(spec, spec))
+    if inspect.isclass(target) and issubclass(target, Handler):
+        handler = target.from_options(options)
+    elif isinstance(target, Handler):
+        handler = target
+    elif callable(target):
+        handler = FunctionHandler(target)
+    else:
+        raise ConfigurationError(
+            f"handler {spec!r} is a {type(target).__name__}; name a Handler subclass or instance, "
+            "a function records -> results, or lambda:module:function"
+        )
+    if spec not in BUILTIN_HANDLERS:
+        handler.name = spec
+    return handler
+
+
+def _load(spec: str) -> Any:
+    module_name, _, attribute = spec.partition(":")
+    if not attribute:
+        raise ConfigurationError(
+            f"unknown handler {spec!r}; use one of {', '.join(BUILTIN_HANDLERS)}, "
+            "module:attribute or lambda:module:function"
+        )
+    try:
+        module = importlib.import_module(module_name)
+        return getattr(module, attribute)
+    except (ImportError, AttributeError) as error:
+        raise ConfigurationError(
+            f"cannot load handler {spec!r}: {error}; check the module is on PYTHONPATH "
+            "(and shipped to the executors)"
+        ) from error
+
+
+__all__ = [
+    "RESULT_SCHEMA",
+    "ArrowHandler",
+    "BatchHandler",
+    "FunctionHandler",
+    "Handler",
+    "LambdaContext",
+    "LambdaHandler",
+    "NoopHandler",
+    "PermanentError",
+    "resolve_handler",
+]

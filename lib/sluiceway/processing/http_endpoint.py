@@ -1,0 +1,199 @@
+"""The `http` handler: posts batches to an external endpoint (a ledger or a partner API).
+
+Safe to retry because every request carries idempotency keys the endpoint deduplicates on:
+the batch's key in the `Idempotency-Key` header and each record's key in the body. A record
+keeps its key across attempts, task retries and re-runs, so after an "applied, then timed
+out" answer the retry is recognised as a duplicate instead of booking the payment twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import threading
+import time
+from collections.abc import Callable
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from sluiceway.errors import ConfigurationError
+from sluiceway.processing.handlers import BatchHandler
+from sluiceway.processing.retry import PermanentError, RetryableError
+
+RETRYABLE_STATUS = frozenset({408, 429}) | frozenset(range(500, 600))
+
+
+class RateLimiter:
+    """Token bucket: at most `rate` requests per second from one partition, small bursts allowed."""
+
+    def __init__(
+        self,
+        rate: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.rate = rate
+        self.capacity = max(1.0, rate)
+        self.tokens = self.capacity
+        self.clock = clock
+        self.sleep = sleep
+        self.updated = clock()
+        self.lock = threading.Lock()
+
+    def acquire(self) -> None:
+        """Block until a request may go out."""
+        while True:
+            with self.lock:
+                now = self.clock()
+                self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+                self.updated = now
+                if self.tokens >= 1.0:
+                    self.tokens -= 1.0
+                    return
+                wait = (1.0 - self.tokens) / self.rate
+            self.sleep(wait)
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """Retry-After as seconds: either a number or an HTTP date."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        try:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None
+
+
+class HttpHandler(BatchHandler):
+    """POST {"batch_key", "records": [...]} and expect {"results": [{"transaction_id", ...}]}."""
+
+    name = "http"
+
+    def __init__(
+        self,
+        endpoint: str = "",
+        timeout_seconds: float | str = 10.0,
+        rate_per_second: float | str = 20.0,
+        concurrency: int | str = 4,
+    ) -> None:
+        parts = urlsplit(endpoint)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigurationError(
+                f"the http handler needs --handler-option endpoint=http(s)://host/path, "
+                f"got {endpoint!r}"
+            )
+        self.endpoint = endpoint
+        self.timeout_seconds = float(timeout_seconds)
+        self.rate_per_second = float(rate_per_second)
+        self.concurrency = int(concurrency)
+        self._local: threading.local | None = None
+        self._limiter: RateLimiter | None = None
+        self._connections: list[http.client.HTTPConnection] = []
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Clients are per partition: only the configuration travels to the executors.
+        return {**self.__dict__, "_local": None, "_limiter": None, "_connections": []}
+
+    def setup(self) -> None:
+        self._local = threading.local()
+        self._limiter = RateLimiter(self.rate_per_second)
+        self._connections = []
+
+    def teardown(self) -> None:
+        for connection in self._connections:
+            connection.close()
+        self._connections = []
+
+    def _connection(self) -> http.client.HTTPConnection:
+        """One keep-alive connection per thread, reused for every batch it sends."""
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            parts = urlsplit(self.endpoint)
+            secure = parts.scheme == "https"
+            kind = http.client.HTTPSConnection if secure else http.client.HTTPConnection
+            connection = kind(parts.hostname, parts.port, timeout=self.timeout_seconds)
+            self._local.connection = connection
+            self._connections.append(connection)
+        return connection
+
+    def _drop_connection(self) -> None:
+        # After a timeout the late answer could arrive on this socket: never reuse it.
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            connection.close()
+            self._local.connection = None
+
+    def handle(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        keys = [record["idempotency_key"] for record in records]
+        batch_key = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:32]
+        body = json.dumps(
+            {"batch_key": batch_key, "records": [_payload(record) for record in records]}
+        ).encode()
+        path = urlsplit(self.endpoint).path or "/"
+        if self._limiter is None:
+            self.setup()
+        self._limiter.acquire()
+        connection = self._connection()
+        try:
+            connection.request(
+                "POST",
+                path,
+                body=body,
+                headers={"Content-Type": "application/json", "Idempotency-Key": batch_key},
+            )
+            response = connection.getresponse()
+            payload = response.read()
+        except (TimeoutError, OSError, http.client.HTTPException) as error:
+            self._drop_connection()
+            raise RetryableError(
+                f"POST {self.endpoint} for batch {batch_key} ({len(records)} records) failed: "
+                f"{type(error).__name__}: {error}"
+            ) from error
+        if response.will_close:
+            self._drop_connection()
+        return self._results(response, payload, batch_key, len(records))
+
+    def _results(
+        self, response: http.client.HTTPResponse, payload: bytes, batch_key: str, count: int
+    ) -> list[dict[str, Any]]:
+        status = response.status
+        where = f"POST {self.endpoint} for batch {batch_key} ({count} records)"
+        if status in RETRYABLE_STATUS:
+            raise RetryableError(
+                f"{where} answered {status}; retrying",
+                retry_after_seconds(response.getheader("Retry-After")),
+            )
+        if not 200 <= status < 300:
+            raise PermanentError(
+                f"{where} answered {status}: {payload[:300].decode(errors='replace')}; "
+                "the endpoint refuses these records, fix them or the endpoint and re-run"
+            )
+        try:
+            results = json.loads(payload)["results"]
+        except (ValueError, KeyError, TypeError) as error:
+            raise RetryableError(f"{where} answered {status} with an unreadable body") from error
+        return [
+            {
+                "transaction_id": item["transaction_id"],
+                "result": json.dumps(
+                    {k: v for k, v in item.items() if k != "transaction_id"}, sort_keys=True
+                ),
+            }
+            for item in results
+        ]
+
+
+def _payload(record: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "idempotency_key": record["idempotency_key"],
+        "transaction_id": record["transaction_id"],
+        "account_id": record.get("account_id"),
+        "amount": str(record.get("amount")),
+        "currency": record.get("currency"),
+        "event_time": record["event_time"].isoformat() if record.get("event_time") else None,
+    }
