@@ -197,6 +197,9 @@ def test_200_mb_file_goes_through_multipart_with_part_checksums(
 def test_command_line_uploads_prints_a_summary_and_dry_run_changes_nothing(
     tmp_path: Path, s3_server: S3Endpoint, s3_bucket: str
 ) -> None:
+    s3_server.client().put_bucket_versioning(
+        Bucket=s3_bucket, VersioningConfiguration={"Status": "Enabled"}
+    )
     options = make_options(tmp_path, s3_bucket)
     land(options, "cli.csv", csv_bytes(50))
     land(options, "unmarked.csv", csv_bytes(10), marker=False)
@@ -227,6 +230,8 @@ def test_command_line_uploads_prints_a_summary_and_dry_run_changes_nothing(
     logged = [json.loads(line) for line in real.stderr.splitlines()]
     assert [entry["event"] for entry in logged] == ["uploaded"]
     assert logged[0]["key"] == f"{PREFIX}/cli.csv"
+    versions = s3_server.client().list_object_versions(Bucket=s3_bucket)["Versions"]
+    assert [v["VersionId"] for v in versions] == [logged[0]["version_id"]]
     keys = [
         item["Key"]
         for item in s3_server.client().list_objects_v2(Bucket=s3_bucket).get("Contents", [])

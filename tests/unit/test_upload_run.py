@@ -15,6 +15,7 @@ from sluiceway.upload.transfer import (
     MAX_PARTS,
     MIN_PART_SIZE,
     MiB,
+    TransferSettings,
     file_sha256,
     object_key,
     part_ranges,
@@ -116,3 +117,18 @@ def test_exit_code_is_4_when_any_file_failed_or_conflicts() -> None:
     assert UploadReport(fine).exit_code == 0
     assert UploadReport([*fine, FileOutcome("c.csv", "conflict", "")]).exit_code == 4
     assert UploadReport([*fine, FileOutcome("d.csv", "failed", "")]).exit_code == 4
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"part_size": 4 * MiB}, "at least 5 MiB"),
+        ({"concurrency": 0}, "one part must be in flight"),
+        ({"checksum": "MD5"}, "use one of CRC32, SHA256"),
+    ],
+)
+def test_transfer_settings_s3_cannot_honour_are_refused(
+    settings: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        TransferSettings(**settings)  # type: ignore[arg-type]

@@ -209,6 +209,7 @@ def _upload(client: Any, options: UploadOptions, path: Path, fd: int, key: str) 
                 "file": path.name,
                 "bucket": options.bucket,
                 "key": key,
+                "version_id": result.version_id,
                 "bytes": landing.size,
                 "sha256": landing.sha256,
                 "parts": result.parts,

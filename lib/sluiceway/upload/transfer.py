@@ -24,7 +24,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from sluiceway.errors import SluicewayError
+from sluiceway.errors import ConfigurationError, SluicewayError
 from sluiceway.upload.retry import RetryPolicy, is_precondition_failed
 
 MiB = 1024 * 1024
@@ -84,6 +84,18 @@ class TransferSettings:
     checksum: str = "CRC32"
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
+    def __post_init__(self) -> None:
+        if self.part_size < MIN_PART_SIZE or self.concurrency < 1:
+            raise ConfigurationError(
+                f"part size {self.part_size} bytes, concurrency {self.concurrency}: S3 needs "
+                f"parts of at least {MIN_PART_SIZE // MiB} MiB and one part must be in flight; "
+                "fix --part-size-mb or --concurrency"
+            )
+        if self.checksum not in CHECKSUMS:
+            raise ConfigurationError(
+                f"checksum {self.checksum!r} is not supported; use one of {', '.join(CHECKSUMS)}"
+            )
+
 
 @dataclass(frozen=True)
 class TransferResult:
@@ -94,6 +106,7 @@ class TransferResult:
     parts: int
     seconds: float
     note: str = ""
+    version_id: str | None = None  # the object's S3 version, when the bucket is versioned
 
 
 def s3_client(endpoint_url: str | None = None, region: str | None = None) -> Any:
@@ -156,11 +169,6 @@ class Transfer:
         settings: TransferSettings,
         logger: logging.Logger,
     ) -> None:
-        if settings.checksum not in CHECKSUMS:
-            raise UploadFailedError(
-                f"{landing.path}: checksum {settings.checksum!r} is not supported; "
-                f"use one of {', '.join(CHECKSUMS)}"
-            )
         self.client = client
         self.bucket = bucket
         self.key = key
@@ -176,15 +184,27 @@ class Transfer:
         if existing is not None:
             self._settle_existing(existing)
             return TransferResult(
-                self.key, "already_uploaded", 0, time.monotonic() - started, "found before upload"
+                self.key,
+                "already_uploaded",
+                0,
+                time.monotonic() - started,
+                "found before upload",
+                existing.get("VersionId"),
             )
         if self.landing.size <= self.settings.part_size:
             parts = 1
             expected, note = self._put_single()
         else:
             parts, expected, note = self._put_multipart()
-        self._verify(expected)
-        return TransferResult(self.key, "uploaded", parts, time.monotonic() - started, note)
+        stored = self._verify(expected)
+        return TransferResult(
+            self.key,
+            "uploaded",
+            parts,
+            time.monotonic() - started,
+            note,
+            stored.get("VersionId"),
+        )
 
     def _call(self, operation: Callable[[], Any], what: str) -> Any:
         return self.settings.retry.call(operation, f"{what} {self.target}", self.logger)
@@ -328,7 +348,7 @@ class Transfer:
                 extra={"fields": {"event": "abort_failed", "error": str(error)}},
             )
 
-    def _verify(self, expected_checksum: tuple[str, str] | None) -> None:
+    def _verify(self, expected_checksum: tuple[str, str] | None) -> dict[str, Any]:
         """Archive only what S3 holds: size, sha256 metadata and, when S3 reports it, the
         checksum of what this run wrote (whole-object or composite of parts) must match."""
         existing = self._head()
@@ -350,9 +370,10 @@ class Transfer:
                 comparable = reported is not None and ("-" in reported) == ("-" in expected)
                 if comparable and reported != expected:
                     problems.append(f"{argument} {reported} != expected {expected}")
-        if problems:
+        if existing is None or problems:
             raise UploadFailedError(
                 f"{self.landing.path}: {self.target} could not be verified "
                 f"({'; '.join(problems)}). The local file was kept; inspect the object and "
                 "delete it if it is wrong, then run the uploader again"
             )
+        return existing
