@@ -14,7 +14,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -79,25 +78,26 @@ def test_two_overlapping_runs_upload_the_file_once(
     tmp_path: Path, s3_server: S3Endpoint, s3_bucket: str, faulty_s3: FaultyProxy
 ) -> None:
     land(tmp_path / "inbox", "overlap.csv", landing_bytes(12 * MiB))
-    faulty_s3.delay_seconds = 0.4  # each request slow, so the first run is still busy
     command = upload_command(tmp_path, s3_bucket, faulty_s3.url)
+    faulty_s3.hold()
+    first = subprocess.Popen(
+        command, env=s3_server.environ(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    # The first run's HEAD comes after it took the file's lock: it is mid-upload from here on.
+    faulty_s3.wait_for_arrival("HEAD", "overlap.csv")
 
-    runs = [
-        subprocess.Popen(
-            command, env=s3_server.environ(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
-        )
-        for _ in range(2)
-    ]
-    outputs = [run.communicate(timeout=120) for run in runs]
-    results = [(run.returncode, *output) for run, output in zip(runs, outputs, strict=True)]
+    second = subprocess.run(
+        command, env=s3_server.environ(), capture_output=True, text=True, timeout=30
+    )
+    requests_while_first_was_held = len(faulty_s3.arrived())
+    faulty_s3.release()
+    first_out, first_err = first.communicate(timeout=120)
 
-    assert [code for code, _, _ in results] == [0, 0], [err for _, _, err in results]
-    summaries = [json.loads(out) for _, out, _ in results]
-    assert sorted(s["uploaded"] + s["busy"] for s in summaries) == [
-        ["overlap.csv"],
-        ["overlap.csv"],
-    ]
-    assert sorted(len(s["uploaded"]) for s in summaries) == [0, 1]
+    assert second.returncode == 0, second.stderr
+    assert json.loads(second.stdout)["busy"] == ["overlap.csv"]
+    assert requests_while_first_was_held == 1  # the second run never reached S3
+    assert first.returncode == 0, first_err
+    assert json.loads(first_out)["uploaded"] == ["overlap.csv"]
     assert len(faulty_s3.seen("POST", "?uploads")) == 1  # one CreateMultipartUpload in all
     assert object_versions(s3_server, s3_bucket) == [f"{PREFIX}/overlap.csv"]
     assert not (tmp_path / "inbox" / "overlap.csv").exists()
@@ -168,18 +168,17 @@ def test_run_killed_mid_upload_leaves_the_file_and_the_next_run_uploads_it(
 ) -> None:
     content = landing_bytes(16 * MiB)
     land(tmp_path / "inbox", "killed.csv", content)
-    faulty_s3.delay_seconds = 0.3
     command = upload_command(tmp_path, s3_bucket, faulty_s3.url)
     first = subprocess.Popen(command, env=s3_server.environ(), stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while not faulty_s3.seen("PUT", "partNumber=1") and time.monotonic() < deadline:
-        time.sleep(0.05)
+    faulty_s3.wait_for_arrival("PUT", "partNumber=1")
+    faulty_s3.hold()  # freeze the run after its first part, then kill it
+    faulty_s3.wait_for_arrival("PUT", "partNumber=2")
     first.send_signal(signal.SIGKILL)
     first.wait()
+    faulty_s3.release()
     assert (tmp_path / "inbox" / "killed.csv").exists()
     assert object_versions(s3_server, s3_bucket) == []
 
-    faulty_s3.delay_seconds = 0
     second = subprocess.run(command, env=s3_server.environ(), capture_output=True, text=True)
 
     assert second.returncode == 0, second.stderr
