@@ -8,6 +8,7 @@ starter the fields it reads, and that no IAM policy allows a wildcard action.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -125,3 +126,19 @@ def test_buckets_are_kms_encrypted_private_and_refuse_plain_http(storage: dict[s
         assert algorithm == ("AES256" if name == "AccessLogsBucket" else "aws:kms"), name
     landing = resources["LandingBucket"]["Properties"]
     assert landing["VersioningConfiguration"]["Status"] == "Enabled"
+
+
+def _option_names(arguments: list[str]) -> set[str]:
+    return {item for item in arguments if item.startswith("--")}
+
+
+def test_glue_and_batch_runs_of_a_step_get_the_same_job_arguments(pipeline: dict[str, Any]) -> None:
+    definition = json.loads(PIPELINE_DEFINITION.read_text())["States"]
+    job_options = {"--profile", "--warehouse", "--namespace"}
+    for step, job in (("Ingest", "IngestJob"), ("Process", "ProcessJob")):
+        glue_arguments = definition[f"{step}OnGlue"]["Parameters"]["Arguments"]
+        defaults = pipeline["Resources"][job]["Properties"]["DefaultArguments"]
+        glue = {name.removesuffix(".$") for name in glue_arguments} | (set(defaults) & job_options)
+        command = definition[f"{step}OnBatch"]["Parameters"]["ContainerOverrides"]["Command.$"]
+        batch = _option_names(re.findall(r"'(--[a-z-]+)'", command))
+        assert glue == batch, step
