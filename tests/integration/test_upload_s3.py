@@ -238,3 +238,20 @@ def test_command_line_uploads_prints_a_summary_and_dry_run_changes_nothing(
     ]
     assert keys == [f"{PREFIX}/cli.csv"]
     assert os.path.exists(options.watch_dir / "unmarked.csv")
+
+
+def test_refused_credentials_fail_the_file_with_the_permissions_it_needs(
+    tmp_path: Path, s3_server: S3Endpoint, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not s3_server.verifies_signatures:
+        pytest.skip(f"{s3_server.server} accepts any signature")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+    options = make_options(tmp_path, s3_bucket)
+    land(options, "denied.csv", csv_bytes(10))
+
+    report = run_upload(s3_client(s3_server.url, REGION), options)
+
+    assert statuses(report) == {"denied.csv": "failed"}
+    assert report.exit_code == 4
+    assert "s3:ListBucket" in report.outcomes[0].detail
+    assert (options.watch_dir / "denied.csv").exists()

@@ -25,7 +25,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from sluiceway.errors import ConfigurationError, SluicewayError
-from sluiceway.upload.retry import RetryPolicy, is_precondition_failed
+from sluiceway.upload.retry import RetryPolicy, http_status, is_precondition_failed
 
 MiB = 1024 * 1024
 MIN_PART_SIZE = 5 * MiB  # S3's minimum for every part but the last
@@ -119,7 +119,9 @@ def s3_client(endpoint_url: str | None = None, region: str | None = None) -> Any
         response_checksum_validation="when_required",
         max_pool_connections=16,
     )
-    return boto3.client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
+    # A fresh session: credentials are resolved now, not cached in boto3's module-level default.
+    session = boto3.session.Session()
+    return session.client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
 
 
 def object_key(prefix: str, name: str) -> str:
@@ -223,10 +225,14 @@ class Transfer:
         try:
             return self._call(head, "HeadObject")
         except ClientError as error:
-            raise UploadFailedError(
-                f"{self.landing.path}: cannot check whether {self.target} exists: {error}. "
+            action = (
                 "The uploader needs s3:GetObject and s3:ListBucket (without ListBucket a "
                 "missing key answers 403, not 404); fix the instance role or the bucket name"
+                if http_status(error) == 403
+                else "Check the bucket name and endpoint; the next run tries again"
+            )
+            raise UploadFailedError(
+                f"{self.landing.path}: cannot check whether {self.target} exists: {error}. {action}"
             ) from error
 
     def _settle_existing(self, existing: dict[str, Any]) -> None:
