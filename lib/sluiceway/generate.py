@@ -192,13 +192,15 @@ def generate_landing_file(
         sink = _HashingWriter(raw_sink, digest, compress)
         sink.write(c.HEADER_LINE.encode() + b"\n")
         written = 0
-        while written < records:
-            size = min(ROWS_PER_BLOCK, records - written)
+        with_unterminated = defect_rate > 0 and records > 0
+        bulk_records = records - 1 if with_unterminated else records
+        while written < bulk_records:
+            size = min(ROWS_PER_BLOCK, bulk_records - written)
             sink.write(_block_bytes(rng, written, size, day, defect_rate, manifest))
             written += size
             if progress:
                 progress(written)
-        if defect_rate > 0 and records > 0:
+        if with_unterminated:
             # An unterminated quote swallows the rest of the file, so it can only come last.
             sink.write(
                 b'TXUNTERMINATED,DE00,M1,1.00,EUR,2026-11-25T00:00:00Z,settled,atm,6011,DE,"open'
