@@ -12,6 +12,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
 from sluiceway.orchestration import LocalTaskRunner, TaskCall, TaskFailed, run_pipeline
 from sluiceway.orchestration.local_tasks import GLUE_JOB
 from sluiceway.settings import load_settings

@@ -14,6 +14,7 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
+
 from sluiceway.ingest import IngestResult
 from sluiceway.orchestration.metrics import (
     METRIC_NAMESPACE,

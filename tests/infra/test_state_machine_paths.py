@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from sluiceway.orchestration import (
     StateMachineDefinitionError,
     TaskCall,

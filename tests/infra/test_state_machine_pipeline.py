@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import pytest
+
 from sluiceway.orchestration import (
     PIPELINE_DEFINITION,
     TaskCall,

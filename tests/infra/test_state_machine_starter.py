@@ -11,6 +11,7 @@ import hashlib
 from typing import Any
 
 import pytest
+
 from sluiceway.orchestration import STARTER_DEFINITION, TaskCall, TaskFailed, run_state_machine
 
 pytestmark = pytest.mark.infra

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from cfnlint.decode import decode_str
+
 from sluiceway.orchestration import PIPELINE_DEFINITION, STARTER_DEFINITION
 from sluiceway.orchestration.asl import placeholders
 from sluiceway.orchestration.template import render_template

@@ -9,6 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+
 from sluiceway import contract as c
 from sluiceway.contract import HEADER_LINE
 from sluiceway.errors import LandingFileError

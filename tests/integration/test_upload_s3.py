@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from fixtures.s3_server import REGION, FaultyProxy, S3Endpoint
 from sluiceway.upload import RetryPolicy, TransferSettings, UploadOptions, run_upload, s3_client
 from sluiceway.upload.transfer import MiB

@@ -5,6 +5,7 @@ from decimal import Decimal
 import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
+
 from sluiceway import contract as c
 from sluiceway.ingest.validate import (
     flag_already_ingested,

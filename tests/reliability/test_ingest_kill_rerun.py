@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
+
 from sluiceway.ingest import ingest_file
 from sluiceway.settings import Settings
 from sluiceway.tables import INGEST_LEDGER, REJECTED_RECORDS, TRANSACTIONS

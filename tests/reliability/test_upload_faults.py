@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from fixtures.s3_server import REGION, FaultyProxy, S3Endpoint
 from sluiceway.upload import RetryPolicy, TransferSettings, UploadOptions, run_upload, s3_client
 from sluiceway.upload.transfer import MiB

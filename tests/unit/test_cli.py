@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from sluiceway.cli import build_parser, main
 
 pytestmark = pytest.mark.unit

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from sluiceway import contract as c
 from sluiceway.generate import DEFECT_KINDS, generate_landing_file, manifest_path
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+
 from sluiceway.contract import HEADER_LINE
 from sluiceway.errors import LandingFileError
 from sluiceway.generate import generate_landing_file

@@ -4,6 +4,7 @@ import json
 import logging
 
 import pytest
+
 from sluiceway.logs import configure_logging, get_logger, log_event, mask_account
 
 pytestmark = pytest.mark.unit

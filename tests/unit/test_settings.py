@@ -1,6 +1,7 @@
 """Configuration precedence: defaults < profile < environment < arguments."""
 
 import pytest
+
 from sluiceway.errors import ConfigurationError
 from sluiceway.settings import load_settings
 

@@ -7,6 +7,7 @@ import shlex
 from pathlib import Path
 
 import pytest
+
 from sluiceway.cli import build_parser
 
 pytestmark = pytest.mark.unit

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from sluiceway.errors import ConfigurationError
 from sluiceway.upload.readiness import (
     Observation,

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import pytest
 from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError
+
 from sluiceway.errors import ConfigurationError
 from sluiceway.upload.retry import RetryPolicy, is_precondition_failed, is_transient
 

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from sluiceway.errors import ConfigurationError
 from sluiceway.upload import UploadOptions, run_upload
 from sluiceway.upload.run import FileOutcome, UploadReport

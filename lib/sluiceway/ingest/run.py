@@ -219,9 +219,9 @@ def _write_records(
         "ingest_id": F.lit(ingest_id),
         "ingested_at": F.lit(datetime.now(UTC)).cast("timestamp"),
     }
-    validated = flag_duplicates_in_file(validate(read_landing_records(spark, scan))).persist(
-        StorageLevel.MEMORY_AND_DISK
-    )
+    # Persisted once: the id checks and both table writes read it again. DISK_ONLY because
+    # building Spark's in-memory columnar cache of wide string rows measured 3x slower here.
+    validated = validate(read_landing_records(spark, scan)).persist(StorageLevel.DISK_ONLY)
     try:
         bounds = validated.agg(
             F.count(F.lit(1)).alias("lines_read"),
@@ -229,7 +229,9 @@ def _write_records(
             F.max(event_time()).alias("last_event"),
         ).first()
         say(f"read and validated {bounds.lines_read} records")
-        checked = _flag_known_ids(spark, settings, validated, bounds, ingest_id)
+        checked = _flag_known_ids(
+            spark, settings, flag_duplicates_in_file(validated), bounds, ingest_id
+        )
         to_transactions(checked, lineage).writeTo(settings.table(TRANSACTIONS)).append()
         transactions_snapshot = current_snapshot_id(spark, settings, TRANSACTIONS)
         failpoints.reach(settings, "after_transactions_commit")

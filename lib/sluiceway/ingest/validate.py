@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from sluiceway import contract as c
@@ -139,28 +139,43 @@ def validate(records: DataFrame) -> DataFrame:
 
 
 def flag_duplicates_in_file(records: DataFrame) -> DataFrame:
-    """Every occurrence of a transaction_id after its first (by line number) is rejected."""
-    first_line = F.min("line_number").over(Window.partitionBy("transaction_id"))
-    is_repeat = (
-        ~_blank(F.col("transaction_id"))
-        & F.col("parse_error").isNull()
-        & (F.col("line_number") > first_line)
+    """Every occurrence of a transaction_id after its first (by line number) is rejected.
+
+    Why an aggregate and not a window: the window would shuffle and sort every full record;
+    this shuffles only (id, line), and the few repeated ids are joined back (broadcast).
+    """
+    readable = ~_blank(F.col("transaction_id")) & F.col("parse_error").isNull()
+    repeated = (
+        records.where(readable)
+        .groupBy("transaction_id")
+        .agg(F.min("line_number").alias("_first_line"), F.count(F.lit(1)).alias("_seen"))
+        .where(F.col("_seen") > 1)
+        .select(F.col("transaction_id").alias("_repeated_id"), "_first_line")
     )
+    joined = records.join(repeated, records["transaction_id"] == repeated["_repeated_id"], "left")
     return _add_reason(
-        records.withColumn("_first_line", first_line),
-        is_repeat,
+        joined,
+        readable & (F.col("line_number") > F.col("_first_line")),
         c.DUPLICATE_IN_FILE,
         F.format_string(
             f"{c.DUPLICATE_IN_FILE}: transaction_id '%s' already appears on line %d",
             F.col("transaction_id"),
             F.col("_first_line"),
         ),
-    ).drop("_first_line")
+    ).drop("_repeated_id", "_first_line")
 
 
 def flag_already_ingested(records: DataFrame, existing_ids: DataFrame) -> DataFrame:
-    """Reject records whose transaction_id is already in `transactions` (within the window)."""
-    known = existing_ids.select(F.col("transaction_id").alias("_known_id")).distinct()
+    """Reject records whose transaction_id is already in `transactions` (within the window).
+
+    Only the ids meet in the shuffle; the (usually few) ids found are joined back.
+    """
+    file_ids = records.select(F.col("transaction_id").alias("_known_id"))
+    known = (
+        existing_ids.select(F.col("transaction_id").alias("_known_id"))
+        .join(file_ids, "_known_id", "left_semi")
+        .distinct()
+    )
     joined = records.join(known, records["transaction_id"] == known["_known_id"], "left")
     return _add_reason(
         joined,
@@ -213,13 +228,18 @@ def to_transactions(validated: DataFrame, lineage: dict[str, Column]) -> DataFra
     )
 
 
+def raw_text() -> Column:
+    """The record as it stood in the file; the tokenizer leaves it null for plain lines."""
+    return F.coalesce(F.col("raw_line"), F.concat_ws(c.DELIMITER, *c.COLUMN_NAMES))
+
+
 def to_rejected(validated: DataFrame, lineage: dict[str, Column]) -> DataFrame:
     """Rejected records as the `rejected_records` table: raw text, line, reasons, detail."""
     return validated.where(F.size("reasons") > 0).select(
         lineage["source_file"].alias("source_file"),
         lineage["ingest_id"].alias("ingest_id"),
         F.col("line_number"),
-        F.col("raw_line"),
+        raw_text().alias("raw_line"),
         F.col("reasons"),
         F.concat(F.lit("line "), F.col("line_number"), F.lit(": "), F.col("reason_detail")).alias(
             "reason_detail"

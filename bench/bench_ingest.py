@@ -1,0 +1,196 @@
+"""Benchmark: our ingest vs DuckDB, PyArrow and plain PySpark on the same landing file, one run.
+
+Each engine runs in its own process (so peak memory is its own), on 2 threads/cores, and
+writes Parquet + zstd (ours and plain PySpark write Iceberg tables). Prints wall time, the
+time inside the job (without interpreter/JVM start), records/s, peak RSS, and ratios to DuckDB.
+
+    make bench-ingest                    # ~1 GB file (9M records), cached in .bench/
+    python bench/bench_ingest.py --records 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+ENGINES = ("duckdb", "pyarrow", "pyspark", "sluiceway")
+COLUMN_TYPES = {
+    "amount": ("DECIMAL(18,2)", "decimal(18,2)"),
+    "event_time": ("TIMESTAMPTZ", "timestamp"),
+}
+
+
+def _contract_columns() -> list[str]:
+    from sluiceway.contract import COLUMN_NAMES
+
+    return list(COLUMN_NAMES)
+
+
+def run_duckdb(landing: Path, out: Path) -> None:
+    import duckdb
+
+    columns = {name: COLUMN_TYPES.get(name, ("VARCHAR",))[0] for name in _contract_columns()}
+    connection = duckdb.connect()
+    connection.execute("SET threads = 2")
+    connection.execute(
+        f"COPY (SELECT * FROM read_csv('{landing}', header = true, columns = {columns})) "
+        f"TO '{out / 'duckdb.parquet'}' (FORMAT parquet, COMPRESSION zstd)"
+    )
+
+
+def run_pyarrow(landing: Path, out: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    types = {"amount": pa.decimal128(18, 2), "event_time": pa.timestamp("us", tz="UTC")}
+    table = pacsv.read_csv(
+        landing,
+        parse_options=pacsv.ParseOptions(newlines_in_values=True),
+        convert_options=pacsv.ConvertOptions(
+            column_types={name: types.get(name, pa.string()) for name in _contract_columns()}
+        ),
+    )
+    pq.write_table(table, out / "pyarrow.parquet", compression="zstd")
+
+
+def _spark(out: Path):
+    from sluiceway.settings import load_settings
+    from sluiceway.spark import build_session
+
+    settings = load_settings(
+        arguments={"warehouse": str(out / "warehouse"), "spark_master": "local[2]"}
+    )
+    return settings, build_session(settings, app_name="bench")
+
+
+def run_pyspark(landing: Path, out: Path) -> float:
+    settings, spark = _spark(out)
+    schema = ", ".join(
+        f"{name} {COLUMN_TYPES.get(name, ('', 'string'))[1]}" for name in _contract_columns()
+    )
+    started = time.monotonic()
+    spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {settings.catalog}.{settings.namespace}")
+    frame = spark.read.csv(str(landing), header=True, schema=schema, multiLine=False)
+    frame.writeTo(settings.table("plain_pyspark")).using("iceberg").tableProperty(
+        "write.parquet.compression-codec", "zstd"
+    ).create()
+    return time.monotonic() - started
+
+
+def run_sluiceway(landing: Path, out: Path) -> float:
+    from sluiceway.ingest import ingest_file
+
+    settings, spark = _spark(out)
+    result = ingest_file(spark, settings, str(landing))
+    if result.status != "completed":
+        raise SystemExit(f"ingest did not complete: {result.message}")
+    return result.duration_seconds
+
+
+def _tree_rss_mb(root: int) -> float:
+    """Resident memory of a process and all its descendants (the JVM is a grandchild)."""
+    parents: dict[int, int] = {}
+    rss: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            parents[int(entry.name)] = int(stat[1])
+            rss[int(entry.name)] = int(stat[21]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, IndexError, ValueError):
+            continue
+    family, frontier = {root}, [root]
+    while frontier:
+        parent = frontier.pop()
+        children = [pid for pid, ppid in parents.items() if ppid == parent]
+        family.update(children)
+        frontier.extend(children)
+    return sum(rss.get(pid, 0) for pid in family) / 1e6
+
+
+def measure(engine: str, landing: Path, work: Path) -> dict:
+    out = work / engine
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    started = time.monotonic()
+    child = subprocess.Popen(
+        [sys.executable, __file__, "--engine", engine, "--file", str(landing), "--out", str(out)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    peak = 0.0
+
+    def sample() -> None:
+        nonlocal peak
+        while child.poll() is None:
+            peak = max(peak, _tree_rss_mb(child.pid))
+            time.sleep(0.25)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    output, _ = child.communicate()
+    wall = time.monotonic() - started
+    sampler.join()
+    if child.returncode != 0:
+        raise SystemExit(f"{engine} failed with exit code {child.returncode}")
+    inner = json.loads(output.strip().splitlines()[-1])["seconds"]
+    return {"engine": engine, "wall": wall, "job": inner, "peak_mb": peak}
+
+
+def child_main(engine: str, landing: Path, out: Path) -> None:
+    started = time.monotonic()
+    inner = {"duckdb": run_duckdb, "pyarrow": run_pyarrow}.get(engine)
+    if inner is not None:
+        inner(landing, out)
+        seconds = time.monotonic() - started
+    else:
+        seconds = {"pyspark": run_pyspark, "sluiceway": run_sluiceway}[engine](landing, out)
+    print(json.dumps({"seconds": seconds}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=9_000_000, help="records in the file")
+    parser.add_argument("--cache-dir", default=str(REPO / ".bench"), help="file cache + output")
+    parser.add_argument("--engines", default=",".join(ENGINES), help="comma-separated subset")
+    parser.add_argument("--engine", help=argparse.SUPPRESS)
+    parser.add_argument("--file", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.engine:
+        child_main(args.engine, Path(args.file), Path(args.out))
+        return
+
+    from sluiceway.generate import generate_landing_file
+
+    cache = Path(args.cache_dir)
+    landing = cache / f"landing-{args.records}.csv"
+    if not landing.exists():
+        print(f"generating {landing} ({args.records:,} records) ...", flush=True)
+        generate_landing_file(landing, args.records, seed=2026)
+    size_mb = landing.stat().st_size / 1e6
+    print(f"landing file {landing}: {size_mb:,.0f} MB, {args.records:,} records, 2 cores")
+    results = [measure(engine, landing, cache / "out") for engine in args.engines.split(",")]
+    base = next((r for r in results if r["engine"] == "duckdb"), results[0])
+    print(f"\n{'engine':<11}{'wall s':>9}{'job s':>9}{'records/s':>13}{'peak MB':>10}"
+          f"{'wall/duckdb':>13}{'job/duckdb':>12}")  # fmt: skip
+    for r in results:
+        print(
+            f"{r['engine']:<11}{r['wall']:>9.1f}{r['job']:>9.1f}"
+            f"{args.records / r['job']:>13,.0f}{r['peak_mb']:>10,.0f}"
+            f"{r['wall'] / base['wall']:>13.2f}{r['job'] / base['job']:>12.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
