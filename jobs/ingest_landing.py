@@ -10,10 +10,24 @@ import os
 import sys
 
 from sluiceway.errors import SluicewayError
-from sluiceway.ingest import ingest_file
+from sluiceway.ingest import IngestResult, ingest_file
 from sluiceway.job_arguments import IngestArgs
-from sluiceway.logs import configure_logging
+from sluiceway.logs import configure_logging, get_logger
+from sluiceway.orchestration.metrics import publish_ingest_metrics
+from sluiceway.settings import Settings
 from sluiceway.spark import build_session
+
+
+def publish_metrics_safely(settings: Settings, result: IngestResult) -> None:
+    """The alarms' metrics; a CloudWatch hiccup must not fail an ingest that succeeded."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        client = boto3.client("cloudwatch", region_name=settings.aws_region)
+        publish_ingest_metrics(client, settings, result)
+    except (BotoCoreError, ClientError) as error:
+        get_logger("ingest").warning("could not publish ingest metrics: %s", error)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
         configure_logging("ingest", args.settings.log_level)
         spark = build_session(args.settings, app_name="sluiceway-ingest")
         result = ingest_file(spark, args.settings, args.source, args.manifest, args.source_version)
+        if args.settings.profile != "local":
+            publish_metrics_safely(args.settings, result)
     except SluicewayError as error:
         print(f"ingest_landing: error: {error}", file=sys.stderr)
         return error.exit_code

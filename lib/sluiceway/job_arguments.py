@@ -56,4 +56,6 @@ class IngestArgs:
         parser.add_argument("--source-version", help="S3 version id of the landing object")
         _common(parser)
         args, _ignored = parser.parse_known_args(argv)
-        return cls(args.source, args.manifest, args.source_version, _settings(args, environ))
+        # Step Functions passes "" when the landing bucket gave no version id.
+        version = args.source_version or None
+        return cls(args.source, args.manifest, version, _settings(args, environ))
