@@ -7,9 +7,10 @@ STAMP := $(VENV)/.installed
 WAREHOUSE ?= ./warehouse
 DEMO_RECORDS ?= 200000
 PYTEST_ARGS ?=
+BENCH_RECORDS ?= 1000000
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test test-unit test-integration lint format bench-ingest clean
+.PHONY: help venv demo test test-unit test-integration lint format bench-ingest bench-process clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -44,6 +45,9 @@ format: $(STAMP) ## apply ruff's formatting and safe fixes
 
 bench-ingest: $(STAMP) ## ~1 GB landing file: our ingest vs DuckDB vs PyArrow vs plain PySpark
 	$(BIN)/python bench/bench_ingest.py
+
+bench-process: $(STAMP) ## financial handler: engine vs row-by-row rdd vs native Spark (BENCH_RECORDS=1000000)
+	$(BIN)/python bench/bench_process.py --records $(BENCH_RECORDS)
 
 # ---------------------------------------------------------------- AWS (infra/)
 TOOLS := .tools

@@ -3,7 +3,7 @@ cores, run the handler in `mapInArrow`, and commit outcomes idempotently.
 
 Why `mapInArrow` and not a row UDF: records reach Python as Arrow batches (no per-row
 pickling), the handler gets whole batches for retries and I/O, and per-partition setup runs
-once per task. Why MERGE: see docs/adr/0003-idempotent-processing-results.md.
+once per task. Why MERGE: see docs/adr/idempotent-processing-results.md.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from sluiceway.logs import get_logger, log_event
 from sluiceway.processing.handlers import Handler, resolve_handler
 from sluiceway.processing.metrics import RunMetrics
 from sluiceway.processing.partition import (
+    ENGINE_INPUT_COLUMNS,
     FAILED,
     OUTCOME_DDL,
     PROCESSED,
@@ -195,12 +196,17 @@ def plan_partitions(spark: SparkSession, records: float, options: ProcessOptions
 
 def run_partitions(records: DataFrame, plan: PartitionPlan, partitions: int) -> DataFrame:
     """The outcome rows of the records: hash-partitioned and sorted, so batches are stable."""
+    columns = plan.handler.columns
+    if columns:
+        records = records.select(*dict.fromkeys((*ENGINE_INPUT_COLUMNS, *columns)))
     # Same partition and order on a task retry: the retried task rebuilds the same batches,
     # so batch ids in processing_failures mean the same thing on every attempt.
     laid_out = records.repartition(partitions, "transaction_id").sortWithinPartitions(
         "transaction_id"
     )
-    return laid_out.mapInArrow(_task(plan), OUTCOME_DDL)
+    return laid_out.mapInArrow(_task(plan), OUTCOME_DDL).withColumn(
+        "idempotency_key", idempotency_key_column(plan.handler.name)
+    )
 
 
 def _task(plan: PartitionPlan):

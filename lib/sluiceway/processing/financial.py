@@ -131,6 +131,7 @@ class FinancialHandler(ArrowHandler):
     """Vectorized with pyarrow compute: no Python work per record except for failed ones."""
 
     name = "financial"
+    columns = ("account_id", "amount", "currency", "channel", "mcc", "country", RECENT_COUNT)
 
     def __init__(self, rules: FinancialRules | None = None, rates: FxRates | None = None) -> None:
         self.rules = rules or FinancialRules()

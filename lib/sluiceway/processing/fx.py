@@ -111,6 +111,8 @@ class FxRates:
     _by_currency: dict[str, tuple[list[date], list[Decimal]]] = field(
         init=False, repr=False, compare=False
     )
+    first_day: date = field(init=False, compare=False)
+    last_day: date = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
         grouped: dict[str, list[FxRate]] = {}
@@ -121,14 +123,8 @@ class FxRates:
             for currency, items in grouped.items()
         }
         object.__setattr__(self, "_by_currency", by_currency)
-
-    @property
-    def first_day(self) -> date:
-        return min(r.rate_date for r in self.rates)
-
-    @property
-    def last_day(self) -> date:
-        return max(r.rate_date for r in self.rates)
+        object.__setattr__(self, "first_day", min(r.rate_date for r in self.rates))
+        object.__setattr__(self, "last_day", max(r.rate_date for r in self.rates))
 
     def rate_on(self, currency: str, day: date) -> Decimal | None:
         """The latest rate of `currency` published on or before `day`, or None."""
@@ -157,23 +153,24 @@ class FxRates:
         return currencies, days, pa.array(values, RATE_TYPE)
 
     def spark_frame(self, spark: SparkSession) -> DataFrame:
-        """The dense daily table as a DataFrame (currency, rate_day, rate) for native joins."""
-        from pyspark.sql.types import DateType, DecimalType, StringType, StructField, StructType
+        """The dense daily table built in Spark: (currency, rate_day, rate), forward-filled."""
+        from pyspark.sql import Window
+        from pyspark.sql import functions as F
 
-        currencies, days, flat = self.daily()
         rows = [
-            (currency, self.first_day + timedelta(days=offset), flat[i * days + offset].as_py())
-            for i, currency in enumerate(currencies)
-            for offset in range(days)
+            (r.currency, r.rate_date, r.rate)
+            for r in self.rates
+            if r.currency != self.base_currency
         ]
-        schema = StructType(
-            [
-                StructField("currency", StringType()),
-                StructField("rate_day", DateType()),
-                StructField("rate", DecimalType(18, 10)),
-            ]
+        rows.append((self.base_currency, self.first_day, Decimal("1.0000000000")))
+        published = spark.createDataFrame(
+            rows, "currency string, rate_day date, rate decimal(18,10)"
         )
-        return spark.createDataFrame(rows, schema).filter("rate IS NOT NULL")
+        following = F.lead("rate_day").over(Window.partitionBy("currency").orderBy("rate_day"))
+        until = F.coalesce(F.date_sub(following, 1), F.lit(self.last_day))
+        return published.withColumn("until", until).select(
+            "currency", F.explode(F.sequence("rate_day", "until")).alias("rate_day"), "rate"
+        )
 
 
 class DailyRateIndex:

@@ -73,6 +73,7 @@ class HttpHandler(BatchHandler):
     """POST {"batch_key", "records": [...]} and expect {"results": [{"transaction_id", ...}]}."""
 
     name = "http"
+    columns = ("idempotency_key", "account_id", "amount", "currency")
 
     def __init__(
         self,

@@ -27,15 +27,15 @@ FAILED = "failed"
 MAX_ERROR_MESSAGE = 2000
 
 # The columns of the records the engine needs besides the handler's own inputs.
-ENGINE_INPUT_COLUMNS = ("transaction_id", "ingest_id", "idempotency_key", "event_time")
+ENGINE_INPUT_COLUMNS = ("transaction_id", "ingest_id", "event_time")
 
-# One row per input record; the Spark side writes it to processed_transactions or
+# One row per input record; the Spark side adds the idempotency key back (it is derived, so
+# it need not cross the Arrow boundary twice), writes the row to processed_transactions or
 # processing_failures and computes the run's metrics from it.
 OUTCOME_SCHEMA = pa.schema(
     [
         pa.field("transaction_id", pa.string()),
         pa.field("ingest_id", pa.string()),
-        pa.field("idempotency_key", pa.string()),
         pa.field("handler", pa.string()),
         pa.field("event_time", pa.timestamp("us", tz="UTC")),
         pa.field("outcome", pa.string()),
@@ -46,7 +46,7 @@ OUTCOME_SCHEMA = pa.schema(
     ]
 )
 OUTCOME_DDL = (
-    "transaction_id string, ingest_id string, idempotency_key string, handler string, "
+    "transaction_id string, ingest_id string, handler string, "
     "event_time timestamp, outcome string, result string, base_currency string, "
     "amount_base decimal(18,2), fee_base decimal(18,2), risk_flags array<string>, "
     "error_class string, error_message string, attempts int, batch_id string, "
@@ -180,7 +180,6 @@ class _BatchRunner:
         return {
             "transaction_id": rows.column("transaction_id"),
             "ingest_id": rows.column("ingest_id"),
-            "idempotency_key": rows.column("idempotency_key"),
             "handler": pa.array([self.plan.handler.name] * count, pa.string()),
             "event_time": rows.column("event_time").cast(pa.timestamp("us", tz="UTC")),
             "attempts": pa.array([attempts] * count, pa.int32()),
