@@ -32,6 +32,8 @@ def add_process_options(parser: argparse.ArgumentParser) -> None:
     """The options `sluiceway process`, `sluiceway run` and the job share."""
     parser.add_argument(
         "--handler",
+        # Not `handler`: the CLI keeps its sub-command function under that name.
+        dest="handler_name",
         default="financial",
         help="financial (default), http, noop, module:attribute or lambda:module:function",
     )
@@ -60,7 +62,7 @@ def process_options(args: argparse.Namespace) -> ProcessOptions:
             f"{args.batch_size}, {args.max_attempts}, {args.commit_every}"
         )
     return ProcessOptions(
-        handler=args.handler,
+        handler=args.handler_name,
         handler_options=parse_handler_options(args.handler_option),
         batch_size=args.batch_size,
         max_attempts=args.max_attempts,
