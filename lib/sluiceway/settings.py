@@ -29,7 +29,7 @@ class Settings:
     driver_memory: str = "6g"
     shuffle_partitions: int = 8
     duplicate_lookback_days: int = 7
-    parse_chunk_mb: int = 32
+    parse_chunk_mb: int = 16
     staging_dir: str = ""
     log_level: str = "INFO"
     athena_workgroup: str = "sluiceway"

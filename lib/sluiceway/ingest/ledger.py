@@ -65,11 +65,19 @@ def find_entry(spark: SparkSession, settings: Settings, ingest_id: str) -> Ledge
     return LedgerEntry(**{k: v for k, v in values.items() if k in names})
 
 
-def record(spark: SparkSession, settings: Settings, entry: LedgerEntry) -> None:
-    """Insert or replace the ledger row of this ingest id (MERGE: one row per ingest id)."""
+def record(
+    spark: SparkSession, settings: Settings, entry: LedgerEntry, is_new: bool = False
+) -> None:
+    """Insert or replace the ledger row of this ingest id: one row per ingest id.
+
+    A new row is a plain append (one cheap commit); replacing a row needs MERGE.
+    """
     columns = [name for name, _ in DEFINITIONS[INGEST_LEDGER].columns]
     row = dataclasses.asdict(entry)
     update = spark.createDataFrame([tuple(row[name] for name in columns)], _schema())
+    if is_new:
+        update.writeTo(settings.table(INGEST_LEDGER)).append()
+        return
     view = f"ledger_update_{entry.ingest_id}"
     update.createOrReplaceTempView(view)
     spark.sql(

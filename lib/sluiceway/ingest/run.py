@@ -133,7 +133,7 @@ def ingest_file(
         source_version=source_version,
         file_bytes=scan.file_bytes,
     )
-    ledger.record(spark, settings, entry)
+    ledger.record(spark, settings, entry, is_new=previous is None)
     failpoints.reach(settings, "after_ledger_started")
 
     try:
