@@ -128,7 +128,14 @@ DEFINITIONS: dict[str, TableDefinition] = {
             ("processed_at", "timestamp"),
         ),
         partitioned_by="days(event_time)",
-        properties=(("write.merge.mode", "merge-on-read"),),
+        # A wave's results land in one or two days: hash distribution would funnel each day
+        # through one writer task, so every task writes its own files (compacted later).
+        properties=(
+            ("write.merge.mode", "merge-on-read"),
+            ("write.distribution-mode", "none"),
+            ("write.merge.distribution-mode", "none"),
+            ("write.spark.fanout.enabled", "true"),
+        ),
     ),
     PROCESSING_FAILURES: TableDefinition(
         PROCESSING_FAILURES,

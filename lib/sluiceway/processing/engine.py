@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from pyspark import StorageLevel
+
 from sluiceway.errors import SluicewayError
 from sluiceway.ingest.landing import canonical_source
 from sluiceway.ingest.ledger import COMPLETED
@@ -120,7 +122,23 @@ def process_records(
     )
     ingest_ids = resolve_ingest_ids(spark, settings, ingest_id, source)
     handler = resolve_handler(options.handler, options.handler_options)
-    records = pending_records(spark, settings, ingest_ids)
+    # Persisted: counted here, then read again by the handler's bind and the waves.
+    records = pending_records(spark, settings, ingest_ids).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        return _process(spark, settings, options, handler, records, ingest_ids, started)
+    finally:
+        records.unpersist()
+
+
+def _process(
+    spark: SparkSession,
+    settings: Settings,
+    options: ProcessOptions,
+    handler: Handler,
+    records: DataFrame,
+    ingest_ids: tuple[str, ...] | None,
+    started: float,
+) -> ProcessResult:
     pending = records.count()
     if ingest_ids is None:
         ingest_ids = tuple(r.ingest_id for r in records.select("ingest_id").distinct().collect())
@@ -161,7 +179,6 @@ def _run_waves(
     partitions: int,
     metrics: RunMetrics,
 ) -> None:
-    from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
     bound = handler.bind(records, settings).withColumn(
@@ -259,6 +276,10 @@ def pending_records(
     transactions = spark.table(settings.table(TRANSACTIONS))
     if ingest_ids is not None:
         transactions = transactions.filter(F.col("ingest_id").isin(*ingest_ids))
+    else:
+        # Only finished ingests: a crashed one still has partial rows its re-run removes.
+        completed = spark.table(settings.table(INGEST_LEDGER)).filter(F.col("status") == COMPLETED)
+        transactions = transactions.join(completed.select("ingest_id"), "ingest_id", "left_semi")
     done = spark.table(settings.table(PROCESSED_TRANSACTIONS)).select("transaction_id")
     dead = spark.table(settings.table(PROCESSING_FAILURES)).select("transaction_id")
     return transactions.join(done, "transaction_id", "left_anti").join(
@@ -270,7 +291,6 @@ def _commit_wave(
     spark: SparkSession, settings: Settings, outcomes: DataFrame, metrics: RunMetrics
 ) -> None:
     """Materialise the wave once, then MERGE results and dead letters keyed by transaction id."""
-    from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
     outcomes = outcomes.persist(StorageLevel.MEMORY_AND_DISK)
@@ -333,40 +353,45 @@ def _merge_failures(spark: SparkSession, settings: Settings, view: str) -> None:
 def reconcile(
     spark: SparkSession, settings: Settings, ingest_ids: tuple[str, ...]
 ) -> list[Reconciliation]:
-    """Per ingest: accepted records against results plus dead letters."""
+    """Per ingest: the ledger's accepted count against results plus dead letters.
+
+    One pass over both outcome tables; a transaction id that appears twice, within a table
+    or across both, counts as a duplicate.
+    """
     if not ingest_ids:
         return []
     ids = ", ".join(f"'{value}'" for value in ingest_ids)
-
-    def counts(table: str) -> dict[str, tuple[int, int]]:
-        rows = spark.sql(
-            f"SELECT ingest_id, count(*) AS n, count(DISTINCT transaction_id) AS d "
-            f"FROM {settings.table(table)} WHERE ingest_id IN ({ids}) GROUP BY ingest_id"
-        ).collect()
-        return {row.ingest_id: (row.n, row.d) for row in rows}
-
-    accepted = counts(TRANSACTIONS)
-    processed = counts(PROCESSED_TRANSACTIONS)
-    failed = counts(PROCESSING_FAILURES)
-    overlap = {
-        row.ingest_id: row.n
+    accepted = {
+        row.ingest_id: row.accepted
         for row in spark.sql(
-            f"SELECT p.ingest_id, count(*) AS n FROM {settings.table(PROCESSED_TRANSACTIONS)} p "
-            f"JOIN {settings.table(PROCESSING_FAILURES)} f ON p.transaction_id = f.transaction_id "
-            f"WHERE p.ingest_id IN ({ids}) GROUP BY p.ingest_id"
+            f"SELECT ingest_id, accepted FROM {settings.table(INGEST_LEDGER)} "
+            f"WHERE ingest_id IN ({ids}) AND status = '{COMPLETED}'"
+        ).collect()
+    }
+    outcomes = {
+        row.ingest_id: row
+        for row in spark.sql(
+            f"""SELECT ingest_id, count_if(kind = 'processed') AS processed,
+                   count_if(kind = 'failed') AS failed,
+                   count(*) - count(DISTINCT transaction_id) AS duplicates
+            FROM (SELECT ingest_id, transaction_id, 'processed' AS kind
+                  FROM {settings.table(PROCESSED_TRANSACTIONS)} WHERE ingest_id IN ({ids})
+                  UNION ALL
+                  SELECT ingest_id, transaction_id, 'failed' AS kind
+                  FROM {settings.table(PROCESSING_FAILURES)} WHERE ingest_id IN ({ids}))
+            GROUP BY ingest_id"""
         ).collect()
     }
     result = []
     for ingest in ingest_ids:
-        p_rows, p_distinct = processed.get(ingest, (0, 0))
-        f_rows, f_distinct = failed.get(ingest, (0, 0))
+        row = outcomes.get(ingest)
         result.append(
             Reconciliation(
                 ingest_id=ingest,
-                accepted=accepted.get(ingest, (0, 0))[0],
-                processed=p_rows,
-                failed=f_rows,
-                duplicates=(p_rows - p_distinct) + (f_rows - f_distinct) + overlap.get(ingest, 0),
+                accepted=accepted.get(ingest) or 0,
+                processed=row.processed if row else 0,
+                failed=row.failed if row else 0,
+                duplicates=row.duplicates if row else 0,
             )
         )
     return result
