@@ -25,6 +25,7 @@ from sluiceway.processing.retry import HandlerContractError, RetryPolicy, is_ret
 PROCESSED = "processed"
 FAILED = "failed"
 MAX_ERROR_MESSAGE = 2000
+EVENT_TIME = pa.timestamp("us", tz="UTC")
 
 # The columns of the records the engine needs besides the handler's own inputs.
 ENGINE_INPUT_COLUMNS = ("transaction_id", "ingest_id", "event_time")
@@ -37,7 +38,7 @@ OUTCOME_SCHEMA = pa.schema(
         pa.field("transaction_id", pa.string()),
         pa.field("ingest_id", pa.string()),
         pa.field("handler", pa.string()),
-        pa.field("event_time", pa.timestamp("us", tz="UTC")),
+        pa.field("event_time", EVENT_TIME),
         pa.field("outcome", pa.string()),
         *[RESULT_SCHEMA.field(name) for name in RESULT_SCHEMA.names[1:]],
         pa.field("attempts", pa.int32()),
@@ -139,13 +140,13 @@ class _BatchRunner:
     def run(self, batch: pa.RecordBatch, batch_id: str) -> pa.RecordBatch:
         started = time.perf_counter()
         pieces = list(self._isolate(batch, batch_id, prior_attempts=0))
-        table = pa.Table.from_batches(pieces, schema=OUTCOME_SCHEMA.remove(len(OUTCOME_SCHEMA) - 1))
+        # The common case is one piece (the batch succeeded whole): no table, no copy.
+        outcome = pieces[0] if len(pieces) == 1 else pa.concat_batches(pieces)
         latency = (time.perf_counter() - started) * 1000.0
-        table = table.append_column(
+        return outcome.append_column(
             OUTCOME_SCHEMA.field("batch_latency_ms"),
-            pa.array([latency] * table.num_rows, pa.float64()),
+            pa.repeat(pa.scalar(latency, pa.float64()), outcome.num_rows),
         )
-        return table.combine_chunks().to_batches()[0] if table.num_rows else _empty_outcome()
 
     def _isolate(
         self, rows: pa.RecordBatch, batch_id: str, prior_attempts: int
@@ -180,10 +181,10 @@ class _BatchRunner:
         return {
             "transaction_id": rows.column("transaction_id"),
             "ingest_id": rows.column("ingest_id"),
-            "handler": pa.array([self.plan.handler.name] * count, pa.string()),
-            "event_time": rows.column("event_time").cast(pa.timestamp("us", tz="UTC")),
-            "attempts": pa.array([attempts] * count, pa.int32()),
-            "batch_id": pa.array([batch_id] * count, pa.string()),
+            "handler": pa.repeat(pa.scalar(self.plan.handler.name, pa.string()), count),
+            "event_time": _as_type(rows.column("event_time"), EVENT_TIME),
+            "attempts": pa.repeat(pa.scalar(attempts, pa.int32()), count),
+            "batch_id": pa.repeat(pa.scalar(batch_id, pa.string()), count),
         }
 
     def _outcome(
@@ -202,7 +203,7 @@ class _BatchRunner:
     ) -> pa.RecordBatch:
         count = rows.num_rows
         columns = self._columns(rows, attempts, batch_id)
-        columns["outcome"] = pa.array([FAILED] * count, pa.string())
+        columns["outcome"] = pa.repeat(pa.scalar(FAILED, pa.string()), count)
         for name in RESULT_SCHEMA.names[1:]:
             columns[name] = pa.nulls(count, RESULT_SCHEMA.field(name).type)
         message = mask_text(str(error) or repr(error))[:MAX_ERROR_MESSAGE]
@@ -216,8 +217,13 @@ def _to_outcome(columns: dict[str, pa.Array]) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays([columns[name] for name in schema.names], schema=schema)
 
 
-def _empty_outcome() -> pa.RecordBatch:
-    return pa.RecordBatch.from_pylist([], schema=OUTCOME_SCHEMA)
+def _as_type(array: pa.Array, kind: pa.DataType) -> pa.Array:
+    return array if array.type == kind else array.cast(kind)
+
+
+def _same_ids(returned: pa.Array, given: pa.Array) -> bool:
+    # Handlers usually pass the input column through: the cheap identity check comes first.
+    return returned.equals(given) or bool(pc.all(pc.equal(returned, given)).as_py())
 
 
 def _conform(rows: pa.RecordBatch, results: pa.RecordBatch) -> pa.RecordBatch:
@@ -233,11 +239,8 @@ def _conform(rows: pa.RecordBatch, results: pa.RecordBatch) -> pa.RecordBatch:
             f"handler returned {0 if results is None else results.num_rows} result rows for "
             f"{rows.num_rows} records; return exactly one row per record, in input order"
         )
-    if (
-        "transaction_id" not in results.schema.names
-        or not pc.all(
-            pc.equal(results.column("transaction_id"), rows.column("transaction_id"))
-        ).as_py()
+    if "transaction_id" not in results.schema.names or not _same_ids(
+        results.column("transaction_id"), rows.column("transaction_id")
     ):
         raise HandlerContractError(
             "handler results are not in input order (transaction_id differs); keep the order"
@@ -245,7 +248,7 @@ def _conform(rows: pa.RecordBatch, results: pa.RecordBatch) -> pa.RecordBatch:
     arrays = []
     for result_field in RESULT_SCHEMA:
         if result_field.name in results.schema.names:
-            arrays.append(results.column(result_field.name).cast(result_field.type))
+            arrays.append(_as_type(results.column(result_field.name), result_field.type))
         else:
             arrays.append(pa.nulls(rows.num_rows, result_field.type))
     return pa.RecordBatch.from_arrays(arrays, schema=RESULT_SCHEMA)
