@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 from chispa import assert_df_equality
-from fixtures.processing_records import NO_RATE_CURRENCY
 from pyspark.sql import functions as F
+
+from fixtures.processing_records import NO_RATE_CURRENCY
 from sluiceway.processing import ProcessOptions, process_records
 from sluiceway.processing.engine import UnknownIngestError, idempotency_key_column
 from sluiceway.processing.financial import (

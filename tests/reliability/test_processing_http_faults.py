@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from fixtures.http_server import FAULT_CYCLE
 from sluiceway.processing import ProcessOptions, process_records
 from sluiceway.tables import PROCESSED_TRANSACTIONS, PROCESSING_FAILURES

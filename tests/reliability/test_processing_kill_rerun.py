@@ -7,6 +7,7 @@ import signal
 import time
 
 import pytest
+
 from fixtures.processing_records import job_summary, process_job
 from sluiceway.processing.engine import reconcile
 from sluiceway.tables import PROCESSED_TRANSACTIONS, PROCESSING_FAILURES

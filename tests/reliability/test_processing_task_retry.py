@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from fixtures.processing_records import job_summary, process_job
 from sluiceway.processing.engine import reconcile
 from sluiceway.processing.http_endpoint import HttpHandler

@@ -8,6 +8,7 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+
 from sluiceway.processing.financial import (
     CROSS_BORDER,
     FX_RATE_MISSING,

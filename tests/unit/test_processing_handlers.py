@@ -8,6 +8,7 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+
 from sluiceway.errors import ConfigurationError
 from sluiceway.processing.financial import FinancialHandler
 from sluiceway.processing.handlers import (

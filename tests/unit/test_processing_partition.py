@@ -9,6 +9,7 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+
 from sluiceway.processing.handlers import BatchHandler, NoopHandler
 from sluiceway.processing.partition import (
     FAILED,
