@@ -14,7 +14,7 @@ from sluiceway.tables import PROCESSED_TRANSACTIONS, PROCESSING_FAILURES
 
 pytestmark = pytest.mark.reliability
 
-RECORDS = 450
+RECORDS = 300
 
 
 def test_killed_run_resumes_with_only_the_missing_records_and_no_duplicates(
@@ -29,12 +29,12 @@ def test_killed_run_resumes_with_only_the_missing_records_and_no_duplicates(
         "--ingest-id", ingest_id, "--handler", "http",
         "--handler-option", f"endpoint={ledger_server.url}",
         "--handler-option", "concurrency=1",
-        "--batch-size", "20", "--commit-every", "150",
+        "--batch-size", "20", "--commit-every", "100",
     )  # fmt: skip
 
     first = process_job(settings, *arguments)
     deadline = time.monotonic() + 240
-    while len(state.effects) < 200 and first.poll() is None and time.monotonic() < deadline:
+    while len(state.effects) < 140 and first.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert first.poll() is None, f"the job ended before the kill: {first.communicate()}"
     os.killpg(first.pid, signal.SIGKILL)
