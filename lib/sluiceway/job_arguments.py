@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from sluiceway.settings import PROFILES, Settings, load_settings
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
+def add_job_settings_options(parser: argparse.ArgumentParser) -> None:
+    """The options every job shares; they become Settings via `job_settings`."""
     parser.add_argument("--profile", choices=PROFILES, help="where the job runs (default local)")
     parser.add_argument("--warehouse", help="Iceberg warehouse: local folder or s3:// URI")
     parser.add_argument("--namespace", help="Iceberg namespace / Glue database")
@@ -23,7 +24,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-level", help="INFO or DEBUG")
 
 
-def _settings(args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
+def job_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
+    """Settings from the shared job options, over the SLUICEWAY_* environment."""
     return load_settings(
         environ=environ,
         arguments={
@@ -54,8 +56,8 @@ class IngestArgs:
         parser.add_argument("--source", required=True, help="landing file path or s3:// URI")
         parser.add_argument("--manifest", help="manifest to check (default SOURCE.manifest.json)")
         parser.add_argument("--source-version", help="S3 version id of the landing object")
-        _common(parser)
+        add_job_settings_options(parser)
         args, _ignored = parser.parse_known_args(argv)
         # Step Functions passes "" when the landing bucket gave no version id.
         version = args.source_version or None
-        return cls(args.source, args.manifest, version, _settings(args, environ))
+        return cls(args.source, args.manifest, version, job_settings(args, environ))

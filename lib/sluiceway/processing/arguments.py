@@ -11,8 +11,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from sluiceway.errors import ConfigurationError
+from sluiceway.job_arguments import add_job_settings_options, job_settings
 from sluiceway.processing.engine import ProcessOptions
-from sluiceway.settings import PROFILES, Settings, load_settings
+from sluiceway.settings import Settings
 
 
 def parse_handler_options(pairs: Sequence[str] | None) -> dict[str, str]:
@@ -90,20 +91,7 @@ class ProcessArgs:
         parser.add_argument("--source", help="the landing file URI given to the ingest job")
         parser.add_argument("--ingest-id", help="the ingest id from ingest_ledger")
         add_process_options(parser)
-        parser.add_argument("--profile", choices=PROFILES, help="where the job runs")
-        parser.add_argument("--warehouse", help="Iceberg warehouse: local folder or s3:// URI")
-        parser.add_argument("--namespace", help="Iceberg namespace / Glue database")
-        parser.add_argument("--spark-master", help="Spark master, e.g. local[2,3]")
-        parser.add_argument("--log-level", help="INFO or DEBUG")
+        add_job_settings_options(parser)
         args, _ignored = parser.parse_known_args(argv)
-        settings = load_settings(
-            environ=environ,
-            arguments={
-                "profile": args.profile,
-                "warehouse": args.warehouse,
-                "namespace": args.namespace,
-                "spark_master": args.spark_master,
-                "log_level": args.log_level,
-            },
-        )
+        settings = job_settings(args, environ)
         return cls(args.source or None, args.ingest_id or None, process_options(args), settings)
