@@ -475,6 +475,47 @@ def register_run(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=_run)
 
 
+def _maintain(args: argparse.Namespace) -> int:
+    import json
+    from datetime import timedelta
+
+    from sluiceway.logs import configure_logging
+    from sluiceway.maintenance import MaintenanceOptions, maintain_tables
+    from sluiceway.spark import build_session
+
+    settings = settings_from(args)
+    configure_logging("maintain", settings.log_level)
+    spark = build_session(settings, app_name="sluiceway-maintain")
+    options = MaintenanceOptions(
+        snapshot_retention=timedelta(days=args.retention_days),
+        retain_last=args.retain_last,
+        orphan_age=timedelta(days=args.orphan_age_days),
+    )
+    results = maintain_tables(spark, settings, options, tuple(args.table or ()))
+    for result in results:
+        print(json.dumps(result.__dict__))
+    return 4 if any(result.skipped for result in results) else 0
+
+
+def register_maintain(commands: argparse._SubParsersAction) -> None:
+    """`sluiceway maintain`: compact and expire the Iceberg tables (jobs/maintain_tables.py)."""
+    parser = commands.add_parser(
+        "maintain",
+        help="compact small files, rewrite manifests, expire snapshots, remove orphan files",
+        description="Runs Iceberg's rewrite_data_files, rewrite_manifests, expire_snapshots and "
+        "remove_orphan_files on each table. A table whose lock is held by a writer is skipped "
+        "(exit code 4). Prints one JSON line per table with data files before and after.",
+    )
+    parser.add_argument("--table", action="append", help="only this table (repeatable)")
+    parser.add_argument("--retention-days", type=float, default=7.0, help="snapshot age kept")
+    parser.add_argument("--retain-last", type=int, default=10, help="snapshots always kept")
+    parser.add_argument(
+        "--orphan-age-days", type=float, default=3.0, help="only older orphan files are removed"
+    )
+    add_settings_options(parser)
+    parser.set_defaults(handler=_maintain)
+
+
 # Each entry adds one sub-command to the parser (see the register_* functions above).
 COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     register_generate,
@@ -485,6 +526,7 @@ COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     register_statemachine,
     register_process,
     register_run,
+    register_maintain,
 )
 
 
