@@ -6,4 +6,5 @@ pytest_plugins = [
     "fixtures.http_server",
     "fixtures.processing_records",
     "fixtures.s3_server",
+    "fixtures.analytics",
 ]

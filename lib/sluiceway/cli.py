@@ -516,6 +516,33 @@ def register_maintain(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=_maintain)
 
 
+def _report(args: argparse.Namespace) -> int:
+    from sluiceway.report import write_report
+
+    settings = settings_from(args).with_overrides({"namespace": args.namespace})
+    facts = write_report(settings, args.out, args.ingest_id)
+    state = "reconciled" if facts.reconciled else "NOT reconciled"
+    print(f"wrote {args.out}: ingest {facts.ingest_id}, {state}")
+    return 0 if facts.reconciled else 3
+
+
+def register_report(commands: argparse._SubParsersAction) -> None:
+    """`sluiceway report`: a self-contained HTML page about one ingest and its processing."""
+    parser = commands.add_parser(
+        "report",
+        help="write a self-contained HTML run report (counts, rejects, outcomes, cost)",
+        description="Reads the local tables and writes one HTML file with inline charts: counts "
+        "and reconciliation, rejects by reason, processing outcomes, timings, the Iceberg "
+        "snapshots written and the estimated AWS Glue cost. Exit 3 if the ingest does not "
+        "reconcile.",
+    )
+    parser.add_argument("--ingest-id", help="the ingest to report on; default the latest")
+    parser.add_argument("--out", required=True, help="HTML file to write")
+    parser.add_argument("--namespace", help="Iceberg namespace; default sluiceway")
+    add_settings_options(parser)
+    parser.set_defaults(handler=_report)
+
+
 # Each entry adds one sub-command to the parser (see the register_* functions above).
 COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     register_generate,
@@ -527,6 +554,7 @@ COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     register_process,
     register_run,
     register_maintain,
+    register_report,
 )
 
 

@@ -1,0 +1,99 @@
+"""The run report: facts match the ingest and processing runs, and the HTML parses whole."""
+
+from __future__ import annotations
+
+from html.parser import HTMLParser
+
+import pytest
+
+from sluiceway.cli import main
+from sluiceway.query import query
+from sluiceway.report import GLUE_DPU_HOUR_USD, gather
+
+pytestmark = pytest.mark.integration
+
+VOID = {"meta", "br", "img", "rect", "input", "link", "hr"}
+
+
+class _Structure(HTMLParser):
+    """Checks that tags nest and close properly and that nothing is loaded from outside."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[str] = []
+        self.svgs = 0
+        self.external: list[str] = []
+        self.ids: dict[str, str] = {}
+        self._current_id = ""
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        for name in ("src", "href"):
+            if values.get(name):
+                self.external.append(str(values[name]))
+        self.svgs += tag == "svg"
+        self._current_id = values.get("id") or ""
+        if tag not in VOID:
+            self.stack.append(tag)
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.svgs += tag == "svg"
+
+    def handle_endtag(self, tag: str) -> None:
+        assert self.stack and self.stack[-1] == tag, f"</{tag}> closes {self.stack[-1:]}"
+        self.stack.pop()
+
+    def handle_data(self, data: str) -> None:
+        if self._current_id:
+            self.ids[self._current_id] = self.ids.get(self._current_id, "") + data
+
+
+def test_report_facts_match_the_runs(analytics_warehouse) -> None:
+    built = analytics_warehouse
+    facts = gather(built.settings, built.ingest_id)
+    assert facts.reconciled
+    assert facts.transactions_rows == built.accepted
+    assert facts.rejected_rows == built.rejected
+    assert facts.processed + facts.failed == built.accepted
+    reasons = query(
+        built.settings,
+        "SELECT COUNT(*) FROM rejected_records, unnest(reasons) AS r(reason) "
+        f"WHERE ingest_id = '{built.ingest_id}'",
+    ).iloc[0, 0]
+    assert sum(count for _, count in facts.rejects_by_reason) == reasons > 0
+    ledger_snapshots = {s["snapshot_id"] for s in facts.snapshots if s["this_ingest"]}
+    assert facts.ledger["transactions_snapshot_id"] in ledger_snapshots
+    # Two one-minute minimums at 10 DPU is the floor of any run's estimate.
+    assert facts.estimated_cost_usd() >= 2 * 10 * GLUE_DPU_HOUR_USD / 60
+
+
+def test_report_html_is_self_contained_and_well_formed(analytics_warehouse, tmp_path) -> None:
+    out = tmp_path / "report.html"
+    code = main(
+        [
+            "report",
+            "--ingest-id",
+            analytics_warehouse.ingest_id,
+            "--out",
+            str(out),
+            "--warehouse",
+            analytics_warehouse.settings.warehouse,
+            "--namespace",
+            analytics_warehouse.settings.namespace,
+        ]
+    )
+    assert code == 0
+    parser = _Structure()
+    parser.feed(out.read_text(encoding="utf-8"))
+    parser.close()
+    assert parser.stack == []
+    assert parser.external == []
+    assert parser.svgs >= 3
+    assert parser.ids["reconciliation"].strip() == "reconciled"
+    assert parser.ids["cost"].startswith("$")
+
+
+def test_report_on_an_empty_warehouse_says_what_to_do(isolated_settings, tmp_path, capsys) -> None:
+    code = main(["report", "--out", str(tmp_path / "r.html"), "--warehouse", str(tmp_path)])
+    assert code == 2
+    assert "run `sluiceway ingest FILE` first" in capsys.readouterr().err
