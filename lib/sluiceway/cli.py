@@ -12,6 +12,8 @@ from sluiceway.errors import SluicewayError
 from sluiceway.settings import PROFILES, Settings, load_settings
 
 if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
     from sluiceway.ingest.run import IngestResult
     from sluiceway.processing import ProcessResult
 
@@ -202,15 +204,28 @@ def register_generate(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=_generate)
 
 
-def _ingest(args: argparse.Namespace) -> int:
-    from sluiceway.ingest import ingest_file
+def _start_spark(job: str, settings: Settings) -> SparkSession:
+    """JSON logs for the job, a progress line, then the session (Spark start takes seconds)."""
     from sluiceway.logs import configure_logging
     from sluiceway.spark import build_session
 
-    settings = settings_from(args)
-    configure_logging("ingest", settings.log_level)
+    configure_logging(job, settings.log_level)
     _progress(f"starting Spark ({settings.profile} profile, warehouse {settings.warehouse})")
-    spark = build_session(settings, app_name="sluiceway-ingest")
+    return build_session(settings, app_name=f"sluiceway-{job}")
+
+
+def add_landing_arguments(parser: argparse.ArgumentParser) -> None:
+    """PATH, --manifest and --source-version: what `ingest` and `run` read."""
+    parser.add_argument("path", help="landing file: local path or s3://bucket/key")
+    parser.add_argument("--manifest", help="manifest to check (default: PATH.manifest.json)")
+    parser.add_argument("--source-version", help="S3 version id of the landing object")
+
+
+def _ingest(args: argparse.Namespace) -> int:
+    from sluiceway.ingest import ingest_file
+
+    settings = settings_from(args)
+    spark = _start_spark("ingest", settings)
     result = ingest_file(
         spark, settings, args.path, args.manifest, args.source_version, progress=_progress
     )
@@ -228,9 +243,7 @@ def register_ingest(commands: argparse._SubParsersAction) -> None:
         "changes nothing. Exit codes: 0 ok or already ingested, 2 bad input, 3 reconciliation "
         "failed.",
     )
-    parser.add_argument("path", help="landing file: local path or s3://bucket/key")
-    parser.add_argument("--manifest", help="manifest to check (default: PATH.manifest.json)")
-    parser.add_argument("--source-version", help="S3 version id of the landing object")
+    add_landing_arguments(parser)
     add_settings_options(parser)
     parser.set_defaults(handler=_ingest)
 
@@ -401,16 +414,12 @@ def _print_process_result(result: ProcessResult) -> None:
 
 
 def _process(args: argparse.Namespace) -> int:
-    from sluiceway.logs import configure_logging
     from sluiceway.processing import process_records
     from sluiceway.processing.arguments import process_options
-    from sluiceway.spark import build_session
 
     settings = settings_from(args)
     options = process_options(args)
-    configure_logging("process", settings.log_level)
-    _progress(f"starting Spark ({settings.profile} profile, warehouse {settings.warehouse})")
-    spark = build_session(settings, app_name="sluiceway-process")
+    spark = _start_spark("process", settings)
     result = process_records(spark, settings, options, ingest_id=args.ingest_id, source=args.source)
     _print_process_result(result)
     return result.exit_code
@@ -436,16 +445,12 @@ def register_process(commands: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from sluiceway.ingest import ingest_file
-    from sluiceway.logs import configure_logging
     from sluiceway.processing import process_records
     from sluiceway.processing.arguments import process_options
-    from sluiceway.spark import build_session
 
     settings = settings_from(args)
     options = process_options(args)
-    configure_logging("run", settings.log_level)
-    _progress(f"starting Spark ({settings.profile} profile, warehouse {settings.warehouse})")
-    spark = build_session(settings, app_name="sluiceway-run")
+    spark = _start_spark("run", settings)
     ingested = ingest_file(
         spark, settings, args.path, args.manifest, args.source_version, progress=_progress
     )
@@ -467,9 +472,7 @@ def register_run(commands: argparse._SubParsersAction) -> None:
         "then process its accepted records. Exit codes: 0 reconciled, 2 bad input, "
         "3 reconciliation failed (ingest or processing).",
     )
-    parser.add_argument("path", help="landing file: local path or s3://bucket/key")
-    parser.add_argument("--manifest", help="manifest to check (default: PATH.manifest.json)")
-    parser.add_argument("--source-version", help="S3 version id of the landing object")
+    add_landing_arguments(parser)
     add_process_options(parser)
     add_settings_options(parser)
     parser.set_defaults(handler=_run)
@@ -479,13 +482,10 @@ def _maintain(args: argparse.Namespace) -> int:
     import json
     from datetime import timedelta
 
-    from sluiceway.logs import configure_logging
     from sluiceway.maintenance import MaintenanceOptions, maintain_tables
-    from sluiceway.spark import build_session
 
     settings = settings_from(args)
-    configure_logging("maintain", settings.log_level)
-    spark = build_session(settings, app_name="sluiceway-maintain")
+    spark = _start_spark("maintain", settings)
     options = MaintenanceOptions(
         snapshot_retention=timedelta(days=args.retention_days),
         retain_last=args.retain_last,
