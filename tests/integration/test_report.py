@@ -97,3 +97,21 @@ def test_report_on_an_empty_warehouse_says_what_to_do(isolated_settings, tmp_pat
     code = main(["report", "--out", str(tmp_path / "r.html"), "--warehouse", str(tmp_path)])
     assert code == 2
     assert "run `sluiceway ingest FILE` first" in capsys.readouterr().err
+
+
+def test_query_pinned_to_an_ingest_reads_its_snapshot(analytics_warehouse) -> None:
+    from sluiceway.errors import SluicewayError
+    from sluiceway.query import ingest_snapshots, pin_athena_sql
+
+    built = analytics_warehouse
+    pins = ingest_snapshots(built.settings, built.ingest_id)
+    assert set(pins) == {"transactions", "rejected_records"}
+    pinned = query(built.settings, "SELECT COUNT(*) FROM transactions", built.ingest_id)
+    assert pinned.iloc[0, 0] == built.accepted
+    with pytest.raises(SluicewayError, match="no completed ingest 'ing_missing'"):
+        query(built.settings, "SELECT 1", "ing_missing")
+    athena = pin_athena_sql("SELECT COUNT(*) FROM transactions", {"transactions": 42}, "db")
+    assert athena == (
+        'WITH transactions AS (SELECT * FROM "db".transactions FOR VERSION AS OF 42) '
+        "SELECT COUNT(*) FROM transactions"
+    )
