@@ -311,41 +311,49 @@ def _commit_wave(
         outcomes.createOrReplaceTempView(view)
         try:
             if totals.ok:
-                _merge_results(spark, settings, view)
+                _insert_missing(
+                    spark,
+                    settings.table(PROCESSED_TRANSACTIONS),
+                    view,
+                    PROCESSED,
+                    RESULT_COLUMNS,
+                    "processed_at",
+                )
             if totals.failed:
-                _merge_failures(spark, settings, view)
+                _insert_missing(
+                    spark,
+                    settings.table(PROCESSING_FAILURES),
+                    view,
+                    FAILED,
+                    FAILURE_COLUMNS,
+                    "failed_at",
+                )
         finally:
             spark.catalog.dropTempView(view)
     finally:
         outcomes.unpersist()
 
 
-def _merge_results(spark: SparkSession, settings: Settings, view: str) -> None:
-    columns = (
-        "transaction_id, ingest_id, idempotency_key, handler, event_time, result, "
-        "base_currency, amount_base, fee_base, risk_flags, attempts, batch_id"
-    )
-    values = ", ".join(f"s.{name.strip()}" for name in columns.split(","))
-    spark.sql(
-        f"""MERGE INTO {settings.table(PROCESSED_TRANSACTIONS)} t
-        USING (SELECT * FROM {view} WHERE outcome = '{PROCESSED}') s
-        ON t.transaction_id = s.transaction_id
-        WHEN NOT MATCHED THEN INSERT ({columns}, processed_at)
-        VALUES ({values}, current_timestamp())"""
-    )
+RESULT_COLUMNS = (
+    "transaction_id, ingest_id, idempotency_key, handler, event_time, result, "
+    "base_currency, amount_base, fee_base, risk_flags, attempts, batch_id"
+)
+FAILURE_COLUMNS = (
+    "transaction_id, ingest_id, idempotency_key, handler, error_class, error_message, "
+    "attempts, batch_id"
+)
 
 
-def _merge_failures(spark: SparkSession, settings: Settings, view: str) -> None:
-    columns = (
-        "transaction_id, ingest_id, idempotency_key, handler, error_class, error_message, "
-        "attempts, batch_id"
-    )
+def _insert_missing(
+    spark: SparkSession, table: str, view: str, outcome: str, columns: str, stamped: str
+) -> None:
+    """Insert the wave's rows of one outcome whose transaction_id the table does not have."""
     values = ", ".join(f"s.{name.strip()}" for name in columns.split(","))
     spark.sql(
-        f"""MERGE INTO {settings.table(PROCESSING_FAILURES)} t
-        USING (SELECT * FROM {view} WHERE outcome = '{FAILED}') s
+        f"""MERGE INTO {table} t
+        USING (SELECT * FROM {view} WHERE outcome = '{outcome}') s
         ON t.transaction_id = s.transaction_id
-        WHEN NOT MATCHED THEN INSERT ({columns}, failed_at)
+        WHEN NOT MATCHED THEN INSERT ({columns}, {stamped})
         VALUES ({values}, current_timestamp())"""
     )
 
