@@ -14,7 +14,7 @@ import itertools
 import uuid
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from pyarrow import fs as pafs
@@ -46,7 +46,6 @@ class LandingScan:
     file_bytes: int
     chunks: tuple[LandingChunk, ...]
     staged: bool = False
-    notes: tuple[str, ...] = field(default_factory=tuple)
 
 
 def resolve(source: str) -> tuple[pafs.FileSystem, str]:
@@ -192,9 +191,7 @@ def scan_landing_file(source: str, chunk_bytes: int, staging_dir: str) -> Landin
         if staging_writer is not None:
             staging_writer.close()
     if finder.offset == 0:
-        return LandingScan(
-            source, data_path, sha.hexdigest(), file_bytes, (), gzipped, ("empty file",)
-        )
+        return LandingScan(source, data_path, sha.hexdigest(), file_bytes, (), gzipped)
     header_end = finder.header_end if finder.header_end is not None else finder.offset
     check_header(source, bytes(header[:header_end]))
     return LandingScan(

@@ -87,10 +87,6 @@ def tokenize(data: bytes, first_line_number: int) -> pa.Table:
     return pa.Table.from_batches(parts, RECORD_SCHEMA)
 
 
-def _empty() -> pa.RecordBatch:
-    return pa.RecordBatch.from_pylist([], schema=RECORD_SCHEMA)
-
-
 def _lines_with_bad_encoding(data: bytes, lines: _Lines) -> np.ndarray:
     """Which lines are not UTF-8; decoding the whole range first keeps the common case cheap."""
     try:

@@ -24,15 +24,14 @@ class Counts:
     accepted_count_by_currency: dict[str, int] = field(default_factory=dict)
 
 
-def balance_problems(counts: Counts, written_accepted: int, written_rejected: int) -> list[str]:
+def balance_problems(counts: Counts) -> list[str]:
     """Every record read is accepted or rejected, once: lines read = accepted + rejected."""
-    problems = []
-    if counts.lines_read != written_accepted + written_rejected:
-        problems.append(
-            f"lines read {counts.lines_read} != accepted {written_accepted} "
-            f"+ rejected {written_rejected} found in the tables"
-        )
-    return problems
+    if counts.lines_read == counts.accepted + counts.rejected:
+        return []
+    return [
+        f"lines read {counts.lines_read} != accepted {counts.accepted} "
+        f"+ rejected {counts.rejected} found in the tables"
+    ]
 
 
 def load_manifest(location: str) -> dict | None:

@@ -142,7 +142,7 @@ def ingest_file(
         if scan.staged:
             filesystem, staged = resolve(scan.data_path)
             filesystem.delete_file(staged)
-    problems = balance_problems(counts, counts.accepted, counts.rejected)
+    problems = balance_problems(counts)
     manifest_doc = load_manifest(manifest or default_manifest_location(source))
     if manifest_doc is not None:
         problems += manifest_problems(counts, manifest_doc)
