@@ -1,10 +1,23 @@
 """The error hierarchy: every message names the file, line or record, the rule, and what to do."""
 
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Exit codes of every sluiceway command and job, named once (README and --help list them)."""
+
+    OK = 0
+    UNEXPECTED = 1  # a bug: the trace is in the JSON log
+    BAD_INPUT = 2  # a whole-file problem or a wrong argument/setting: fix it, then re-run
+    RECONCILIATION_FAILED = 3  # counts or totals do not add up: nothing was published
+    BUSY = 4  # another writer holds the namespace's lease (or maintenance skipped): retry later
+    ENDPOINT_UNAVAILABLE = 5  # retryable outage: records left pending, retry later
+
 
 class SluicewayError(Exception):
     """Base of every error sluiceway raises on purpose; the CLI prints it without a traceback."""
 
-    exit_code = 2
+    exit_code: int = ExitCode.BAD_INPUT
 
 
 class ConfigurationError(SluicewayError):
@@ -23,4 +36,4 @@ class LandingFileError(SluicewayError):
 class ReconciliationError(SluicewayError):
     """Counts or amount totals do not add up; the run is marked failed, nothing is hidden."""
 
-    exit_code = 3
+    exit_code: int = ExitCode.RECONCILIATION_FAILED
