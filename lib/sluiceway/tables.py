@@ -104,6 +104,9 @@ DEFINITIONS: dict[str, TableDefinition] = {
             ("manifest_checked", "boolean"),
             ("transactions_snapshot_id", "bigint"),
             ("rejected_snapshot_id", "bigint"),
+            # The accepted records' event-time range: later steps prune partitions with it.
+            ("first_event_time", "timestamp"),
+            ("last_event_time", "timestamp"),
             ("started_at", "timestamp"),
             ("finished_at", "timestamp"),
             ("duration_seconds", "double"),

@@ -47,6 +47,8 @@ class LedgerEntry:
     manifest_checked: bool = False
     transactions_snapshot_id: int | None = None
     rejected_snapshot_id: int | None = None
+    first_event_time: datetime | None = None
+    last_event_time: datetime | None = None
     finished_at: datetime | None = None
     duration_seconds: float | None = None
 

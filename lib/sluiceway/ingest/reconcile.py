@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -22,6 +23,8 @@ class Counts:
     rejected_by_reason: dict[str, int] = field(default_factory=dict)
     accepted_amount_by_currency: dict[str, Decimal] = field(default_factory=dict)
     accepted_count_by_currency: dict[str, int] = field(default_factory=dict)
+    first_event_time: datetime | None = None
+    last_event_time: datetime | None = None
 
 
 def balance_problems(counts: Counts) -> list[str]:

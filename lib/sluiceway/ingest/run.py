@@ -171,6 +171,8 @@ def ingest_file(
                 "manifest_checked": manifest_doc is not None,
                 "transactions_snapshot_id": snapshots[0],
                 "rejected_snapshot_id": snapshots[1],
+                "first_event_time": counts.first_event_time,
+                "last_event_time": counts.last_event_time,
                 "finished_at": datetime.now(UTC),
                 "duration_seconds": duration,
             }
@@ -281,6 +283,12 @@ def read_back_counts(
         .agg(F.count(F.lit(1)).alias("n"), F.sum("amount").alias("total"))
         .collect()
     )
+    events = (
+        spark.table(settings.table(TRANSACTIONS))
+        .where(where)
+        .agg(F.min("event_time").alias("first_event"), F.max("event_time").alias("last_event"))
+        .first()
+    )
     rejected_rows = spark.table(settings.table(REJECTED_RECORDS)).where(where)
     by_reason = (
         rejected_rows.select(F.explode("reasons").alias("reason")).groupBy("reason").count()
@@ -292,4 +300,6 @@ def read_back_counts(
         rejected_by_reason={row.reason: row["count"] for row in by_reason},
         accepted_amount_by_currency={row.currency: row.total for row in by_currency},
         accepted_count_by_currency={row.currency: row.n for row in by_currency},
+        first_event_time=events.first_event,
+        last_event_time=events.last_event,
     )
