@@ -7,6 +7,7 @@ The result is a frozen `Settings` passed explicitly; nothing in the library read
 from __future__ import annotations
 
 import dataclasses
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +41,18 @@ class Settings:
     def table(self, name: str) -> str:
         """Fully qualified Spark identifier of a sluiceway table."""
         return f"{self.catalog}.{self.namespace}.{name}"
+
+    def staging_location(self) -> str:
+        """Where a .gz landing file is unpacked for the executors to read.
+
+        On a cluster every executor must reach it, so the AWS profiles stage under the
+        warehouse (the storage stack expires `_staging/` objects); locally the temp dir serves.
+        """
+        if self.staging_dir:
+            return self.staging_dir
+        if self.profile != "local" and "://" in self.warehouse:
+            return f"{self.warehouse.rstrip('/')}/_staging"
+        return f"{tempfile.gettempdir()}/sluiceway-staging"
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> Settings:
         """A copy with the given non-None fields replaced, values coerced to the field types."""

@@ -7,7 +7,6 @@ the partial rows of that ingest id. A file already `completed` is skipped.
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -96,8 +95,9 @@ def ingest_file(
     clock = time.monotonic()
     started_at = datetime.now(UTC)
     source_file = canonical_source(source)
-    staging = settings.staging_dir or f"{tempfile.gettempdir()}/sluiceway-staging"
-    scan = scan_landing_file(source, settings.parse_chunk_mb * 1024 * 1024, staging)
+    scan = scan_landing_file(
+        source, settings.parse_chunk_mb * 1024 * 1024, settings.staging_location()
+    )
     ingest_id = ingest_id_for(scan.sha256)
     say(f"scanned {source_file}: {scan.file_bytes / 1e6:.1f} MB, {len(scan.chunks)} chunks")
     log_event(LOG, "landing file scanned", ingest_id=ingest_id, file_bytes=scan.file_bytes)
