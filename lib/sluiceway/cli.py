@@ -27,6 +27,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         arguments={
             "profile": getattr(args, "profile", None),
             "warehouse": getattr(args, "warehouse", None),
+            "spark_master": getattr(args, "spark_master", None),
         },
     )
 
@@ -39,6 +40,15 @@ def add_settings_options(parser: argparse.ArgumentParser) -> None:
         "or $SLUICEWAY_WAREHOUSE",
     )
     parser.add_argument("--profile", choices=PROFILES, help="where this runs; default local")
+
+
+def add_spark_master_option(parser: argparse.ArgumentParser) -> None:
+    """--spark-master, for the commands that start Spark (local and batch profiles)."""
+    parser.add_argument(
+        "--spark-master",
+        help="Spark master, e.g. local[4] or spark://host:7077; default local[*] "
+        "or $SLUICEWAY_SPARK_MASTER",
+    )
 
 
 def _contract(args: argparse.Namespace) -> int:
@@ -245,6 +255,7 @@ def register_ingest(commands: argparse._SubParsersAction) -> None:
     )
     add_landing_arguments(parser)
     add_settings_options(parser)
+    add_spark_master_option(parser)
     parser.set_defaults(handler=_ingest)
 
 
@@ -440,6 +451,7 @@ def register_process(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--source", help="landing file as given to `sluiceway ingest`")
     add_process_options(parser)
     add_settings_options(parser)
+    add_spark_master_option(parser)
     parser.set_defaults(handler=_process)
 
 
@@ -475,6 +487,7 @@ def register_run(commands: argparse._SubParsersAction) -> None:
     add_landing_arguments(parser)
     add_process_options(parser)
     add_settings_options(parser)
+    add_spark_master_option(parser)
     parser.set_defaults(handler=_run)
 
 
