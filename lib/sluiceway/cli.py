@@ -176,7 +176,7 @@ def _progress(message: str) -> None:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from sluiceway.generate import generate_landing_file, manifest_path
+    from sluiceway.generate import DEFAULT_LINE_ENDING, generate_landing_file, manifest_path
 
     def report(done: int) -> None:
         print(f"... {done:,} / {args.records:,} records", file=sys.stderr, flush=True)
@@ -188,10 +188,14 @@ def _generate(args: argparse.Namespace) -> int:
         defect_rate=args.defect_rate,
         compress=args.gzip,
         progress=report if args.records >= 1_000_000 else None,
+        # `demo` calls this without the file-shape options.
+        line_ending=getattr(args, "line_ending", DEFAULT_LINE_ENDING),
+        gzip_members=getattr(args, "gzip_members", 1),
     )
     print(
-        f"wrote {args.out}: {manifest.records:,} records, {manifest.accepted:,} valid, "
-        f"{manifest.rejected:,} with defects; manifest {manifest_path(args.out)}"
+        f"wrote {args.out}: {manifest.records:,} records ({manifest.lines:,} lines), "
+        f"{manifest.accepted:,} valid, {manifest.rejected:,} with defects; "
+        f"manifest {manifest_path(args.out)}"
     )
     return 0
 
@@ -211,6 +215,18 @@ def register_generate(commands: argparse._SubParsersAction) -> None:
         "--defect-rate", type=float, default=0.0, help="share of defective records, e.g. 0.01"
     )
     parser.add_argument("--gzip", action="store_true", help="gzip-compress the output")
+    parser.add_argument(
+        "--line-ending",
+        choices=("lf", "crlf", "cr"),
+        default="lf",
+        help="line end after every line: lf (default), crlf (Windows), cr (old Mac export)",
+    )
+    parser.add_argument(
+        "--gzip-members",
+        type=int,
+        default=1,
+        help="with --gzip: write N concatenated gzip members, as `cat a.gz b.gz` (default 1)",
+    )
     parser.set_defaults(handler=_generate)
 
 
