@@ -21,6 +21,8 @@ AMOUNT_OUT_OF_RANGE = "amount_out_of_range"
 UNKNOWN_CURRENCY = "unknown_currency"
 UNKNOWN_COUNTRY = "unknown_country"
 BAD_EVENT_TIME = "bad_event_time"
+EVENT_TIME_OUT_OF_RANGE = "event_time_out_of_range"
+FIELD_TOO_LONG = "field_too_long"
 UNKNOWN_STATUS = "unknown_status"
 UNKNOWN_CHANNEL = "unknown_channel"
 BAD_MCC = "bad_mcc"
@@ -30,14 +32,19 @@ ALREADY_INGESTED = "already_ingested"
 REASONS: dict[str, str] = {
     WRONG_FIELD_COUNT: "the line does not have exactly one field per contract column",
     INVALID_ENCODING: "the line is not valid UTF-8",
-    UNTERMINATED_QUOTE: "a quoted field is never closed before the end of the file",
+    UNTERMINATED_QUOTE: (
+        "a quote opened on this line does not close cleanly within the record-size cap; "
+        "only this line is rejected, the next line is read as a new record"
+    ),
     BAD_QUOTING: "a quote inside an unquoted field, or text after a closing quote (RFC 4180)",
+    FIELD_TOO_LONG: "a field is longer than its column allows (see the contract's max length)",
     MISSING_REQUIRED: "a required field is empty",
     BAD_AMOUNT_FORMAT: "amount is not a plain decimal with at most 2 places (no 1,000.00, no 1e3)",
     AMOUNT_OUT_OF_RANGE: "amount is outside the allowed range",
     UNKNOWN_CURRENCY: "currency is not an ISO 4217 code",
     UNKNOWN_COUNTRY: "country is not an ISO 3166-1 alpha-2 code",
     BAD_EVENT_TIME: "event_time is not an ISO 8601 timestamp with a UTC offset",
+    EVENT_TIME_OUT_OF_RANGE: "event_time is outside the years every reader handles",
     UNKNOWN_STATUS: "status is not one of the allowed values",
     UNKNOWN_CHANNEL: "channel is not one of the allowed values",
     BAD_MCC: "mcc is not a 4-digit merchant category code",
@@ -61,6 +68,10 @@ EVENT_TIME_PATTERN = (
     r"(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})$"
 )
 MCC_PATTERN = r"^[0-9]{4}$"
+# Instants Athena, Spark and Python all represent, with a week's margin for the duplicate
+# look-back window: year 1 or 9999 would overflow date arithmetic in one of them.
+EVENT_TIME_MIN = "1900-01-01T00:00:00Z"
+EVENT_TIME_MAX = "2999-12-31T23:59:59Z"
 
 # Active ISO 4217 currency codes.
 CURRENCIES = frozenset(
@@ -87,6 +98,11 @@ COUNTRIES = frozenset(
 )
 
 
+# Longer values are rejected as field_too_long: ids and codes are short, and a description
+# beyond this is an export fault, not a purchase.
+DESCRIPTION_MAX_LENGTH = 4096
+
+
 @dataclass(frozen=True)
 class Column:
     """One landing-file column: its name, its type in `transactions`, and whether it is required."""
@@ -95,6 +111,7 @@ class Column:
     table_type: str
     required: bool
     description: str
+    max_length: int = 256
 
 
 COLUMNS: tuple[Column, ...] = (
@@ -113,21 +130,32 @@ COLUMNS: tuple[Column, ...] = (
     Column("channel", "string", True, f"one of {', '.join(CHANNELS)}"),
     Column("mcc", "string", False, "4-digit merchant category code (ISO 18245)"),
     Column("country", "string", True, "ISO 3166-1 alpha-2 code of the merchant or counterparty"),
-    Column("description", "string", False, "free text; may hold commas, quotes and newlines"),
+    Column(
+        "description",
+        "string",
+        False,
+        "free text; may hold commas, quotes and newlines",
+        max_length=DESCRIPTION_MAX_LENGTH,
+    ),
 )
 
 COLUMN_NAMES: tuple[str, ...] = tuple(column.name for column in COLUMNS)
 HEADER_LINE = ",".join(COLUMN_NAMES)
 ENCODING = "utf-8"
+# The longest record (a quoted description may hold newlines) before an opened quote is taken
+# for an unclosed one: generous for any real description, small enough that a stray quote
+# costs at most this much re-reading. A setting (max_record_bytes) can change it.
+MAX_RECORD_BYTES = 1024 * 1024
 DELIMITER = ","
 QUOTE = '"'
 
 
 def contract_markdown() -> str:
     """The contract as Markdown tables, for the README and `sluiceway contract`."""
-    rows = ["| column | type | required | rule |", "|---|---|---|---|"]
+    rows = ["| column | type | required | max length | rule |", "|---|---|---|---|---|"]
     rows += [
-        f"| `{c.name}` | {c.table_type} | {'yes' if c.required else 'no'} | {c.description} |"
+        f"| `{c.name}` | {c.table_type} | {'yes' if c.required else 'no'} | {c.max_length} "
+        f"| {c.description} |"
         for c in COLUMNS
     ]
     rows += ["", "| reason code | meaning |", "|---|---|"]

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from sluiceway.contract import MAX_RECORD_BYTES
 from sluiceway.errors import ConfigurationError
 
 PROFILES = ("local", "glue", "emr-serverless", "batch")
@@ -31,11 +32,18 @@ class Settings:
     shuffle_partitions: int = 8
     duplicate_lookback_days: int = 7
     parse_chunk_mb: int = 16
+    # The longest record before an opened quote counts as unclosed (contract.MAX_RECORD_BYTES).
+    max_record_bytes: int = MAX_RECORD_BYTES
     staging_dir: str = ""
     log_level: str = "INFO"
     athena_workgroup: str = "sluiceway"
     aws_region: str | None = None
     failpoint: str = ""
+    # The writer lease (lib/sluiceway/lease.py): the DynamoDB table of s3:// warehouses, how
+    # long a second writer waits before exiting busy, and how long a dead holder's lease lasts.
+    lease_table: str = ""
+    lease_wait_seconds: int = 0
+    lease_expiry_seconds: int = 300
     extra_spark_conf: Mapping[str, str] = field(default_factory=dict)
 
     def table(self, name: str) -> str:

@@ -36,6 +36,7 @@ LINEAGE_COLUMNS = (
     ("source_file", "string"),
     ("ingest_id", "string"),
     ("line_number", "bigint"),
+    ("last_line_number", "bigint"),
     ("ingested_at", "timestamp"),
 )
 
@@ -76,7 +77,10 @@ DEFINITIONS: dict[str, TableDefinition] = {
             ("source_file", "string"),
             ("ingest_id", "string"),
             ("line_number", "bigint"),
+            ("last_line_number", "bigint"),
             ("raw_line", "string"),
+            # The original bytes of a line that is not UTF-8 (raw_line shows them escaped).
+            ("raw_bytes", "binary"),
             ("reasons", "array<string>"),
             ("reason_detail", "string"),
             ("transaction_id", "string"),
@@ -93,9 +97,12 @@ DEFINITIONS: dict[str, TableDefinition] = {
             ("source_etag", "string"),
             ("source_version", "string"),
             ("file_bytes", "bigint"),
+            # Physical lines after the header; accepted_lines + rejected_lines must equal it.
             ("lines_read", "bigint"),
             ("accepted", "bigint"),
             ("rejected", "bigint"),
+            ("accepted_lines", "bigint"),
+            ("rejected_lines", "bigint"),
             ("rejected_by_reason", "map<string,bigint>"),
             ("accepted_amount_by_currency", "map<string,decimal(38,2)>"),
             ("accepted_count_by_currency", "map<string,bigint>"),

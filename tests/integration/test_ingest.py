@@ -33,7 +33,8 @@ def test_generated_file_reconciles_with_its_manifest(
     result = ingest_file(spark, isolated_settings, str(landing))
     assert result.status == "completed", result.message
     assert "manifest matched" in result.message
-    assert result.lines_read == manifest.records == result.accepted + result.rejected
+    assert result.lines_read == manifest.lines
+    assert manifest.records == result.accepted + result.rejected
     assert result.rejected_by_reason == dict(manifest.rejected_by_reason)
 
     # Read back by DuckDB, not Spark: what analysts will see.
@@ -51,7 +52,7 @@ def test_generated_file_reconciles_with_its_manifest(
     ((status, lines, accepted),) = duckdb_query(
         isolated_settings, "SELECT status, lines_read, accepted FROM ingest_ledger"
     )
-    assert (status, lines, accepted) == ("completed", manifest.records, manifest.accepted)
+    assert (status, lines, accepted) == ("completed", manifest.lines, manifest.accepted)
 
 
 def test_every_rejected_line_keeps_raw_text_line_number_and_reason(
@@ -122,9 +123,8 @@ def test_gzip_landing_file_gives_the_same_rows(spark, isolated_settings, tmp_pat
     assert lines == 3
 
 
-def test_empty_file_is_ingested_as_zero_records(spark, isolated_settings, tmp_path):
-    landing = tmp_path / "empty.csv"
-    landing.write_bytes(b"")
+def test_header_only_file_is_a_completed_empty_day(spark, isolated_settings, tmp_path):
+    landing = write_landing(tmp_path / "quiet-day.csv")
     result = ingest_file(spark, isolated_settings, str(landing))
     assert (result.status, result.lines_read, result.accepted, result.rejected) == (
         "completed",
@@ -153,3 +153,4 @@ def test_manifest_mismatch_marks_the_file_failed(spark, isolated_settings, tmp_p
     assert "accepted amount by currency" in result.message
     ledger = spark.table(isolated_settings.table(INGEST_LEDGER)).first()
     assert (ledger.status, ledger.manifest_checked) == ("failed", True)
+    assert spark.table(isolated_settings.table(TRANSACTIONS)).count() == 0

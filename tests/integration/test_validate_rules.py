@@ -23,16 +23,18 @@ GOOD = dict(
         strict=True,
     )
 )
-SCHEMA = "line_number bigint, raw_line string, field_count int, parse_error string, " + ", ".join(
-    f"{name} string" for name in c.COLUMN_NAMES
-)
+SCHEMA = (
+    "line_number bigint, last_line_number bigint, raw_line string, raw_bytes binary, "
+    "field_count int, parse_error string, "
+) + ", ".join(f"{name} string" for name in c.COLUMN_NAMES)
 
 
 def frame(spark, *changes: dict, parse_error: str | None = None, field_count: int = 11):
     rows = []
     for number, change in enumerate(changes, start=2):
         values = {**GOOD, "transaction_id": f"T{number}", **change}
-        rows.append((number, "raw", field_count, parse_error, *[values[n] for n in c.COLUMN_NAMES]))
+        fields = [values[n] for n in c.COLUMN_NAMES]
+        rows.append((number, number, "raw", None, field_count, parse_error, *fields))
     return spark.createDataFrame(rows, SCHEMA)
 
 
@@ -52,6 +54,11 @@ BROKEN = [
     ("status", "done", c.UNKNOWN_STATUS),
     ("channel", "fax", c.UNKNOWN_CHANNEL),
     ("mcc", "54A1", c.BAD_MCC),
+    ("event_time", "9999-12-31T23:59:59Z", c.EVENT_TIME_OUT_OF_RANGE),
+    ("event_time", "0001-01-01T00:00:00Z", c.EVENT_TIME_OUT_OF_RANGE),
+    ("event_time", "1899-12-31T23:59:59Z", c.EVENT_TIME_OUT_OF_RANGE),
+    ("description", "x" * (c.DESCRIPTION_MAX_LENGTH + 1), c.FIELD_TOO_LONG),
+    ("transaction_id", "T" * 257, c.FIELD_TOO_LONG),
     ("account_id", "", c.MISSING_REQUIRED),
     ("amount", "", c.MISSING_REQUIRED),
     ("currency", " ", c.MISSING_REQUIRED),
@@ -62,6 +69,8 @@ VALID_VARIANTS = [
     ("amount", "7"),
     ("event_time", "2026-11-25T10:00:00.123456+01:00"),
     ("event_time", "2026-11-25 10:00:00Z"),
+    ("event_time", "1900-01-01T00:00:00Z"),
+    ("description", "x" * c.DESCRIPTION_MAX_LENGTH),
     ("mcc", ""),
     ("counterparty_id", ""),
     ("description", ""),

@@ -65,18 +65,85 @@ def test_blank_line_is_a_record_with_one_empty_field():
     assert blank["line_number"] == 3
 
 
-def test_invalid_utf8_line_is_flagged_and_kept_with_replacement_characters():
-    good, bad = records(VALID.encode() + b"\n" + VALID.replace("hello", "caf").encode() + b"\xe9\n")
+def test_invalid_utf8_line_is_flagged_and_keeps_its_original_bytes():
+    latin1 = VALID.replace("hello", "caf").encode() + b"\xe9"
+    good, bad = records(VALID.encode() + b"\n" + latin1 + b"\n")
     assert good["parse_error"] is None
     assert bad["parse_error"] == c.INVALID_ENCODING
-    assert bad["raw_line"].endswith("caf\ufffd")
+    assert bad["raw_bytes"] == latin1
+    assert bad["raw_line"].endswith("caf\\xe9")
+    assert bad["transaction_id"] == "T1"
 
 
-def test_unterminated_quote_at_end_of_file_is_one_record():
-    (good, bad) = records(f'{VALID}\nT4,A,"never closed\nmore text\n'.encode())
-    assert good["parse_error"] is None
+def test_unclosed_quote_costs_only_its_own_line():
+    text = f'{VALID}\nT4,A,"never closed\n{VALID.replace("T1", "T5")}\nmore text\n'
+    good, bad, next_good, tail = records(text.encode())
+    assert good["parse_error"] is None and next_good["parse_error"] is None
+    assert (bad["line_number"], bad["last_line_number"]) == (3, 3)
     assert bad["parse_error"] == c.UNTERMINATED_QUOTE
-    assert bad["raw_line"] == 'T4,A,"never closed\nmore text'
+    assert bad["raw_line"] == 'T4,A,"never closed'
+    assert next_good["transaction_id"] == "T5"
+    assert (tail["line_number"], tail["field_count"]) == (5, 1)
+
+
+def test_stray_quote_in_an_unquoted_field_is_bad_quoting_for_that_line_only():
+    pizza = VALID.replace("T1", "T2").replace("hello", '12" pizza')
+    lines = [VALID, pizza, *[VALID.replace("T1", f"T{n}") for n in range(3, 8)]]
+    result = records(("\n".join(lines) + "\n").encode())
+    assert [r["parse_error"] for r in result] == [None, c.BAD_QUOTING] + [None] * 5
+    assert result[1]["transaction_id"] == "T2"
+    assert [r["transaction_id"] for r in result[2:]] == [f"T{n}" for n in range(3, 8)]
+
+
+def test_quote_that_closes_far_away_into_stray_text_costs_only_the_opening_line():
+    opened = VALID.replace("T1", "T2").replace("hello", '"starts here')
+    later = VALID.replace("T1", "T4").replace("hello", '"quoted, fine"')
+    text = "\n".join([opened, VALID.replace("T1", "T3"), later]) + "\n"
+    first, second, third = records(text.encode())
+    assert (first["parse_error"], first["last_line_number"]) == (c.UNTERMINATED_QUOTE, 2)
+    assert second["transaction_id"] == "T3" and second["parse_error"] is None
+    assert third["description"] == "quoted, fine"
+
+
+def test_multiline_record_with_the_wrong_field_count_costs_only_its_first_line():
+    opened = 'T2,A,"x\n'
+    text = opened + VALID.replace("T1", "T3").replace("hello", 'y",z') + "\n"
+    first, second = records(text.encode())
+    assert (first["parse_error"], first["line_number"]) == (c.UNTERMINATED_QUOTE, 2)
+    assert second["parse_error"] == c.BAD_QUOTING and second["line_number"] == 3
+
+
+def test_quoted_field_longer_than_csv_default_limit_is_parsed_whole():
+    long_text = "x" * 200_000
+    line = VALID.replace("hello", f'"{long_text}"')
+    (record,) = records(line.encode() + b"\n")
+    assert record["parse_error"] is None
+    assert record["transaction_id"] == "T1"
+    assert record["description"] == long_text
+
+
+def test_quote_open_beyond_the_record_cap_is_unterminated_and_parsing_resumes():
+    opened = VALID.replace("T1", "T2").replace("hello", '"long')
+    filler = "\n".join(VALID.replace("T1", f"F{n}") for n in range(50))
+    closing = VALID.replace("T1", "T9").replace("hello", 'end"')
+    text = f"{opened}\n{filler}\n{closing}\n"
+    result = tokenize(text.encode(), 2, max_record_bytes=1000).to_pylist()
+    result.sort(key=lambda r: r["line_number"])
+    assert result[0]["parse_error"] == c.UNTERMINATED_QUOTE
+    assert [r["transaction_id"] for r in result[1:51]] == [f"F{n}" for n in range(50)]
+    assert all(r["parse_error"] is None for r in result[1:51])
+    assert result[51]["parse_error"] == c.BAD_QUOTING
+
+
+def test_every_physical_line_is_covered_by_exactly_one_record():
+    text = (
+        f'{VALID}\nT2,"a\nb",M,1.00,EUR,2026-11-25T10:00:00Z,settled,atm,6011,DE,x\n'
+        f'T3,12"\n\n"open\n{VALID}'
+    ).encode()
+    covered = [
+        line for r in records(text) for line in range(r["line_number"], r["last_line_number"] + 1)
+    ]
+    assert covered == list(range(2, 2 + text.count(b"\n") + 1))
 
 
 def test_text_after_a_closing_quote_is_bad_quoting():

@@ -1,8 +1,10 @@
 """The landing file on the driver: identity (sha256), header check, and record-aligned chunks.
 
-One sequential pass reads the file once: it hashes it, checks the header, and places chunk
-boundaries on newlines outside quoted fields (quote parity is even there), so executors can
-tokenize chunks in parallel without ever splitting a record.
+One sequential pass reads the file once: it hashes it, unpacks gzip (every member; a
+truncated stream or trailing bytes fail the file), checks the header, counts physical lines
+(the unit of accounting) and places chunk boundaries on record starts found by the same
+rules the tokenizer uses (`boundaries.quoted_records`), so executors can tokenize chunks in
+parallel without ever splitting a record.
 """
 
 from __future__ import annotations
@@ -17,35 +19,52 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from pyarrow import fs as pafs
 
 from sluiceway.contract import COLUMN_NAMES, HEADER_LINE
 from sluiceway.errors import LandingFileError
+from sluiceway.ingest import source as landing_source
+from sluiceway.ingest.boundaries import line_index, quoted_records
 
 BLOCK_BYTES = 8 * 1024 * 1024
 GZIP_MAGIC = b"\x1f\x8b"
+# A first line longer than this is no header: the file is binary or has no line ends at all.
+HEADER_MAX_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
 class LandingChunk:
-    """A byte range of whole records, and the file line number of its first byte."""
+    """A byte range of whole records, and the file line number of its first byte.
+
+    `version` pins the S3 object version; `cr_line_ends` says the file ends its lines with a
+    lone CR (read as LF).
+    """
 
     path: str
     start: int
     end: int
     first_line_number: int
+    version: str | None = None
+    cr_line_ends: bool = False
 
 
 @dataclass(frozen=True)
 class LandingScan:
-    """What the driver learned in its one pass over the landing file."""
+    """What the driver learned in its one pass over the landing file.
+
+    `physical_lines` counts the lines after the header: every one of them must end up in
+    exactly one accepted or rejected record.
+    """
 
     source: str
     data_path: str
     sha256: str
     file_bytes: int
     chunks: tuple[LandingChunk, ...]
+    physical_lines: int = 0
     staged: bool = False
+    cr_line_ends: bool = False
 
 
 def resolve(source: str) -> tuple[pafs.FileSystem, str]:
@@ -60,77 +79,134 @@ def canonical_source(source: str) -> str:
     return source if "://" in source else str(Path(source).resolve())
 
 
-class _BoundaryFinder:
-    """Tracks quote parity and line count over a stream of blocks and places chunk boundaries."""
+class _Gunzip:
+    """Inflates a gzip stream of one or more members; anything else after them is an error."""
 
-    def __init__(self, chunk_bytes: int) -> None:
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.member: zlib._Decompress | None = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self.between = b""
+
+    def feed(self, block: bytes) -> bytes:
+        out: list[bytes] = []
+        data = self.between + block
+        self.between = b""
+        while data:
+            if self.member is None:
+                if len(data) < len(GZIP_MAGIC):
+                    self.between = data
+                    break
+                if not data.startswith(GZIP_MAGIC):
+                    self._fail("trailing bytes after the gzip stream", f"{len(data)}+ bytes")
+                self.member = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            try:
+                out.append(self.member.decompress(data))
+            except zlib.error as error:
+                self._fail("corrupt gzip", str(error))
+            if not self.member.eof:
+                break
+            data = self.member.unused_data
+            self.member = None
+        return b"".join(out)
+
+    def finish(self) -> None:
+        if self.between:
+            self._fail("trailing bytes after the gzip stream", f"{len(self.between)} bytes")
+        if self.member is not None:
+            self._fail("truncated gzip", "the compressed stream ends before its end marker")
+
+    def _fail(self, rule: str, detail: str) -> None:
+        raise LandingFileError(
+            self.source, rule, detail, "Nothing was written. Ask the partner to resend the file"
+        )
+
+
+class _ChunkPlanner:
+    """Finds the header, counts lines and cuts chunks at record starts, one block at a time.
+
+    Bytes from the first record whose end is not yet known are carried into the next block;
+    the record-size cap bounds them.
+    """
+
+    def __init__(self, source: str, chunk_bytes: int, max_record_bytes: int) -> None:
+        self.source = source
         self.chunk_bytes = chunk_bytes
-        self.offset = 0
-        self.quotes_odd = False
-        self.lines = 0
-        self.header_end: int | None = None
-        self.header_lines = 0
-        self.boundaries: list[tuple[int, int]] = []
-        self._target = 0
+        self.max_record_bytes = max_record_bytes
+        self.header: bytes | None = None
+        self.cr_line_ends = False
+        self.carry = b""
+        self.carry_offset = 0  # offset of carry[0] in the (unpacked) data
+        self.carry_line = 0  # 0-based physical line of carry[0]; the header is line 0
+        self.cuts: list[tuple[int, int]] = []  # (offset, 0-based line) of each chunk start
+        self.target = 0
 
-    def feed(self, block: bytes) -> None:
-        position = 0
+    def feed(self, block: bytes, at_end: bool = False) -> None:
+        data = self.carry + block
+        if self.header is None:
+            data = self._take_header(data, at_end)
+            if self.header is None:
+                return
+        if self.cr_line_ends:
+            data = data.replace(b"\r", b"\n")
+        self._plan(data, at_end)
+
+    def _take_header(self, data: bytes, at_end: bool) -> bytes:
+        end = data.find(b"\n")
+        lone_cr = data.find(b"\r")
+        waiting = not at_end and len(data) <= HEADER_MAX_BYTES
+        if waiting and (end == -1 or lone_cr == len(data) - 1):
+            # No line end yet, or a CR whose LF may come with the next block.
+            self.carry = data
+            return b""
+        if lone_cr != -1 and (end == -1 or lone_cr < end - 1):
+            self.cr_line_ends, end = True, lone_cr
+        end = len(data) if end == -1 else end + 1
+        self.header = data[:end]
+        self.carry, self.carry_offset, self.carry_line = b"", end, 1
+        self.cuts.append((end, 1))
+        self.target = end + self.chunk_bytes
+        return data[end:]
+
+    def _plan(self, data: bytes, at_end: bool) -> None:
+        lines = line_index(data)
+        found = quoted_records(data, lines, self.max_record_bytes, at_end)
+        decided = len(lines) if found.undecided_from is None else found.undecided_from
+        starts = lines.starts[:decided] + self.carry_offset
+        inside = np.zeros(decided, dtype=bool)
+        for span in found.spans:
+            if span.last_line > span.first_line:
+                inside[span.first_line + 1 : span.last_line + 1] = True
         while True:
-            local = max(self._target - self.offset, position)
-            if local >= len(block):
+            index = int(np.searchsorted(starts, self.target))
+            while index < decided and inside[index]:
+                index += 1
+            if index >= decided:
                 break
-            newline = block.find(b"\n", local)
-            if newline == -1:
-                self._target = self.offset + len(block)
-                break
-            odd = self.quotes_odd ^ (block.count(b'"', 0, newline) % 2 == 1)
-            if odd:
-                position = newline + 1
-                self._target = self.offset + position
-                continue
-            boundary = self.offset + newline + 1
-            lines_before = self.lines + block.count(b"\n", 0, newline + 1)
-            if self.header_end is None:
-                self.header_end, self.header_lines = boundary, lines_before
-            else:
-                self.boundaries.append((boundary, lines_before))
-            self._target = boundary + self.chunk_bytes
-            position = newline + 1
-        self.quotes_odd ^= block.count(b'"') % 2 == 1
-        self.lines += block.count(b"\n")
-        self.offset += len(block)
+            self.cuts.append((int(starts[index]), self.carry_line + index))
+            self.target = int(starts[index]) + self.chunk_bytes
+        self.carry = data[lines.starts[decided] :] if decided < len(lines) else b""
+        consumed = int(lines.starts[decided]) if decided < len(lines) else len(data)
+        self.carry_offset += consumed
+        self.carry_line += decided
 
-    def chunks(self, path: str) -> tuple[LandingChunk, ...]:
+    @property
+    def lines_after_header(self) -> int:
+        return max(self.carry_line - 1, 0)
+
+    def chunks(self, path: str, version: str | None) -> tuple[LandingChunk, ...]:
         """Chunks after the header; line numbers are 1-based, the header being line 1."""
-        if self.header_end is None or self.header_end >= self.offset:
-            return ()
-        edges = [(self.header_end, self.header_lines), *self.boundaries]
-        if edges[-1][0] < self.offset:
-            edges.append((self.offset, -1))
+        edges = [*self.cuts, (self.carry_offset, -1)]
         return tuple(
-            LandingChunk(path, start, end, lines + 1)
-            for (start, lines), (end, _) in itertools.pairwise(edges)
+            LandingChunk(path, start, end, line + 1, version, self.cr_line_ends)
+            for (start, line), (end, _) in itertools.pairwise(edges)
             if end > start
         )
 
 
-def _blocks(source: str) -> Iterator[bytes]:
-    filesystem, path = resolve(source)
+def check_header(source: str, first_line: bytes) -> None:
+    """The first line must be exactly the contract's columns, in order (a BOM is allowed)."""
     try:
-        stream = filesystem.open_input_stream(path, compression=None)
-    except (FileNotFoundError, OSError) as error:
-        raise LandingFileError(
-            source, "file not found", str(error), "Check the path or S3 URI and permissions"
-        ) from error
-    with stream:
-        while block := stream.read(BLOCK_BYTES):
-            yield block
-
-
-def check_header(source: str, first_record: bytes) -> None:
-    """The first record must be exactly the contract's columns, in order (a BOM is allowed)."""
-    try:
-        text = first_record.decode("utf-8-sig")
+        text = first_line.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         raise LandingFileError(
             source, "header is not UTF-8", str(error), "Ask the partner for a UTF-8 file"
@@ -140,7 +216,8 @@ def check_header(source: str, first_record: bytes) -> None:
     if found != COLUMN_NAMES:
         missing = [name for name in COLUMN_NAMES if name not in found]
         unexpected = [name for name in found if name not in COLUMN_NAMES]
-        detail = f"line 1 is {','.join(found)!r}; expected {HEADER_LINE!r}"
+        shown = text[:200].rstrip("\r\n")
+        detail = f"line 1 is {shown!r}; expected {HEADER_LINE!r}"
         if missing or unexpected:
             detail += f" (missing: {missing or 'none'}; unexpected: {unexpected or 'none'})"
         else:
@@ -153,50 +230,77 @@ def check_header(source: str, first_record: bytes) -> None:
         )
 
 
-def scan_landing_file(source: str, chunk_bytes: int, staging_dir: str) -> LandingScan:
-    """Hash the file, check its header and plan chunks; a .gz file is unpacked to staging."""
+def scan_landing_file(
+    source: str,
+    chunk_bytes: int,
+    staging_dir: str,
+    max_record_bytes: int,
+    version: str | None = None,
+) -> LandingScan:
+    """Hash the file, check its header and plan chunks; a .gz file is unpacked to staging.
+
+    Whole-file problems (no header, a wrong header, broken gzip) raise LandingFileError
+    before anything is written; a staged copy is then removed again.
+    """
     sha = hashlib.sha256()
-    blocks = _blocks(source)
+    blocks = landing_source.open_blocks(source, version, BLOCK_BYTES)
     first = next(blocks, b"")
     gzipped = first.startswith(GZIP_MAGIC)
-    finder = _BoundaryFinder(chunk_bytes)
-    header = bytearray()
+    planner = _ChunkPlanner(source, chunk_bytes, max_record_bytes)
     data_path = canonical_source(source)
     staging_writer = None
     if gzipped:
         data_path = canonical_source(f"{staging_dir.rstrip('/')}/{uuid.uuid4().hex}.csv")
         staging_fs, staged = resolve(data_path)
-        staging_fs.create_dir(
-            str(Path(staged).parent) if "://" not in data_path else staged.rsplit("/", 1)[0]
-        )
+        staging_fs.create_dir(staged.rsplit("/", 1)[0])
         staging_writer = staging_fs.open_output_stream(staged)
-    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS) if gzipped else None
+    gunzip = _Gunzip(source) if gzipped else None
     file_bytes = 0
     try:
         for block in _chain(first, blocks):
             sha.update(block)
             file_bytes += len(block)
-            data = _inflate(inflater, block, source) if inflater else block
+            data = gunzip.feed(block) if gunzip else block
             if staging_writer is not None:
                 staging_writer.write(data)
-            if finder.header_end is None and len(header) < 1024 * 1024:
-                header.extend(data)
-            finder.feed(data)
-        if inflater is not None:
-            tail = inflater.flush()
-            if tail:
-                staging_writer.write(tail)
-                finder.feed(tail)
+            planner.feed(data)
+        if gunzip is not None:
+            gunzip.finish()
+        planner.feed(b"", at_end=True)
+        if planner.header is None or not planner.header.strip(b"\r\n"):
+            raise LandingFileError(
+                source,
+                "no header",
+                "the file is empty" if not file_bytes else "the first line is empty",
+                f"Nothing was written. The first line must be {HEADER_LINE!r}; "
+                "a day without transactions is a file with only that line",
+            )
+        check_header(source, planner.header)
+    except BaseException:
+        if staging_writer is not None:
+            staging_writer.close()
+            staging_writer = None
+            remove_staged(data_path)
+        raise
     finally:
         if staging_writer is not None:
             staging_writer.close()
-    if finder.offset == 0:
-        return LandingScan(source, data_path, sha.hexdigest(), file_bytes, (), gzipped)
-    header_end = finder.header_end if finder.header_end is not None else finder.offset
-    check_header(source, bytes(header[:header_end]))
     return LandingScan(
-        source, data_path, sha.hexdigest(), file_bytes, finder.chunks(data_path), gzipped
+        source,
+        data_path,
+        sha.hexdigest(),
+        file_bytes,
+        planner.chunks(data_path, None if gzipped else version),
+        planner.lines_after_header,
+        gzipped,
+        planner.cr_line_ends,
     )
+
+
+def remove_staged(data_path: str) -> None:
+    """Delete an unpacked copy of a .gz landing file."""
+    filesystem, staged = resolve(data_path)
+    filesystem.delete_file(staged)
 
 
 def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
@@ -205,17 +309,7 @@ def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
     yield from rest
 
 
-def _inflate(inflater: zlib._Decompress, block: bytes, source: str) -> bytes:
-    try:
-        return inflater.decompress(block)
-    except zlib.error as error:
-        raise LandingFileError(
-            source, "corrupt gzip", str(error), "Ask the partner to resend the file"
-        ) from error
-
-
-def read_range(path: str, start: int, end: int) -> bytes:
-    """The bytes of one chunk, read by an executor (local disk or S3)."""
-    filesystem, resolved = resolve(path)
-    with filesystem.open_input_file(resolved) as handle:
-        return handle.read_at(end - start, start)
+def read_chunk(chunk: LandingChunk) -> bytes:
+    """The bytes of one chunk, read by an executor (local disk or S3), line ends as LF."""
+    data = landing_source.read_range(chunk.path, chunk.version, chunk.start, chunk.end)
+    return data.replace(b"\r", b"\n") if chunk.cr_line_ends else data

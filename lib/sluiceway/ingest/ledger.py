@@ -40,6 +40,8 @@ class LedgerEntry:
     lines_read: int | None = None
     accepted: int | None = None
     rejected: int | None = None
+    accepted_lines: int | None = None
+    rejected_lines: int | None = None
     rejected_by_reason: dict[str, int] = field(default_factory=dict)
     accepted_amount_by_currency: dict[str, Decimal] = field(default_factory=dict)
     accepted_count_by_currency: dict[str, int] = field(default_factory=dict)
@@ -90,7 +92,7 @@ def record(
     spark.catalog.dropTempView(view)
 
 
-def remove_partial_ingest(spark: SparkSession, settings: Settings, ingest_id: str) -> None:
-    """Delete whatever an earlier, unfinished attempt of this ingest wrote."""
+def remove_ingest_rows(spark: SparkSession, settings: Settings, ingest_id: str) -> None:
+    """Delete what an unfinished or failed attempt of this ingest wrote (under the lease)."""
     for name in (TRANSACTIONS, REJECTED_RECORDS):
         spark.sql(f"DELETE FROM {settings.table(name)} WHERE ingest_id = '{ingest_id}'")

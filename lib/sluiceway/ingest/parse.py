@@ -1,17 +1,17 @@
 """A byte range of a landing file -> records per RFC 4180, with line numbers and raw text.
 
 Why not Spark's CSV reader: it cannot report the raw line or its line number, drops or nulls
-what it cannot parse, and cannot split a file with quoted newlines. Here a vectorised path
-(numpy + Arrow) handles the plain lines, which are nearly all of them, and Python's `csv`
-module handles only lines that contain quotes. A range always starts at a record boundary
-(see `landing.plan_chunks`), so quote parity restarts at zero.
+what it cannot parse, and cannot split a file with quoted newlines. Here record boundaries
+come from `boundaries.quoted_records` (the same rules the chunk planner uses, so a range
+always starts and ends on a record boundary); lines without quotes, nearly all of them, are
+split in Arrow without a Python loop, and only quote-bearing records go through Python's
+`csv` module.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -23,18 +23,21 @@ from sluiceway.contract import (
     DELIMITER,
     ENCODING,
     INVALID_ENCODING,
-    UNTERMINATED_QUOTE,
+    MAX_RECORD_BYTES,
 )
+from sluiceway.ingest.boundaries import LineIndex, RecordSpan, line_index, quoted_records
 
-NEWLINE = 10
-QUOTE_BYTE = 34
 FIELD_COUNT = len(COLUMN_NAMES)
 
 # The output of the tokenizer: one row per record, fields as text, nothing typed yet.
+# `raw_line` is null for plain lines (it is the fields joined by commas, see
+# validate.raw_text); `raw_bytes` holds the original bytes of a line that is not UTF-8.
 RECORD_SCHEMA = pa.schema(
     [
         pa.field("line_number", pa.int64(), nullable=False),
+        pa.field("last_line_number", pa.int64(), nullable=False),
         pa.field("raw_line", pa.string()),
+        pa.field("raw_bytes", pa.binary()),
         pa.field("field_count", pa.int32()),
         pa.field("parse_error", pa.string()),
         *[pa.field(name, pa.string()) for name in COLUMN_NAMES],
@@ -42,68 +45,53 @@ RECORD_SCHEMA = pa.schema(
 )
 
 
-@dataclass(frozen=True)
-class _Lines:
-    """Physical lines of a range: byte offsets of their starts and ends (end excludes the \\n)."""
+def tokenize(
+    data: bytes, first_line_number: int, max_record_bytes: int = MAX_RECORD_BYTES
+) -> pa.Table:
+    """Records of `data` (whole records only); `first_line_number` is the file line of byte 0.
 
-    starts: np.ndarray
-    ends: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.ends)
-
-
-def _split_lines(data: bytes) -> _Lines:
-    newlines = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == NEWLINE)
-    ends = newlines if data.endswith(b"\n") else np.append(newlines, len(data))
-    starts = np.concatenate(([0], ends[:-1] + 1)) if len(ends) else np.empty(0, np.int64)
-    return _Lines(starts.astype(np.int64), ends.astype(np.int64))
-
-
-def _record_starts(data: bytes, lines: _Lines) -> tuple[np.ndarray, np.ndarray]:
-    """Per line: does a record start here (even quotes before it), and how many quotes it holds."""
-    quotes = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == QUOTE_BYTE)
-    per_line = np.bincount(np.searchsorted(lines.ends, quotes), minlength=len(lines))
-    before = np.cumsum(per_line) - per_line
-    return (before % 2) == 0, per_line
-
-
-def _trim_line_end(text: str) -> str:
-    return text[:-1] if text.endswith("\r") else text
-
-
-def tokenize(data: bytes, first_line_number: int) -> pa.Table:
-    """Records of `data` (whole records only); `first_line_number` is the file line of byte 0."""
+    Every physical line of `data` is covered by exactly one record.
+    """
     if not data:
         return RECORD_SCHEMA.empty_table()
-    lines = _split_lines(data)
-    starts_record, quotes_per_line = _record_starts(data, lines)
+    lines = line_index(data)
+    spans = quoted_records(data, lines, max_record_bytes, at_end=True).spans
+    in_span = np.zeros(len(lines), dtype=bool)
+    for span in spans:
+        in_span[span.first_line : span.last_line + 1] = True
     bad_encoding = _lines_with_bad_encoding(data, lines)
-    plain = starts_record & (quotes_per_line == 0) & ~bad_encoding
+    plain = ~in_span & ~bad_encoding
     parts = [_plain_records(data, lines, np.flatnonzero(plain), first_line_number)]
-    special = np.flatnonzero(starts_record & ~plain)
-    if len(special):
-        parts.append(_special_records(data, lines, starts_record, special, first_line_number))
+    undecodable = [
+        RecordSpan(int(line), int(line)) for line in np.flatnonzero(~in_span & bad_encoding)
+    ]
+    special = spans + undecodable
+    if special:
+        parts.append(_special_records(data, lines, special, first_line_number, max_record_bytes))
     return pa.Table.from_batches(parts, RECORD_SCHEMA)
 
 
-def _lines_with_bad_encoding(data: bytes, lines: _Lines) -> np.ndarray:
-    """Which lines are not UTF-8; decoding the whole range first keeps the common case cheap."""
+def _lines_with_bad_encoding(data: bytes, lines: LineIndex) -> np.ndarray:
+    """Which lines are not UTF-8; decoding the whole range first keeps the common case cheap.
+
+    A multi-byte character never spans an LF, so line by line is exact.
+    """
+    flags = np.zeros(len(lines), dtype=bool)
     try:
         data.decode(ENCODING)
-        return np.zeros(len(lines), dtype=bool)
-    except UnicodeDecodeError:
-        pass
-    flags = np.zeros(len(lines), dtype=bool)
-    for index, (start, end) in enumerate(zip(lines.starts, lines.ends, strict=True)):
+        return flags
+    except UnicodeDecodeError as error:
+        first_bad = int(np.searchsorted(lines.ends, error.start))
+    starts, ends = lines.starts.tolist(), lines.ends.tolist()
+    for index in range(first_bad, len(lines)):
         try:
-            data[start:end].decode(ENCODING)
+            data[starts[index] : ends[index]].decode(ENCODING)
         except UnicodeDecodeError:
             flags[index] = True
     return flags
 
 
-def _line_array(data: bytes, lines: _Lines, selected: np.ndarray) -> pa.StringArray:
+def _line_array(data: bytes, lines: LineIndex, selected: np.ndarray) -> pa.StringArray:
     """The selected lines as an Arrow string array, without copying the bytes line by line."""
     offsets = np.append(lines.starts, len(data)).astype(np.int64)
     whole = pa.LargeBinaryArray.from_buffers(
@@ -114,7 +102,7 @@ def _line_array(data: bytes, lines: _Lines, selected: np.ndarray) -> pa.StringAr
 
 
 def _plain_records(
-    data: bytes, lines: _Lines, selected: np.ndarray, first_line_number: int
+    data: bytes, lines: LineIndex, selected: np.ndarray, first_line_number: int
 ) -> pa.RecordBatch:
     """Lines without quotes: split on the delimiter in Arrow, no Python loop."""
     raw = _line_array(data, lines, selected)
@@ -133,12 +121,13 @@ def _plain_records(
                 ),
             ]
         )
-    # raw_line stays null here: for a plain line it is exactly the fields joined by commas
-    # (see validate.raw_text), and not shipping it halves what crosses into the JVM.
+    line_numbers = pa.array(selected + first_line_number, pa.int64())
     return pa.RecordBatch.from_arrays(
         [
-            pa.array(selected + first_line_number, pa.int64()),
+            line_numbers,
+            line_numbers,
             pa.nulls(len(selected), pa.string()),
+            pa.nulls(len(selected), pa.binary()),
             counts,
             pa.nulls(len(selected), pa.string()),
             *[pc.list_element(fields, index) for index in range(FIELD_COUNT)],
@@ -152,10 +141,13 @@ def _incomplete_records(
 ) -> pa.RecordBatch:
     """Lines with the wrong number of fields keep only their first field (the transaction id)."""
     size = len(raw)
+    numbers = pa.array(line_numbers, pa.int64())
     return pa.RecordBatch.from_arrays(
         [
-            pa.array(line_numbers, pa.int64()),
+            numbers,
+            numbers,
             raw,
+            pa.nulls(size, pa.binary()),
             counts,
             pa.nulls(size, pa.string()),
             pc.list_element(fields, 0),
@@ -167,53 +159,61 @@ def _incomplete_records(
 
 def _special_records(
     data: bytes,
-    lines: _Lines,
-    starts_record: np.ndarray,
-    special: np.ndarray,
+    lines: LineIndex,
+    spans: list[RecordSpan],
     first_line_number: int,
+    max_record_bytes: int,
 ) -> pa.RecordBatch:
     """Records with quotes, quoted newlines or bad bytes: Python's csv module, one at a time."""
-    record_start_lines = np.flatnonzero(starts_record)
-    next_start = np.searchsorted(record_start_lines, special, side="right")
-    rows: list[dict[str, object]] = []
-    for line_index, following in zip(special, next_start, strict=True):
-        last_line = (
-            record_start_lines[following] - 1
-            if following < len(record_start_lines)
-            else len(lines) - 1
+    # The record-size cap, not csv's default 128 KiB, bounds a field.
+    csv.field_size_limit(max(max_record_bytes, csv.field_size_limit()))
+    rows = [
+        _parse_record(
+            data[lines.starts[span.first_line] : lines.ends[span.last_line]],
+            span,
+            first_line_number,
         )
-        closed = following < len(record_start_lines) or _quotes_balanced(
-            data, lines.starts[line_index], lines.ends[last_line]
-        )
-        chunk = data[lines.starts[line_index] : lines.ends[last_line]]
-        rows.append(_parse_record(chunk, int(line_index) + first_line_number, closed))
+        for span in spans
+    ]
     return pa.RecordBatch.from_pylist(rows, schema=RECORD_SCHEMA)
 
 
-def _quotes_balanced(data: bytes, start: int, end: int) -> bool:
-    return data.count(b'"', start, end) % 2 == 0
+def _first_field(text: str) -> str | None:
+    """The transaction id of a record that could not be parsed, when it is plainly there."""
+    if text.startswith('"'):
+        return None
+    return text.split(DELIMITER, 1)[0]
 
 
-def _parse_record(chunk: bytes, line_number: int, closed: bool) -> dict[str, object]:
-    record: dict[str, object] = {"line_number": line_number}
+def _parse_record(chunk: bytes, span: RecordSpan, first_line_number: int) -> dict[str, object]:
+    record: dict[str, object] = {
+        "line_number": span.first_line + first_line_number,
+        "last_line_number": span.last_line + first_line_number,
+    }
+    if chunk.endswith(b"\r"):
+        chunk = chunk[:-1]
     try:
-        text = _trim_line_end(chunk.decode(ENCODING))
+        text = chunk.decode(ENCODING)
     except UnicodeDecodeError:
+        text = chunk.decode(ENCODING, errors="backslashreplace")
         record.update(
-            raw_line=chunk.decode(ENCODING, errors="replace"), parse_error=INVALID_ENCODING
+            raw_line=text,
+            raw_bytes=chunk,
+            parse_error=INVALID_ENCODING,
+            transaction_id=_first_field(text),
         )
         return record
     record["raw_line"] = text
-    if not closed:
-        record["parse_error"] = UNTERMINATED_QUOTE
+    if span.error is not None:
+        record.update(parse_error=span.error, transaction_id=_first_field(text))
         return record
     try:
         parsed = list(csv.reader(io.StringIO(text, newline=""), strict=True))
     except csv.Error:
-        record["parse_error"] = BAD_QUOTING
-        return record
+        parsed = []
     if len(parsed) != 1:
-        record["parse_error"] = BAD_QUOTING
+        # Only a stray CR can get here (csv reads it as a line end): the line is malformed.
+        record.update(parse_error=BAD_QUOTING, transaction_id=_first_field(text))
         return record
     fields = parsed[0]
     record["field_count"] = len(fields)

@@ -1,25 +1,41 @@
-"""Reconciliation: what was read must equal what was written, and match the partner's manifest."""
+"""Reconciliation: what was read must equal what was written, and match the partner's manifest.
+
+Physical lines are the unit: every line after the header must be covered by exactly one
+accepted or rejected record, so a line the tokenizer swallowed can never pass.
+"""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import Any
 
 from pyarrow import fs as pafs
 
+from sluiceway.errors import LandingFileError
 from sluiceway.ingest.landing import resolve
+
+MANIFEST_SUFFIX = ".manifest.json"
+_MANIFEST_COUNTS = ("records", "accepted", "rejected")
 
 
 @dataclass(frozen=True)
 class Counts:
-    """The figures of one ingest, as read back from the tables."""
+    """The figures of one ingest, as read back from the tables.
+
+    `lines_read` is the scan's count of physical lines after the header; `records_read` is
+    the tokenizer's count of records; the rest come from the tables.
+    """
 
     lines_read: int
     accepted: int
     rejected: int
+    records_read: int = 0
+    accepted_lines: int = 0
+    rejected_lines: int = 0
     rejected_by_reason: dict[str, int] = field(default_factory=dict)
     accepted_amount_by_currency: dict[str, Decimal] = field(default_factory=dict)
     accepted_count_by_currency: dict[str, int] = field(default_factory=dict)
@@ -27,51 +43,152 @@ class Counts:
     last_event_time: datetime | None = None
 
 
+@dataclass(frozen=True)
+class Manifest:
+    """The partner's statement of what the file holds; every figure is optional but `records`."""
+
+    location: str
+    records: int
+    accepted: int
+    rejected: int
+    lines: int | None = None
+    rejected_by_reason: dict[str, int] | None = None
+    accepted_amount_by_currency: dict[str, Decimal] | None = None
+
+
 def balance_problems(counts: Counts) -> list[str]:
-    """Every record read is accepted or rejected, once: lines read = accepted + rejected."""
-    if counts.lines_read == counts.accepted + counts.rejected:
-        return []
-    return [
-        f"lines read {counts.lines_read} != accepted {counts.accepted} "
-        f"+ rejected {counts.rejected} found in the tables"
-    ]
-
-
-def load_manifest(location: str) -> dict | None:
-    """The manifest JSON at a local path or S3 URI, or None when there is none."""
-    filesystem, path = resolve(location)
-    if filesystem.get_file_info(path).type != pafs.FileType.File:
-        return None
-    with filesystem.open_input_stream(path) as stream:
-        return json.loads(stream.read().decode("utf-8"))
+    """Every physical line is in exactly one record, and every record was written once."""
+    problems = []
+    covered = counts.accepted_lines + counts.rejected_lines
+    if counts.lines_read != covered:
+        problems.append(
+            f"lines after the header {counts.lines_read} != lines covered by accepted "
+            f"({counts.accepted_lines}) + rejected ({counts.rejected_lines}) records = {covered}"
+        )
+    if counts.records_read != counts.accepted + counts.rejected:
+        problems.append(
+            f"records read {counts.records_read} != accepted {counts.accepted} "
+            f"+ rejected {counts.rejected} found in the tables"
+        )
+    return problems
 
 
 def default_manifest_location(source: str) -> str:
     """The manifest sits beside the landing file: NAME.manifest.json."""
-    return f"{source}.manifest.json" if "://" in source else str(Path(f"{source}.manifest.json"))
+    suffixed = f"{source}{MANIFEST_SUFFIX}"
+    return suffixed if "://" in source else str(Path(suffixed))
 
 
-def manifest_problems(counts: Counts, manifest: dict) -> list[str]:
+def read_manifest(location: str) -> Manifest | None:
+    """The manifest at a local path or S3 URI, checked; None when there is none.
+
+    Read before anything is written: a malformed manifest fails the file with a message that
+    names the problem, and nothing is written.
+    """
+    filesystem, path = resolve(location)
+    if filesystem.get_file_info(path).type != pafs.FileType.File:
+        return None
+    with filesystem.open_input_stream(path) as stream:
+        raw = stream.read()
+    try:
+        document = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        _malformed(location, f"not valid UTF-8 JSON: {error}")
+    if not isinstance(document, dict):
+        _malformed(location, "the top level is not a JSON object")
+    return Manifest(
+        location=location,
+        **{name: _count(location, document, name) for name in _MANIFEST_COUNTS},
+        lines=_count(location, document, "lines") if "lines" in document else None,
+        rejected_by_reason=_mapping(location, document, "rejected_by_reason", _whole),
+        accepted_amount_by_currency=_mapping(
+            location, document, "accepted_amount_by_currency", _decimal
+        ),
+    )
+
+
+def _malformed(location: str, detail: str) -> Any:
+    raise LandingFileError(
+        location,
+        "malformed manifest",
+        detail,
+        "Nothing was written. Fix or remove the manifest, then re-run",
+    )
+
+
+def _whole(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(f"{value!r} is not a whole number")
+    number = int(value)
+    if number < 0:
+        raise ValueError(f"{value!r} is negative")
+    return number
+
+
+def _decimal(value: object) -> Decimal:
+    if isinstance(value, bool | float) or not isinstance(value, int | str):
+        raise ValueError(f"{value!r} is not a decimal string")
+    try:
+        number = Decimal(value)
+    except InvalidOperation as error:
+        raise ValueError(f"{value!r} is not a decimal") from error
+    if not number.is_finite():
+        raise ValueError(f"{value!r} is not a finite decimal")
+    return number
+
+
+def _count(location: str, document: dict[str, Any], name: str) -> int:
+    if name not in document:
+        _malformed(location, f"the figure {name!r} is missing")
+    try:
+        return _whole(document[name])
+    except ValueError as error:
+        return _malformed(location, f"{name}: {error}")
+
+
+def _mapping(location: str, document: dict[str, Any], name: str, convert: Any) -> Any:
+    if name not in document:
+        return None
+    value = document[name]
+    if not isinstance(value, dict):
+        _malformed(location, f"{name} is not a JSON object")
+    try:
+        return {str(key): convert(item) for key, item in value.items()}
+    except ValueError as error:
+        return _malformed(location, f"{name}: {error}")
+
+
+def manifest_problems(counts: Counts, manifest: Manifest) -> list[str]:
     """Differences between the ingest's figures and the manifest's, each named."""
-    problems = []
-    for name in ("accepted", "rejected"):
-        if int(manifest[name]) != getattr(counts, name):
-            problems.append(f"{name}: manifest {manifest[name]}, ingest {getattr(counts, name)}")
-    if int(manifest["records"]) != counts.lines_read:
-        problems.append(f"records: manifest {manifest['records']}, ingest {counts.lines_read}")
-    expected_reasons = {k: int(v) for k, v in manifest.get("rejected_by_reason", {}).items()}
-    if expected_reasons != counts.rejected_by_reason:
-        problems.append(
-            f"rejected by reason: manifest {expected_reasons}, ingest {counts.rejected_by_reason}"
-        )
-    expected_amounts = {
-        k: Decimal(v) for k, v in manifest.get("accepted_amount_by_currency", {}).items()
+    found = {
+        "records": counts.accepted + counts.rejected,
+        "accepted": counts.accepted,
+        "rejected": counts.rejected,
     }
-    found_amounts = {
-        k: v for k, v in counts.accepted_amount_by_currency.items() if v or k in expected_amounts
-    }
-    if expected_amounts != found_amounts:
+    problems = [
+        f"{name}: manifest {getattr(manifest, name)}, ingest {found[name]}"
+        for name in _MANIFEST_COUNTS
+        if getattr(manifest, name) != found[name]
+    ]
+    if manifest.lines is not None and manifest.lines != counts.lines_read:
+        problems.append(f"lines: manifest {manifest.lines}, ingest {counts.lines_read}")
+    if (
+        manifest.rejected_by_reason is not None
+        and manifest.rejected_by_reason != counts.rejected_by_reason
+    ):
         problems.append(
-            f"accepted amount by currency: manifest {expected_amounts}, ingest {found_amounts}"
+            f"rejected by reason: manifest {manifest.rejected_by_reason}, "
+            f"ingest {counts.rejected_by_reason}"
         )
+    expected_amounts = manifest.accepted_amount_by_currency
+    if expected_amounts is not None:
+        found_amounts = {
+            k: v
+            for k, v in counts.accepted_amount_by_currency.items()
+            if v or k in expected_amounts
+        }
+        if expected_amounts != found_amounts:
+            problems.append(
+                f"accepted amount by currency: manifest {expected_amounts}, ingest {found_amounts}"
+            )
     return problems

@@ -86,8 +86,16 @@ def rule_columns() -> list[tuple[Column, Column]]:
         _allowed("status", c.STATUSES, c.UNKNOWN_STATUS, present, ", ".join(c.STATUSES)),
         _allowed("channel", c.CHANNELS, c.UNKNOWN_CHANNEL, present, ", ".join(c.CHANNELS)),
         _rule(
-            present["event_time"]
-            & (~F.col("event_time").rlike(c.EVENT_TIME_PATTERN) | event_time().isNull()),
+            present["event_time"] & _event_time_shaped() & _event_time_out_of_range(),
+            c.EVENT_TIME_OUT_OF_RANGE,
+            F.concat(
+                F.lit(f"{c.EVENT_TIME_OUT_OF_RANGE}: "),
+                _quoted("event_time"),
+                F.lit(f" is outside {c.EVENT_TIME_MIN} .. {c.EVENT_TIME_MAX}"),
+            ),
+        ),
+        _rule(
+            present["event_time"] & ~_event_time_shaped(),
             c.BAD_EVENT_TIME,
             F.concat(
                 F.lit(f"{c.BAD_EVENT_TIME}: "),
@@ -101,7 +109,30 @@ def rule_columns() -> list[tuple[Column, Column]]:
             F.concat(F.lit(f"{c.BAD_MCC}: "), _quoted("mcc"), F.lit(" is not 4 digits")),
         ),
     ]
+    rules += [
+        _rule(
+            shaped & (F.length(F.col(column.name)) > column.max_length),
+            c.FIELD_TOO_LONG,
+            F.format_string(
+                f"{c.FIELD_TOO_LONG}: {column.name} has %d characters, at most "
+                f"{column.max_length} allowed",
+                F.length(F.col(column.name)),
+            ),
+        )
+        for column in c.COLUMNS
+    ]
     return rules
+
+
+def _event_time_shaped() -> Column:
+    """The text has the contract's ISO 8601 shape and names a real instant."""
+    return F.col("event_time").rlike(c.EVENT_TIME_PATTERN) & event_time().isNotNull()
+
+
+def _event_time_out_of_range() -> Column:
+    return (event_time() < F.to_timestamp(F.lit(c.EVENT_TIME_MIN))) | (
+        event_time() > F.to_timestamp(F.lit(c.EVENT_TIME_MAX))
+    )
 
 
 def _parse_error_detail() -> Column:
@@ -224,6 +255,7 @@ def to_transactions(validated: DataFrame, lineage: dict[str, Column]) -> DataFra
         lineage["source_file"].alias("source_file"),
         lineage["ingest_id"].alias("ingest_id"),
         F.col("line_number"),
+        F.col("last_line_number"),
         lineage["ingested_at"].alias("ingested_at"),
     )
 
@@ -233,17 +265,25 @@ def raw_text() -> Column:
     return F.coalesce(F.col("raw_line"), F.concat_ws(c.DELIMITER, *c.COLUMN_NAMES))
 
 
+def _lines_label() -> Column:
+    """`line 7`, or `lines 7-9` for a record over several physical lines."""
+    return F.when(
+        F.col("last_line_number") > F.col("line_number"),
+        F.format_string("lines %d-%d", F.col("line_number"), F.col("last_line_number")),
+    ).otherwise(F.format_string("line %d", F.col("line_number")))
+
+
 def to_rejected(validated: DataFrame, lineage: dict[str, Column]) -> DataFrame:
     """Rejected records as the `rejected_records` table: raw text, line, reasons, detail."""
     return validated.where(F.size("reasons") > 0).select(
         lineage["source_file"].alias("source_file"),
         lineage["ingest_id"].alias("ingest_id"),
         F.col("line_number"),
+        F.col("last_line_number"),
         raw_text().alias("raw_line"),
+        F.col("raw_bytes"),
         F.col("reasons"),
-        F.concat(F.lit("line "), F.col("line_number"), F.lit(": "), F.col("reason_detail")).alias(
-            "reason_detail"
-        ),
+        F.concat(_lines_label(), F.lit(": "), F.col("reason_detail")).alias("reason_detail"),
         F.col("transaction_id"),
         lineage["ingested_at"].alias("ingested_at"),
     )

@@ -1,0 +1,221 @@
+"""Where records begin and end: RFC 4180 as a state machine whose damage stays in one line.
+
+The chunk planner on the driver and the tokenizer on the executors both call
+`quoted_records`, so they always agree on record boundaries. The rules:
+
+- A physical line ends at LF (a CR before it belongs to the line ending).
+- A line without quotes is one record. Nearly every line is like that, and numpy finds them
+  all at once; the Python state machine below visits only lines that hold a quote.
+- A quote opens a quoted field only at the start of a field. A quote anywhere else
+  (`12" pizza`), or text after a closing quote (`"a"b`), makes that physical line
+  `bad_quoting`.
+- A quoted field may run over several lines (a description with a newline). If such a
+  record does not end cleanly — its quote never closes within `max_record_bytes` or before
+  the end of the data, it closes into stray text, or it ends with the wrong number of fields
+  — only its FIRST line is rejected as `unterminated_quote`, and parsing resumes at the next
+  physical line. A stray quote therefore costs one line, never the rest of the file, and the
+  work stays linear: a failed record is re-read at most `max_record_bytes` far.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+
+import numpy as np
+
+from sluiceway.contract import BAD_QUOTING, COLUMN_NAMES, UNTERMINATED_QUOTE
+
+NEWLINE = 10
+CARRIAGE_RETURN = 13
+QUOTE = 34
+COMMA = 44
+FIELD_COUNT = len(COLUMN_NAMES)
+
+
+@dataclass(frozen=True)
+class LineIndex:
+    """Physical lines of a buffer: start offsets and end offsets (the end excludes the LF)."""
+
+    starts: np.ndarray
+    ends: np.ndarray
+    terminated: int  # how many lines end in LF (all but possibly the last)
+
+    def __len__(self) -> int:
+        return len(self.ends)
+
+
+def line_index(data: bytes) -> LineIndex:
+    """Every physical line of `data`, the last one possibly without a terminating LF."""
+    newlines = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == NEWLINE)
+    ends = newlines if (not data or data.endswith(b"\n")) else np.append(newlines, len(data))
+    starts = np.concatenate(([0], ends[:-1] + 1)) if len(ends) else np.empty(0, np.int64)
+    return LineIndex(starts.astype(np.int64), ends.astype(np.int64), len(newlines))
+
+
+@dataclass(frozen=True)
+class RecordSpan:
+    """A record that involves quotes: its first and last line (0-based) and its quoting error."""
+
+    first_line: int
+    last_line: int
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class QuotedRecords:
+    """The quote-bearing records of a buffer; every line not covered is a plain record.
+
+    `undecided_from` is set when the data ends inside a record that may still close (the
+    planner then carries the bytes from that line into its next block); it is None when
+    every line is decided.
+    """
+
+    spans: list[RecordSpan]
+    undecided_from: int | None
+
+
+class _Pending(Exception):
+    """The data ends before the record's fate is known (only when more data follows)."""
+
+
+def quoted_records(
+    data: bytes, lines: LineIndex, max_record_bytes: int, at_end: bool
+) -> QuotedRecords:
+    """Records of `data` that hold quotes, by the module's rules; `data` starts at a record.
+
+    `at_end` says no data follows: an open quote then fails instead of waiting for more.
+    """
+    # Without a final LF the last line may still grow, unless nothing follows.
+    complete_lines = len(lines) if at_end else lines.terminated
+    undecided = complete_lines if complete_lines < len(lines) else None
+    buffer = np.frombuffer(data, dtype=np.uint8)
+    quotes = np.flatnonzero(buffer == QUOTE)
+    if not len(quotes):
+        return QuotedRecords([], undecided)
+    quote_line = np.searchsorted(lines.ends, quotes)
+    simple = _simple_lines(buffer, lines, quotes, quote_line)
+    machine = _Machine(data, quotes.tolist(), lines.ends.tolist(), max_record_bytes, at_end)
+    spans: list[RecordSpan] = []
+    resume = 0
+    for line in np.unique(quote_line).tolist():
+        if line < resume:
+            continue
+        if line >= complete_lines:
+            break
+        if simple[line]:
+            spans.append(RecordSpan(line, line))
+            resume = line + 1
+            continue
+        try:
+            span = machine.record_at(int(lines.starts[line]), line)
+        except _Pending:
+            return QuotedRecords(spans, line)
+        spans.append(span)
+        resume = span.last_line + 1
+    return QuotedRecords(spans, undecided)
+
+
+def _simple_lines(
+    buffer: np.ndarray, lines: LineIndex, quotes: np.ndarray, quote_line: np.ndarray
+) -> np.ndarray:
+    """Lines with one well-formed quoted field (`a,"b, c",d`): decided without Python."""
+    counts = np.bincount(quote_line, minlength=len(lines))
+    first = np.searchsorted(quotes, lines.starts)
+    candidates = np.flatnonzero(counts == 2)
+    opening = quotes[first[candidates]]
+    closing = quotes[first[candidates] + 1]
+    starts, ends = lines.starts[candidates], lines.ends[candidates]
+    size = len(buffer)
+    before = buffer[np.maximum(opening - 1, 0)]
+    after = buffer[np.minimum(closing + 1, size - 1)]
+    opens_field = (opening == starts) | (before == COMMA)
+    closes_field = (
+        (closing + 1 == ends)
+        | (after == COMMA)
+        | ((after == CARRIAGE_RETURN) & (closing + 2 == ends))
+    )
+    flags = np.zeros(len(lines), dtype=bool)
+    flags[candidates[opens_field & closes_field]] = True
+    return flags
+
+
+class _Machine:
+    """The character-level rules, jumping from quote to quote (never byte by byte)."""
+
+    def __init__(
+        self, data: bytes, quotes: list[int], line_ends: list[int], cap: int, at_end: bool
+    ) -> None:
+        self.data = data
+        self.quotes = quotes
+        self.line_ends = line_ends
+        self.cap = cap
+        self.at_end = at_end
+
+    def _line_of(self, offset: int) -> int:
+        return bisect.bisect_left(self.line_ends, offset)
+
+    def _failed(self, first_line: int, last_offset: int, single_line_error: str) -> RecordSpan:
+        """A record that broke the rules: one line if it is one line, else its first line."""
+        if self._line_of(last_offset) == first_line:
+            return RecordSpan(first_line, first_line, single_line_error)
+        return RecordSpan(first_line, first_line, UNTERMINATED_QUOTE)
+
+    def record_at(self, start: int, first_line: int) -> RecordSpan:
+        data, quotes, size = self.data, self.quotes, len(self.data)
+        position = start
+        fields = 1
+        next_quote = bisect.bisect_left(quotes, start)
+        while True:
+            line_end = data.find(b"\n", position)
+            if line_end == -1:
+                if not self.at_end:
+                    raise _Pending
+                line_end = size
+            quote = quotes[next_quote] if next_quote < len(quotes) else size + 1
+            if quote > line_end:
+                fields += data.count(b",", position, line_end)
+                last_line = self._line_of(line_end)
+                if last_line != first_line and fields != FIELD_COUNT:
+                    return RecordSpan(first_line, first_line, UNTERMINATED_QUOTE)
+                return RecordSpan(first_line, last_line)
+            fields += data.count(b",", position, quote)
+            if quote != start and data[quote - 1] != COMMA:
+                return self._failed(first_line, quote, BAD_QUOTING)
+            closing, next_quote = self._closing_quote(start, first_line, next_quote + 1)
+            if closing is None:
+                return RecordSpan(first_line, first_line, UNTERMINATED_QUOTE)
+            after = closing + 1
+            follower = data[after] if after < size else None
+            if follower == COMMA:
+                fields += 1
+                position = after + 1
+                continue
+            if follower is None or follower == NEWLINE:
+                position = after
+                continue
+            if follower == CARRIAGE_RETURN and (after + 1 == size or data[after + 1] == NEWLINE):
+                if after + 1 == size and not self.at_end:
+                    raise _Pending
+                position = after + 1
+                continue
+            return self._failed(first_line, closing, BAD_QUOTING)
+
+    def _closing_quote(self, start: int, first_line: int, index: int) -> tuple[int | None, int]:
+        """The quote that closes a quoted field (doubled quotes are content), and the index
+        of the quote after it; None when it does not close within the cap or the data."""
+        data, quotes, size = self.data, self.quotes, len(self.data)
+        while True:
+            if index >= len(quotes):
+                if self.at_end or size - start > self.cap:
+                    return None, index
+                raise _Pending
+            quote = quotes[index]
+            if quote - start > self.cap:
+                return None, index
+            if quote + 1 == size and not self.at_end:
+                raise _Pending
+            if quote + 1 < size and data[quote + 1] == QUOTE:
+                index += 2
+                continue
+            return quote, index + 1
