@@ -6,5 +6,6 @@ pytest_plugins = [
     "fixtures.http_server",
     "fixtures.processing_records",
     "fixtures.s3_server",
+    "fixtures.spark_cluster",
     "fixtures.analytics",
 ]
