@@ -51,6 +51,15 @@ def test_reads_of_an_overwritten_version_return_that_versions_bytes(overwritten)
     assert b"".join(open_blocks(uri, None, 16 * 1024)) == SECOND
 
 
+def test_unpinned_range_past_the_overwritten_object_is_a_changed_file(overwritten) -> None:
+    uri, _first, _second = overwritten
+    for start, end in ((22, 4000), (len(SECOND) + 5, 4000)):
+        with pytest.raises(LandingFileError) as raised:
+            read_range(uri, None, start, end)
+        assert raised.value.rule == "file changed during the ingest"
+        assert "--source-version" in str(raised.value)
+
+
 def test_resolve_version_pins_the_current_version_for_the_run(
     s3_server: S3Endpoint, overwritten
 ) -> None:

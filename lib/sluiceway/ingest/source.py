@@ -81,7 +81,8 @@ def resolve_version(location: str) -> str | None:
     try:
         head = s3_client().head_object(Bucket=target.bucket, Key=target.key)
     except ClientError as error:
-        raise _read_error(location, None, error) from error
+        _raise_landing_error(location, None, error)
+        raise
     return head.get("VersionId")
 
 
@@ -124,37 +125,38 @@ def _get_object(location: str, target: S3Object, version: str | None, **extra: s
     try:
         return s3_client().get_object(Bucket=target.bucket, Key=target.key, **pinned, **extra)
     except ClientError as error:
-        raise _read_error(location, version, error) from error
+        _raise_landing_error(location, version, error)
+        raise
 
 
-def _read_error(location: str, version: str | None, error: ClientError) -> Exception:
-    """S3's answer as a LandingFileError a person can act on; anything else is infrastructure."""
+def _raise_landing_error(location: str, version: str | None, error: ClientError) -> None:
+    """S3's answer as a LandingFileError a person can act on; anything else (throttling, an
+    outage) is left to the caller to re-raise as the infrastructure error it is."""
     code = str(error.response.get("Error", {}).get("Code", ""))
     message = error.response.get("Error", {}).get("Message") or code
     if version and code in _VERSION_GONE:
-        return LandingFileError(
+        raise LandingFileError(
             location,
             "object version not found",
             f"version {version} does not exist (deleted, or never written): S3 said {message}",
-            "Nothing was written. Ingest the version that exists with its id from the "
+            "Nothing was published. Ingest the version that exists with its id from the "
             "bucket's version list, or restore this version",
-        )
+        ) from error
     if code in _KEY_GONE:
-        return LandingFileError(
+        raise LandingFileError(
             location, "file not found", f"S3 said {message}", "Check the S3 URI"
-        )
+        ) from error
     if code in ("AccessDenied", "403"):
-        return LandingFileError(
+        raise LandingFileError(
             location,
             "access denied",
             f"S3 said {message}",
             "The job's role needs s3:GetObject and s3:GetObjectVersion on this key",
-        )
+        ) from error
     if code == "InvalidRange":
-        return LandingFileError(
+        raise LandingFileError(
             location, "file changed during the ingest", f"S3 said {message}", _CHANGED_ACTION
-        )
-    return error
+        ) from error
 
 
 def _stream_blocks(body: Any, block_bytes: int) -> Iterator[bytes]:
