@@ -119,7 +119,10 @@ def _malformed(location: str, detail: str) -> Any:
 def _whole(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise ValueError(f"{value!r} is not a whole number")
-    number = int(value)
+    try:
+        number = int(value)
+    except ValueError as error:
+        raise ValueError(f"{value!r} is not a whole number") from error
     if number < 0:
         raise ValueError(f"{value!r} is negative")
     return number
