@@ -14,8 +14,10 @@ from sluiceway.ingest import IngestResult, ingest_file
 from sluiceway.job_arguments import IngestArgs
 from sluiceway.logs import configure_logging, get_logger
 from sluiceway.orchestration.metrics import publish_ingest_metrics
+from sluiceway.orchestration.outcome import record_outcome
 from sluiceway.settings import Settings
 from sluiceway.spark import build_session
+from sluiceway.warehouse import check_warehouse
 
 
 def publish_metrics_safely(settings: Settings, result: IngestResult) -> None:
@@ -35,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = IngestArgs.parse(sys.argv[1:] if argv is None else argv, os.environ)
         configure_logging("ingest", args.settings.log_level)
+        check_warehouse(args.settings)
         spark = build_session(args.settings, app_name="sluiceway-ingest")
         result = ingest_file(spark, args.settings, args.source, args.manifest, args.source_version)
         if args.settings.profile != "local":
@@ -47,4 +50,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # The state machine reads the outcome to tell data errors from infrastructure failures.
+    raise SystemExit(record_outcome(main(), sys.argv[1:]))

@@ -46,6 +46,7 @@ _FIELDS: dict[str, set[str]] = {
         "TimeoutSeconds",
     },
     "Choice": {"Type", "Comment", "Choices", "Default", "InputPath", "OutputPath"},
+    "Wait": _COMMON | {"Seconds"},
     "Succeed": {"Type", "Comment", "InputPath", "OutputPath"},
     "Fail": {"Type", "Comment", "Error", "Cause", "ErrorPath", "CausePath"},
 }
@@ -376,6 +377,7 @@ _COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
     "StringEquals": lambda value, expected: isinstance(value, str) and value == expected,
     "NumericEquals": lambda value, expected: _is_number(value) and value == expected,
     "NumericGreaterThan": lambda value, expected: _is_number(value) and value > expected,
+    "NumericGreaterThanEquals": lambda value, expected: _is_number(value) and value >= expected,
     "NumericLessThan": lambda value, expected: _is_number(value) and value < expected,
     "BooleanEquals": lambda value, expected: isinstance(value, bool) and value == expected,
     "IsNull": lambda value, expected: (value is None) == expected,
@@ -413,6 +415,12 @@ def _rule_holds(rule: Mapping[str, Any], data: Any, context: Mapping[str, Any]) 
     return _COMPARISONS[operator](value, rule[operator])
 
 
+def _wait(name: str, state: State, data: Any, run: _Run) -> Step:
+    run.execution.history.append(HistoryEvent("WaitStarted", name, {"seconds": state["Seconds"]}))
+    run.sleep(float(state["Seconds"]))
+    return _next(state), _output(state, _effective_input(state, data, run.context), run.context)
+
+
 def _succeed(name: str, state: State, data: Any, run: _Run) -> Step:
     output = _output(state, _effective_input(state, data, run.context), run.context)
     _finish(run.execution, "SUCCEEDED", output=output)
@@ -438,6 +446,7 @@ _STEP: dict[str, Callable[[str, State, Any, _Run], Step]] = {
     "Pass": _pass,
     "Task": _task,
     "Choice": _choice,
+    "Wait": _wait,
     "Succeed": _succeed,
     "Fail": _fail,
 }

@@ -2,9 +2,10 @@
 
 A Glue or EMR Serverless job becomes `python jobs/<script>.py <the same --name value args>`,
 a Batch job runs the container command it would run on AWS (`python3 jobs/<script>.py ...`)
-with this interpreter, SNS messages and CloudWatch metrics are kept in lists. Exit code 0 is
-success, anything else is `States.TaskFailed` (what a failed Glue run or Batch job reports),
-and a job that outlives the state's `TimeoutSeconds` is `States.Timeout`.
+with this interpreter, SNS messages and CloudWatch metrics are kept in lists, and the S3 read
+of a job's outcome reads the local file the job wrote (`OutcomeBucket` is a folder offline).
+Exit code 0 is success, anything else is `States.TaskFailed` (what a failed Glue run or Batch
+job reports), and a job that outlives the state's `TimeoutSeconds` is `States.Timeout`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +29,8 @@ EMR_SERVERLESS_JOB = "arn:aws:states:::emr-serverless:startJobRun.sync"
 BATCH_JOB = "arn:aws:states:::batch:submitJob.sync"
 SNS_PUBLISH = "arn:aws:states:::sns:publish"
 PUT_METRIC_DATA = "arn:aws:states:::aws-sdk:cloudwatch:putMetricData"
+GET_OBJECT = "arn:aws:states:::aws-sdk:s3:getObject"
+NO_SUCH_KEY = "S3.NoSuchKeyException"
 
 INGEST_JOB_NAME = "sluiceway-ingest"
 PROCESS_JOB_NAME = "sluiceway-process"
@@ -44,6 +48,7 @@ def local_substitutions(settings: Settings, engine: str = "glue") -> dict[str, s
     """DefinitionSubstitutions for an offline run: the values CloudFormation fills in on AWS."""
     if engine not in ENGINES:
         raise ConfigurationError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    outcomes = outcome_folder(settings)
     return {
         "Engine": engine,
         "IngestJobName": INGEST_JOB_NAME,
@@ -57,7 +62,16 @@ def local_substitutions(settings: Settings, engine: str = "glue") -> dict[str, s
         "BatchJobQueueArn": "local",
         "BatchJobDefinitionArn": "local",
         "FailureTopicArn": "local",
+        "OutcomeBucket": outcomes,
+        "OutcomeStore": outcomes,
     }
+
+
+def outcome_folder(settings: Settings) -> str:
+    """Where offline jobs write their outcomes: beside a local warehouse, else a temp folder."""
+    if "://" in settings.warehouse:
+        return str(Path(tempfile.gettempdir()) / "sluiceway-outcomes")
+    return str(Path(settings.warehouse).resolve())
 
 
 @dataclass
@@ -91,6 +105,8 @@ class LocalTaskRunner:
         if call.resource == PUT_METRIC_DATA:
             self.metrics.extend(call.parameters["MetricData"])
             return {}
+        if call.resource == GET_OBJECT:
+            return _read_outcome(call.parameters)
         raise ConfigurationError(
             f"state {call.state!r}: the local runner has no mapping for resource "
             f"{call.resource!r}; add one to sluiceway.orchestration.local_tasks"
@@ -159,6 +175,13 @@ class LocalTaskRunner:
             raise TaskFailed("States.TaskFailed", json.dumps(cause))
         log_event(_logger, "job succeeded", state=call.state, attempt=call.attempt)
         return {"JobRunState": "SUCCEEDED", "Job": command[1], "ExitCode": 0}
+
+
+def _read_outcome(parameters: Mapping[str, Any]) -> dict[str, Any]:
+    path = Path(parameters["Bucket"]) / parameters["Key"]
+    if not path.is_file():
+        raise TaskFailed(NO_SUCH_KEY, f"The specified key does not exist: {parameters['Key']}")
+    return {"Body": path.read_text(encoding="utf-8"), "ContentType": "application/json"}
 
 
 def _replace_option(arguments: Sequence[Any], name: str, value: str) -> list[str]:

@@ -210,7 +210,14 @@ def _json_merge(left: Any, right: Any, deep: bool) -> dict[str, Any]:
     return {**left, **right}
 
 
+def _math_add(value: Any, step: Any) -> int:
+    if not all(isinstance(item, int) and not isinstance(item, bool) for item in (value, step)):
+        raise PathNotFound(f"States.MathAdd needs two integers, got {value!r} and {step!r}")
+    return value + step
+
+
 INTRINSICS: dict[str, Callable[..., Any]] = {
+    "States.MathAdd": _math_add,
     "States.Format": _format,
     "States.Array": lambda *values: list(values),
     "States.Hash": _hash,

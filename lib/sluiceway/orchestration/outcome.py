@@ -1,0 +1,86 @@
+"""The machine-readable outcome a job leaves for the state machine.
+
+A failed Glue, EMR Serverless or Batch run reaches Step Functions as a bare `States.TaskFailed`:
+the exit code is lost. So each job writes `{"exit_code", "name", "kind"}` to the URI the state
+machine passes as `--outcome-uri` (an S3 object under the warehouse's `_outcomes/` prefix, or a
+local file offline), and after a failure the definition reads it back to choose: data errors
+fail at once, a busy namespace or an unavailable endpoint waits and tries again, anything else
+(including no outcome at all: the job never got to its end) is infrastructure and falls back
+to AWS Batch. Writing the outcome never changes the job's exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sluiceway.errors import ExitCode
+from sluiceway.logs import get_logger
+
+OUTCOME_OPTION = "--outcome-uri"
+DATA_ERROR = "data"
+RETRY_LATER = "retry-later"
+INFRASTRUCTURE = "infrastructure"
+SUCCEEDED = "succeeded"
+# The sorting the state machine's *FailureKind choices apply (pipeline.asl.json names the codes).
+KINDS: dict[ExitCode, str] = {
+    ExitCode.OK: SUCCEEDED,
+    ExitCode.UNEXPECTED: INFRASTRUCTURE,
+    ExitCode.BAD_INPUT: DATA_ERROR,
+    ExitCode.RECONCILIATION_FAILED: DATA_ERROR,
+    ExitCode.BUSY: RETRY_LATER,
+    ExitCode.ENDPOINT_UNAVAILABLE: RETRY_LATER,
+}
+
+_logger = get_logger("outcome")
+
+
+def outcome_of(exit_code: int) -> dict[str, Any]:
+    """The outcome document of an exit code; a code sluiceway does not name is unexpected."""
+    try:
+        code = ExitCode(exit_code)
+    except ValueError:
+        code = ExitCode.UNEXPECTED
+    return {"exit_code": exit_code, "name": code.name, "kind": KINDS[code]}
+
+
+def outcome_uri(argv: Sequence[str]) -> str | None:
+    """The `--outcome-uri` among a job's arguments (the job's own parser ignores it)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument(OUTCOME_OPTION, dest="outcome_uri")
+    known, _rest = parser.parse_known_args(list(argv))
+    return known.outcome_uri or None
+
+
+def record_outcome(exit_code: int, argv: Sequence[str]) -> int:
+    """Write the outcome where `--outcome-uri` says (if given) and return `exit_code` unchanged.
+
+    A failure to write is logged, not raised: without an outcome the state machine treats the
+    failure as infrastructure and falls back to Batch, the behaviour before outcomes existed.
+    """
+    uri = outcome_uri(argv)
+    if uri is None:
+        return exit_code
+    body = json.dumps(outcome_of(exit_code))
+    try:
+        _write(uri, body)
+    except Exception as error:  # any failure to report must not change the exit code
+        _logger.warning("could not write the job outcome to %s: %s", uri, error)
+    return exit_code
+
+
+def _write(uri: str, body: str) -> None:
+    if uri.startswith("s3://"):
+        import boto3
+
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        boto3.client("s3").put_object(
+            Bucket=bucket, Key=key, Body=body.encode(), ContentType="application/json"
+        )
+        return
+    path = Path(uri)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(body, encoding="utf-8")
