@@ -49,6 +49,11 @@ bench-ingest: $(STAMP) ## ~1 GB landing file: our ingest vs DuckDB vs PyArrow vs
 bench-process: $(STAMP) ## financial handler: engine vs row-by-row rdd vs native Spark (BENCH_RECORDS=1000000)
 	$(BIN)/python bench/bench_process.py --records $(BENCH_RECORDS)
 
+.PHONY: submit
+submit: $(STAMP) ## run a job with spark-submit and the Iceberg runtime: make submit JOB=ingest_landing ARGS="--source F"
+	@test -n "$(JOB)" || { echo "make submit needs JOB=ingest_landing|process_records|maintain_tables [ARGS=...]"; exit 2; }
+	$(BIN)/sluiceway submit $(JOB) -- $(ARGS)
+
 # ---------------------------------------------------------------- AWS (infra/)
 TOOLS := .tools
 LINT_VENV := $(TOOLS)/lint
@@ -60,7 +65,9 @@ ENGINE ?= glue
 IMAGE_TAG ?= $(VERSION)
 STACK_PREFIX ?= sluiceway-$(ENV)
 ALERT_EMAIL ?=
-.PHONY: lint-tools lint-infra package deploy image
+EMR_RELEASE ?= emr-7.9.0
+DOCKERFILES := infra/Dockerfile infra/emr-serverless/Dockerfile
+.PHONY: lint-tools lint-infra package deploy image-build image
 
 $(LINT_VENV)/.installed: infra/requirements-lint.txt
 	@test -x $(LINT_VENV)/bin/python || $(PYTHON) -m venv $(LINT_VENV)
@@ -79,11 +86,11 @@ lint-infra: $(STAMP) lint-tools ## cfn-lint, checkov, asl-validator and hadolint
 	$(BIN)/sluiceway statemachine render --output-dir $(RENDERED) $(TEMPLATES)
 	$(BIN)/cfn-lint $(patsubst infra/cloudformation/%,$(RENDERED)/%,$(TEMPLATES))
 	$(LINT_VENV)/bin/checkov --skip-download --quiet --compact --framework cloudformation dockerfile \
-		$(addprefix -f ,$(patsubst infra/cloudformation/%,$(RENDERED)/%,$(TEMPLATES))) -f infra/Dockerfile
+		$(addprefix -f ,$(patsubst infra/cloudformation/%,$(RENDERED)/%,$(TEMPLATES))) $(addprefix -f ,$(DOCKERFILES))
 	$(TOOLS)/node_modules/.bin/asl-validator $(addprefix --json-path ,$(wildcard infra/statemachine/*.asl.json))
-	$(LINT_VENV)/bin/hadolint infra/Dockerfile
+	$(LINT_VENV)/bin/hadolint $(DOCKERFILES)
 
-package: $(STAMP) ## library wheel, job scripts and rendered templates into dist/, ready to upload
+package: $(STAMP) ## wheel (also what both images install), job scripts and rendered templates into dist/
 	rm -rf dist/jobs dist/cloudformation dist/sluiceway-*.whl
 	$(BIN)/python -m pip wheel --quiet --no-deps --no-build-isolation --wheel-dir dist .
 	mkdir -p dist/jobs && cp jobs/*.py dist/jobs/
@@ -93,6 +100,7 @@ deploy: package ## deploy both stacks: make deploy ENV=dev VPC_ID=vpc-.. SUBNET_
 	@test -n "$(VPC_ID)" -a -n "$(SUBNET_IDS)" || { echo "make deploy needs VPC_ID=vpc-... SUBNET_IDS=subnet-...,subnet-... (see README: Deploying to AWS)"; exit 2; }
 	aws cloudformation deploy --stack-name $(STACK_PREFIX)-storage \
 		--template-file dist/cloudformation/storage.yaml --no-fail-on-empty-changeset \
+		--capabilities CAPABILITY_IAM \
 		--parameter-overrides EnvironmentName=$(ENV) AlertEmail=$(ALERT_EMAIL)
 	set -euo pipefail; \
 	artifacts=$$(aws cloudformation describe-stacks --stack-name $(STACK_PREFIX)-storage \
@@ -102,16 +110,24 @@ deploy: package ## deploy both stacks: make deploy ENV=dev VPC_ID=vpc-.. SUBNET_
 		--template-file dist/cloudformation/pipeline.yaml --no-fail-on-empty-changeset \
 		--s3-bucket "$$artifacts" --s3-prefix templates --capabilities CAPABILITY_IAM \
 		--parameter-overrides EnvironmentName=$(ENV) StorageStackName=$(STACK_PREFIX)-storage \
-		Engine=$(ENGINE) PackageVersion=$(VERSION) ImageTag=$(IMAGE_TAG) \
+		Engine=$(ENGINE) PackageVersion=$(VERSION) ImageTag=$(IMAGE_TAG) EmrReleaseLabel=$(EMR_RELEASE) \
 		VpcId=$(VPC_ID) SubnetIds=$(SUBNET_IDS)
 
-image: package ## build and push the Batch fallback image to the stack's ECR repository (Docker + AWS credentials)
+image-build: package ## build both images locally with Docker: sluiceway-batch and sluiceway-emr-serverless (EMR_RELEASE=emr-7.9.0)
+	docker build --file infra/Dockerfile --tag sluiceway-batch:$(IMAGE_TAG) .
+	docker build --file infra/emr-serverless/Dockerfile --build-arg EMR_RELEASE=$(EMR_RELEASE) \
+		--tag sluiceway-emr-serverless:$(IMAGE_TAG) .
+
+image: image-build ## push both images to the pipeline stack's ECR repositories (Docker + AWS credentials)
 	set -euo pipefail; \
-	repository=$$(aws cloudformation describe-stacks --stack-name $(STACK_PREFIX)-pipeline \
-		--query "Stacks[0].Outputs[?OutputKey=='ImageRepositoryUri'].OutputValue" --output text); \
-	aws ecr get-login-password | docker login --username AWS --password-stdin "$${repository%%/*}"; \
-	docker build --file infra/Dockerfile --tag "$$repository:$(IMAGE_TAG)" .; \
-	docker push "$$repository:$(IMAGE_TAG)"
+	output() { aws cloudformation describe-stacks --stack-name $(STACK_PREFIX)-pipeline \
+		--query "Stacks[0].Outputs[?OutputKey=='$$1'].OutputValue" --output text; }; \
+	batch=$$(output ImageRepositoryUri); emr=$$(output EmrImageRepositoryUri); \
+	aws ecr get-login-password | docker login --username AWS --password-stdin "$${batch%%/*}"; \
+	docker tag sluiceway-batch:$(IMAGE_TAG) "$$batch:$(IMAGE_TAG)"; \
+	docker tag sluiceway-emr-serverless:$(IMAGE_TAG) "$$emr:$(IMAGE_TAG)"; \
+	docker push "$$batch:$(IMAGE_TAG)"; \
+	docker push "$$emr:$(IMAGE_TAG)"
 
 clean: ## remove the local warehouse, caches and build output (keeps .venv)
 	rm -rf $(WAREHOUSE) spark-warehouse dist build .pytest_cache .ruff_cache

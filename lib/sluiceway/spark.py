@@ -1,13 +1,20 @@
-"""The one place a SparkSession is built, from one conf mapping per profile."""
+"""The one place a SparkSession is built, from one conf mapping per profile.
+
+It is also the one place that says what a driver needs when its JVM starts (`startup_conf`):
+`sluiceway submit` passes it to spark-submit, and the template render step writes it into
+the Glue jobs' `--conf` and the EMR Serverless sparkSubmitParameters.
+"""
 
 from __future__ import annotations
 
 import importlib.util
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,6 +28,21 @@ ICEBERG_EXTENSIONS = "org.apache.iceberg.spark.extensions.IcebergSparkSessionExt
 MIN_JAVA = 17
 # Spark's own chatter at WARN drowns the job's progress lines on a terminal.
 LOG4J_CONF = Path(__file__).parent / "data" / "log4j2.properties"
+# The job scripts of a repository checkout (they are not part of the wheel).
+JOBS_DIR = Path(__file__).resolve().parents[2] / "jobs"
+ICEBERG_RUNTIME = "iceberg-spark-runtime"
+# EMR Serverless: the Iceberg runtime EMR ships, and the Python 3.11 that the custom image
+# (infra/emr-serverless/Dockerfile) installs; see docs/adr/emr-serverless-custom-image.md.
+EMR_ICEBERG_JAR = "/usr/share/aws/iceberg/lib/iceberg-spark3-runtime.jar"
+EMR_PYTHON = "/usr/bin/python3.11"
+# Conf read when the driver JVM starts or the first session is created: a running driver
+# ignores it (its class path and heap are fixed), so it must come with the submission.
+_STARTUP_KEYS = (
+    "spark.jars",
+    "spark.sql.extensions",
+    "spark.driver.memory",
+    "spark.driver.extraJavaOptions",
+)
 
 
 def iceberg_runtime_jar() -> Path:
@@ -97,12 +119,109 @@ def spark_conf(settings: Settings) -> dict[str, str]:
     return conf
 
 
+def startup_conf(settings: Settings) -> dict[str, str]:
+    """What the submission must carry: spark-submit `--conf`, Glue `--conf`, EMR parameters.
+
+    The Iceberg jar, the SQL extensions, the catalog and the driver's heap and Java options;
+    on EMR Serverless also EMR's own Iceberg runtime and the image's Python 3.11 for the
+    driver and the executors.
+    """
+    catalog = f"spark.sql.catalog.{settings.catalog}"
+    conf = {
+        key: value
+        for key, value in spark_conf(settings).items()
+        if key in _STARTUP_KEYS or key == catalog or key.startswith(f"{catalog}.")
+    }
+    if settings.profile == "emr-serverless":
+        conf["spark.jars"] = EMR_ICEBERG_JAR
+        conf["spark.emr-serverless.driverEnv.PYSPARK_PYTHON"] = EMR_PYTHON
+        conf["spark.executorEnv.PYSPARK_PYTHON"] = EMR_PYTHON
+    return conf
+
+
+def spark_submit_command(
+    settings: Settings, script: Path, arguments: Sequence[str], spark_submit: str
+) -> list[str]:
+    """The spark-submit command line that starts `script` with everything it needs."""
+    command = [spark_submit]
+    if settings.spark_master:
+        command += ["--master", settings.spark_master]
+    for key, value in startup_conf(settings).items():
+        command += ["--conf", f"{key}={value}"]
+    return [*command, str(script), *arguments]
+
+
+def check_submitted_with_iceberg(jvm_conf: Mapping[str, str], environ: Mapping[str, str]) -> None:
+    """Name the missing `--jars` when spark-submit started the driver without Iceberg.
+
+    spark-submit launches the driver JVM before any job code runs, so a `spark.jars` set by
+    `build_session` reaches the executors but never the driver's class path, and the first
+    catalog call fails with ClassNotFoundException: IcebergSparkSessionExtensions.
+    """
+    if "PYSPARK_GATEWAY_PORT" not in environ:
+        return  # a plain Python process: the session builder starts the JVM with spark.jars
+    loaded = ",".join(
+        jvm_conf.get(key, "") for key in ("spark.jars", "spark.driver.extraClassPath")
+    )
+    if ICEBERG_RUNTIME in loaded:
+        return
+    raise ConfigurationError(
+        f"spark-submit started the Spark driver without the Iceberg runtime, so "
+        f"{ICEBERG_EXTENSIONS} cannot load (a jar added after the driver started never "
+        f"reaches its class path); pass it when submitting: "
+        f"spark-submit --jars {iceberg_runtime_jar()} jobs/<job>.py ..., "
+        "or let `sluiceway submit <job> -- <job arguments>` build the whole command"
+    )
+
+
+def _jvm_conf() -> dict[str, str]:
+    """spark.* properties of the driver JVM that spark-submit started (its --jars, --conf)."""
+    from pyspark import SparkConf, SparkContext
+
+    # Connects to spark-submit's JVM (starts nothing); only then does SparkConf load its
+    # properties instead of an empty Python-side dict.
+    SparkContext._ensure_initialized()
+    conf = SparkConf()
+    return {key: conf.get(key, "") for key in ("spark.jars", "spark.driver.extraClassPath")}
+
+
+def submit_job(
+    settings: Settings,
+    job: str,
+    arguments: Sequence[str],
+    *,
+    print_only: bool = False,
+    jobs_dir: Path = JOBS_DIR,
+) -> int:
+    """Run `jobs/<job>.py` through spark-submit with the startup conf; its exit code."""
+    script = jobs_dir / f"{job.removesuffix('.py')}.py"
+    if not script.is_file():
+        known = ", ".join(sorted(path.stem for path in jobs_dir.glob("*.py"))) or "none"
+        raise ConfigurationError(
+            f"no job script {script}; run from a repository checkout (jobs: {known})"
+        )
+    local = Path(sys.executable).parent / "spark-submit"
+    spark_submit = str(local) if local.exists() else shutil.which("spark-submit")
+    if spark_submit is None:
+        raise ConfigurationError("spark-submit not found; run `make venv` (pyspark provides it)")
+    command = spark_submit_command(settings, script, arguments, spark_submit)
+    if print_only:
+        print(shlex.join(command))
+        return 0
+    # The driver and its Python workers must run this interpreter (it has the dependencies).
+    environ = {**os.environ, "PYSPARK_PYTHON": sys.executable}
+    environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
+    return subprocess.run(command, env=environ, check=False).returncode
+
+
 def build_session(settings: Settings, app_name: str = "sluiceway") -> SparkSession:
     """Build (or join, on Glue and EMR) the SparkSession for these settings."""
     from pyspark.sql import SparkSession
 
     if settings.profile in ("local", "batch"):
         check_java()
+        if "PYSPARK_GATEWAY_PORT" in os.environ:
+            check_submitted_with_iceberg(_jvm_conf(), os.environ)
         # Python workers must run this interpreter (it has pyarrow), not whatever python3 is first.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
