@@ -572,6 +572,42 @@ def register_report(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=_report)
 
 
+def _submit(args: argparse.Namespace) -> int:
+    from sluiceway.job_arguments import add_job_settings_options, job_settings
+    from sluiceway.spark import submit_job
+
+    arguments = args.job_arguments[1:] if args.job_arguments[:1] == ["--"] else args.job_arguments
+    # The job's own arguments decide its settings (profile, warehouse), as they will inside it.
+    job_options = argparse.ArgumentParser(add_help=False)
+    add_job_settings_options(job_options)
+    parsed, _rest = job_options.parse_known_args(arguments)
+    settings = job_settings(parsed, os.environ)
+    return submit_job(settings, args.job, arguments, print_only=args.print_only)
+
+
+def register_submit(commands: argparse._SubParsersAction) -> None:
+    """`sluiceway submit JOB -- ARGS`: spark-submit with the Iceberg runtime and the job's conf."""
+    parser = commands.add_parser(
+        "submit",
+        help="run jobs/JOB.py with spark-submit, adding the Iceberg runtime jar and the conf",
+        description="spark-submit starts the driver before the job's code runs, so the Iceberg "
+        "runtime must be on its command line: this builds `spark-submit --conf spark.jars=<the "
+        "jar from snowpark-connect-deps-iceberg> --conf ... jobs/JOB.py ARGS` and runs it with "
+        "this interpreter. Exits with the job's exit code.",
+    )
+    parser.add_argument(
+        "--print", dest="print_only", action="store_true", help="print the command, do not run it"
+    )
+    parser.add_argument("job", help="ingest_landing, process_records or maintain_tables")
+    parser.add_argument(
+        "job_arguments",
+        nargs=argparse.REMAINDER,
+        help="the job's own arguments, after -- (options of submit go before JOB)",
+        metavar="-- ARGS",
+    )
+    parser.set_defaults(handler=_submit)
+
+
 # Each entry adds one sub-command to the parser (see the register_* functions above).
 COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     register_generate,
@@ -584,6 +620,7 @@ COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     register_run,
     register_maintain,
     register_report,
+    register_submit,
 )
 
 
