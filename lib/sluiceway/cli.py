@@ -276,27 +276,34 @@ def register_ingest(commands: argparse._SubParsersAction) -> None:
 
 
 def _query(args: argparse.Namespace) -> int:
-    from sluiceway.query import run_query
+    from sluiceway.query import analyst_settings, format_frame, query
 
-    frame = run_query(settings_from(args), args.sql)
-    if args.format == "csv":
-        print(frame.to_csv(index=False), end="")
-    elif args.format == "json":
-        print(frame.to_json(orient="records", date_format="iso", default_handler=str))
-    else:
-        print(frame.to_string(index=False) if len(frame) else "(no rows)")
+    settings = analyst_settings(
+        os.environ,
+        profile=getattr(args, "profile", None),
+        warehouse=getattr(args, "warehouse", None),
+        namespace=getattr(args, "namespace", None),
+    )
+    print(format_frame(query(settings, args.sql), args.format), end="")
     return 0
 
 
 def register_query(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "query",
-        help="run SQL over the local Iceberg tables (DuckDB)",
-        description="Run plain SQL over the local tables: transactions, rejected_records, "
-        "ingest_ledger, processed_transactions, processing_failures.",
+        help="run Athena (Trino) SQL over the tables (DuckDB locally, Athena for s3://)",
+        description="Run SQL in Athena's (Trino) dialect over the tables: transactions, "
+        "rejected_records, ingest_ledger, processed_transactions, processing_failures, and "
+        'metadata tables such as "transactions$snapshots". A local warehouse is read by DuckDB '
+        "(the SQL is transpiled with sqlglot), an s3:// one through Athena "
+        "($SLUICEWAY_ATHENA_WORKGROUP, default the storage stack's). DECIMAL values print "
+        "with all their digits in every format (12.10, never 12.1 or 5.2e+12).",
     )
     parser.add_argument("sql", help='e.g. "SELECT status, COUNT(*) FROM transactions GROUP BY 1"')
     parser.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    parser.add_argument(
+        "--namespace", help="Iceberg namespace (the Glue database on AWS); default sluiceway"
+    )
     add_settings_options(parser)
     parser.set_defaults(handler=_query)
 
@@ -546,9 +553,12 @@ def register_maintain(commands: argparse._SubParsersAction) -> None:
 
 
 def _report(args: argparse.Namespace) -> int:
+    from sluiceway.query import analyst_settings
     from sluiceway.report import write_report
 
-    settings = settings_from(args).with_overrides({"namespace": args.namespace})
+    settings = analyst_settings(
+        os.environ, profile=args.profile, warehouse=args.warehouse, namespace=args.namespace
+    )
     facts = write_report(settings, args.out, args.ingest_id)
     state = "reconciled" if facts.reconciled else "NOT reconciled"
     print(f"wrote {args.out}: ingest {facts.ingest_id}, {state}")
@@ -560,14 +570,17 @@ def register_report(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "report",
         help="write a self-contained HTML run report (counts, rejects, outcomes, cost)",
-        description="Reads the local tables and writes one HTML file with inline charts: counts "
+        description="Reads the tables (DuckDB locally, Athena for an s3:// warehouse) and "
+        "writes one HTML file with inline charts: counts "
         "and reconciliation, rejects by reason, processing outcomes, timings, the Iceberg "
         "snapshots written and the estimated AWS Glue cost. Exit 3 if the ingest does not "
         "reconcile.",
     )
     parser.add_argument("--ingest-id", help="the ingest to report on; default the latest")
     parser.add_argument("--out", required=True, help="HTML file to write")
-    parser.add_argument("--namespace", help="Iceberg namespace; default sluiceway")
+    parser.add_argument(
+        "--namespace", help="Iceberg namespace (the Glue database on AWS); default sluiceway"
+    )
     add_settings_options(parser)
     parser.set_defaults(handler=_report)
 

@@ -2,7 +2,9 @@
 
 Why one file with inline SVG charts: it is attached to a ticket or mailed to the partner and
 must open anywhere, offline, with no scripts or external assets. Everything comes from the
-tables through the query helper, so the report describes what was committed, not logs.
+tables through the query helper (Athena for an s3:// warehouse, DuckDB locally), with every
+query written once in Athena's dialect (REPORT_SQL), so the report describes what was
+committed, not logs.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sluiceway.errors import SluicewayError
-from sluiceway.query import connect, current_metadata, query
+from sluiceway.query import AthenaClient, existing_tables, is_athena, query
 from sluiceway.settings import Settings
 
 # AWS Glue price per DPU-hour (us-east-1, Spark jobs, Glue 2.0+), source:
@@ -26,6 +28,79 @@ DEFAULT_JOB_DPUS = 10
 
 
 @dataclass(frozen=True)
+class ReportQuery:
+    """One query of the report, in Athena's (Trino) dialect; run on DuckDB via sqlglot locally.
+
+    `{ingest_id}` stands for the ingest (quotes doubled); the query is skipped while `table`
+    does not exist yet.
+    """
+
+    table: str
+    sql: str
+
+    def render(self, ingest_id: str) -> str:
+        return self.sql.replace("{ingest_id}", ingest_id.replace("'", "''"))
+
+
+_BY_INGEST = "WHERE ingest_id = '{ingest_id}'"
+
+# Every query the report runs, one text for Athena and (transpiled) DuckDB.
+REPORT_SQL: dict[str, ReportQuery] = {
+    # An empty ingest id means the latest completed ingest.
+    "ledger": ReportQuery(
+        "ingest_ledger",
+        "SELECT * FROM ingest_ledger WHERE status = 'completed' "
+        "AND ('{ingest_id}' = '' OR ingest_id = '{ingest_id}') ORDER BY finished_at DESC LIMIT 1",
+    ),
+    # Records and the physical lines they cover (a quoted field can span lines).
+    "transactions_rows": ReportQuery(
+        "transactions",
+        "SELECT COUNT(*) AS records, COALESCE(SUM(last_line_number - line_number + 1), 0) "
+        f"AS lines FROM transactions {_BY_INGEST}",
+    ),
+    "rejected_rows": ReportQuery(
+        "rejected_records",
+        "SELECT COUNT(*) AS records, COALESCE(SUM(last_line_number - line_number + 1), 0) "
+        f"AS lines FROM rejected_records {_BY_INGEST}",
+    ),
+    "rejects_by_reason": ReportQuery(
+        "rejected_records",
+        "SELECT reason, COUNT(*) AS records FROM rejected_records "
+        f"CROSS JOIN UNNEST(reasons) AS r(reason) {_BY_INGEST} GROUP BY 1 ORDER BY 2 DESC, 1",
+    ),
+    "outcomes": ReportQuery(
+        "processed_transactions",
+        f"SELECT result, COUNT(*) AS records FROM processed_transactions {_BY_INGEST} "
+        "GROUP BY 1 ORDER BY 2 DESC, 1",
+    ),
+    "failures_by_class": ReportQuery(
+        "processing_failures",
+        f"SELECT error_class, COUNT(*) AS records FROM processing_failures {_BY_INGEST} "
+        "GROUP BY 1 ORDER BY 2 DESC, 1",
+    ),
+    "attempts": ReportQuery(
+        "processed_transactions",
+        "SELECT CAST(attempts AS VARCHAR) AS attempts, COUNT(*) AS records "
+        f"FROM processed_transactions {_BY_INGEST} GROUP BY attempts ORDER BY attempts",
+    ),
+    "processing_seconds": ReportQuery(
+        "processed_transactions",
+        "SELECT to_unixtime(MAX(processed_at)) - to_unixtime(MIN(processed_at)) AS seconds "
+        f"FROM processed_transactions {_BY_INGEST}",
+    ),
+    # Iceberg metadata tables, Athena's syntax (pyiceberg provides them locally).
+    "transactions_snapshots": ReportQuery(
+        "transactions",
+        'SELECT snapshot_id, committed_at FROM "transactions$snapshots" ORDER BY committed_at',
+    ),
+    "rejected_records_snapshots": ReportQuery(
+        "rejected_records",
+        'SELECT snapshot_id, committed_at FROM "rejected_records$snapshots" ORDER BY committed_at',
+    ),
+}
+
+
+@dataclass(frozen=True)
 class RunFacts:
     """The numbers the report shows, gathered once so tests can check them directly."""
 
@@ -33,6 +108,8 @@ class RunFacts:
     ledger: dict
     transactions_rows: int
     rejected_rows: int
+    transactions_lines: int
+    rejected_lines: int
     rejects_by_reason: list[tuple[str, int]]
     outcomes: list[tuple[str, int]]
     failures_by_class: list[tuple[str, int]]
@@ -42,12 +119,15 @@ class RunFacts:
 
     @property
     def reconciled(self) -> bool:
-        """lines = accepted + rejected, and both tables hold exactly what the ledger says."""
+        """Every physical line is in one accepted or rejected record, and both tables hold
+        exactly the records and lines the ledger says."""
         led = self.ledger
         return (
-            led["lines_read"] == led["accepted"] + led["rejected"]
-            and self.transactions_rows == led["accepted"]
-            and self.rejected_rows == led["rejected"]
+            led["lines_read"] == led["accepted_lines"] + led["rejected_lines"]
+            and (self.transactions_rows, self.transactions_lines)
+            == (led["accepted"], led["accepted_lines"])
+            and (self.rejected_rows, self.rejected_lines)
+            == (led["rejected"], led["rejected_lines"])
         )
 
     @property
@@ -67,111 +147,102 @@ class RunFacts:
         return sum(billed) / 3600 * dpus * GLUE_DPU_HOUR_USD
 
 
-def _pairs(settings: Settings, sql: str) -> list[tuple[str, int]]:
-    frame = query(settings, sql)
-    return [(str(row[0]), int(row[1])) for row in frame.itertuples(index=False)]
+class _Reader:
+    """Runs the report's queries for one ingest, skipping those whose table is absent."""
+
+    def __init__(self, settings: Settings, athena: AthenaClient | None) -> None:
+        self.settings = settings
+        self.athena = athena
+        self.tables = existing_tables(settings, athena)
+
+    def frame(self, name: str, ingest_id: str):  # -> pandas.DataFrame | None
+        report_query = REPORT_SQL[name]
+        if report_query.table not in self.tables:
+            return None
+        return query(self.settings, report_query.render(ingest_id), athena=self.athena)
+
+    def pairs(self, name: str, ingest_id: str) -> list[tuple[str, int]]:
+        frame = self.frame(name, ingest_id)
+        if frame is None:
+            return []
+        return [(str(row[0]), int(row[1])) for row in frame.itertuples(index=False)]
+
+    def numbers(self, name: str, ingest_id: str) -> list[float]:
+        """The first row's values (zeros for an absent table), for one-row aggregates."""
+        frame = self.frame(name, ingest_id)
+        if frame is None or frame.empty:
+            return [0.0] * (1 if frame is None else len(frame.columns))
+        return [float(v) if v is not None and v == v else 0.0 for v in frame.iloc[0]]
 
 
-def _has_table(settings: Settings, name: str) -> bool:
-    return current_metadata(settings, name) is not None
+def gather(
+    settings: Settings, ingest_id: str | None = None, athena: AthenaClient | None = None
+) -> RunFacts:
+    """Read the facts of one ingest (default: the latest completed one) from the tables.
 
-
-def gather(settings: Settings, ingest_id: str | None = None) -> RunFacts:
-    """Read the facts of one ingest (default: the latest completed one) from the tables."""
-    if settings.warehouse.startswith("s3://"):
-        raise SluicewayError(
-            "sluiceway report reads a local warehouse; on AWS run it where the warehouse is "
-            "mounted or use the notebooks with the Athena query helper"
-        )
-    if not _has_table(settings, "ingest_ledger"):
-        raise SluicewayError(
-            f"no ingest_ledger in {settings.warehouse}; run `sluiceway ingest FILE` first"
-        )
-    where = f"ingest_id = '{ingest_id.replace(chr(39), '')}'" if ingest_id else "TRUE"
-    ledger = query(
-        settings,
-        f"SELECT * FROM ingest_ledger WHERE {where} AND status = 'completed' "
-        "ORDER BY finished_at DESC LIMIT 1",
+    Local warehouses are read with DuckDB, s3:// ones through Athena (`athena` replaces the
+    awswrangler client, for tests).
+    """
+    reader = _Reader(settings, athena)
+    where = (
+        settings.warehouse if not is_athena(settings) else (f"Athena database {settings.namespace}")
     )
-    if ledger.empty:
+    if "ingest_ledger" not in reader.tables:
+        raise SluicewayError(f"no ingest_ledger in {where}; run `sluiceway ingest FILE` first")
+    ledger = reader.frame("ledger", ingest_id or "")
+    if ledger is None or ledger.empty:
         raise SluicewayError(
-            f"no completed ingest {ingest_id or ''} in {settings.warehouse}; list them with "
+            f"no completed ingest {ingest_id or ''} in {where}; list them with "
             '`sluiceway query "SELECT ingest_id, status FROM ingest_ledger"`'
         )
     row = ledger.iloc[0].to_dict()
-    ident = row["ingest_id"]
-    by_ingest = f"WHERE ingest_id = '{ident}'"
-    count = f"SELECT COUNT(*) FROM {{}} {by_ingest}"
-    processed = _has_table(settings, "processed_transactions")
-    failures = _has_table(settings, "processing_failures")
-    span = (
-        query(
-            settings,
-            "SELECT epoch(MAX(processed_at)) - epoch(MIN(processed_at)) "
-            f"FROM processed_transactions {by_ingest}",
-        ).iloc[0, 0]
-        if processed
-        else None
-    )
+    ident = str(row["ingest_id"])
+    transactions_rows, transactions_lines = map(int, reader.numbers("transactions_rows", ident))
+    rejected_rows, rejected_lines = map(int, reader.numbers("rejected_rows", ident))
+    (processing_seconds,) = reader.numbers("processing_seconds", ident)
     return RunFacts(
         ingest_id=ident,
         ledger=row,
-        transactions_rows=int(query(settings, count.format("transactions")).iloc[0, 0]),
-        rejected_rows=int(query(settings, count.format("rejected_records")).iloc[0, 0]),
-        rejects_by_reason=_pairs(
-            settings,
-            "SELECT reason, COUNT(*) FROM (SELECT unnest(reasons) AS reason FROM "
-            f"rejected_records {by_ingest}) GROUP BY 1 ORDER BY 2 DESC, 1",
-        ),
-        outcomes=_pairs(
-            settings,
-            f"SELECT result, COUNT(*) FROM processed_transactions {by_ingest} "
-            "GROUP BY 1 ORDER BY 2 DESC, 1",
-        )
-        if processed
-        else [],
-        failures_by_class=_pairs(
-            settings,
-            f"SELECT error_class, COUNT(*) FROM processing_failures {by_ingest} "
-            "GROUP BY 1 ORDER BY 2 DESC, 1",
-        )
-        if failures
-        else [],
-        attempts=_pairs(
-            settings,
-            f"SELECT CAST(attempts AS VARCHAR), COUNT(*) FROM processed_transactions "
-            f"{by_ingest} GROUP BY attempts ORDER BY attempts",
-        )
-        if processed
-        else [],
-        processing_seconds=float(span or 0.0),
-        snapshots=_snapshots(settings, row),
+        transactions_rows=transactions_rows,
+        rejected_rows=rejected_rows,
+        transactions_lines=transactions_lines,
+        rejected_lines=rejected_lines,
+        rejects_by_reason=reader.pairs("rejects_by_reason", ident),
+        outcomes=reader.pairs("outcomes", ident),
+        failures_by_class=reader.pairs("failures_by_class", ident),
+        attempts=reader.pairs("attempts", ident),
+        processing_seconds=processing_seconds,
+        snapshots=_snapshots(reader, row),
     )
 
 
-def _snapshots(settings: Settings, ledger: dict) -> list[dict]:
+def _snapshots(reader: _Reader, ledger: dict) -> list[dict]:
     """Every snapshot of the two ingest tables, marking the ones this ingest committed."""
     mine = {ledger.get("transactions_snapshot_id"), ledger.get("rejected_snapshot_id")}
-    connection = connect()
     rows = []
     for table in ("transactions", "rejected_records"):
-        metadata = current_metadata(settings, table)
-        if metadata is None:
+        frame = reader.frame(f"{table}_snapshots", str(ledger["ingest_id"]))
+        if frame is None:
             continue
-        frame = connection.execute(
-            f"SELECT snapshot_id, timestamp_ms FROM iceberg_snapshots('{metadata}') "
-            "ORDER BY timestamp_ms"
-        ).fetchdf()
-        for snapshot_id, stamp in frame.itertuples(index=False):
+        for snapshot_id, committed_at in frame.itertuples(index=False):
             rows.append(
                 {
                     "table": table,
                     "snapshot_id": int(snapshot_id),
-                    "committed_at": str(stamp),
+                    "committed_at": _utc_text(committed_at),
                     "this_ingest": int(snapshot_id) in mine,
                 }
             )
     return rows
+
+
+def _utc_text(stamp: object) -> str:
+    import pandas as pd
+
+    moment = pd.Timestamp(stamp)
+    if moment.tzinfo is not None:
+        moment = moment.tz_convert("UTC")
+    return moment.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
 
 
 def bar_chart(title: str, pairs: list[tuple[str, int]], width: int = 560) -> str:
@@ -214,11 +285,21 @@ def render(facts: RunFacts, generated_at: datetime | None = None) -> str:
     throughput = led["lines_read"] / seconds if seconds else 0.0
     status = "reconciled" if facts.reconciled else "NOT reconciled"
     counts = _table(
-        ["", "ledger", "table rows"],
+        ["", "ledger", "in the tables"],
         [
-            ["lines read", f"{led['lines_read']:,}", ""],
-            ["accepted", f"{led['accepted']:,}", f"{facts.transactions_rows:,} (transactions)"],
-            ["rejected", f"{led['rejected']:,}", f"{facts.rejected_rows:,} (rejected_records)"],
+            ["lines after the header", f"{led['lines_read']:,}", ""],
+            [
+                "accepted records",
+                f"{led['accepted']:,}",
+                f"{facts.transactions_rows:,} (transactions)",
+            ],
+            ["accepted lines", f"{led['accepted_lines']:,}", f"{facts.transactions_lines:,}"],
+            [
+                "rejected records",
+                f"{led['rejected']:,}",
+                f"{facts.rejected_rows:,} (rejected_records)",
+            ],
+            ["rejected lines", f"{led['rejected_lines']:,}", f"{facts.rejected_lines:,}"],
             ["processed", "", f"{facts.processed:,} (processed_transactions)"],
             ["failed", "", f"{facts.failed:,} (processing_failures)"],
         ],
@@ -278,9 +359,14 @@ ${GLUE_DPU_HOUR_USD}/DPU-hour, billed per second with a {GLUE_MINIMUM_SECONDS}-s
 """
 
 
-def write_report(settings: Settings, out: str | Path, ingest_id: str | None = None) -> RunFacts:
+def write_report(
+    settings: Settings,
+    out: str | Path,
+    ingest_id: str | None = None,
+    athena: AthenaClient | None = None,
+) -> RunFacts:
     """Gather the facts of an ingest and write the HTML report to `out`."""
-    facts = gather(settings, ingest_id)
+    facts = gather(settings, ingest_id, athena)
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render(facts), encoding="utf-8")

@@ -57,7 +57,7 @@ def test_report_facts_match_the_runs(analytics_warehouse) -> None:
     assert facts.processed + facts.failed == built.accepted
     reasons = query(
         built.settings,
-        "SELECT COUNT(*) FROM rejected_records, unnest(reasons) AS r(reason) "
+        "SELECT COUNT(*) FROM rejected_records CROSS JOIN UNNEST(reasons) AS r(reason) "
         f"WHERE ingest_id = '{built.ingest_id}'",
     ).iloc[0, 0]
     assert sum(count for _, count in facts.rejects_by_reason) == reasons > 0

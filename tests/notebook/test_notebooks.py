@@ -1,7 +1,8 @@
 """The analyst notebooks run top to bottom against a small generated warehouse.
 
 Parameters are injected papermill-style (a cell after the one tagged `parameters`), and the
-kernel is the venv's own Python (jupyter_client maps a kernelspec's `python` to it).
+kernel is the venv's own Python (jupyter_client maps a kernelspec's `python` to it). Their SQL
+is checked as Athena's dialect in tests/integration/test_analyst_sql.py.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-pytestmark = pytest.mark.notebook
+from fixtures.analytics import NOTEBOOKS
+from sluiceway.query import STACK_DATABASE, STACK_WORKGROUP
 
-NOTEBOOKS = sorted((Path(__file__).parents[2] / "notebooks").glob("*.ipynb"))
+pytestmark = pytest.mark.notebook
 
 
 def _inject(notebook: nbformat.NotebookNode, parameters: dict[str, object]) -> None:
@@ -83,3 +85,36 @@ def test_notebook_runs_against_generated_warehouse(
         "processing": "max_attempts",
     }[path.stem]
     assert expected in text
+
+
+def _settings_cells(path: Path, parameters: dict[str, object]) -> dict[str, object]:
+    """Run a notebook's parameters and settings cells (no query) and return its variables."""
+    notebook = nbformat.read(path, as_version=4)
+    _inject(notebook, parameters)
+    code = [cell.source for cell in notebook.cells if cell.cell_type == "code"]
+    variables: dict[str, object] = {}
+    for source in code[:3]:
+        exec(compile(source, path.name, "exec"), variables)
+    return variables
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
+def test_notebook_takes_athena_workgroup_and_database_from_the_environment(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s3 = {"warehouse": "s3://warehouse-bucket/iceberg"}
+    monkeypatch.delenv("SLUICEWAY_ATHENA_WORKGROUP", raising=False)
+    monkeypatch.delenv("SLUICEWAY_NAMESPACE", raising=False)
+    stack = _settings_cells(path, s3)["settings"]
+    assert (stack.athena_workgroup, stack.namespace) == (STACK_WORKGROUP, STACK_DATABASE)
+
+    monkeypatch.setenv("SLUICEWAY_ATHENA_WORKGROUP", "team-wg")
+    monkeypatch.setenv("SLUICEWAY_NAMESPACE", "sluiceway_prod")
+    from_env = _settings_cells(path, s3)["settings"]
+    assert (from_env.athena_workgroup, from_env.namespace) == ("team-wg", "sluiceway_prod")
+
+    given = _settings_cells(path, {**s3, "athena_workgroup": "wg-param", "namespace": "db_param"})
+    assert (given["settings"].athena_workgroup, given["settings"].namespace) == (
+        "wg-param",
+        "db_param",
+    )
