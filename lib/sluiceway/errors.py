@@ -37,3 +37,9 @@ class ReconciliationError(SluicewayError):
     """Counts or amount totals do not add up; the run is marked failed, nothing is hidden."""
 
     exit_code: int = ExitCode.RECONCILIATION_FAILED
+
+
+class EndpointUnavailableError(SluicewayError):
+    """Retries of a retryable error ran out: records were left pending, none dead-lettered."""
+
+    exit_code: int = ExitCode.ENDPOINT_UNAVAILABLE

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,11 +14,13 @@ import pytest
 from sluiceway.processing.handlers import BatchHandler, NoopHandler
 from sluiceway.processing.partition import (
     FAILED,
+    PENDING,
     PROCESSED,
     PartitionPlan,
     idempotency_key,
     process_partition,
     rebatch,
+    slices,
 )
 from sluiceway.processing.retry import RetryableError, RetryPolicy
 
@@ -127,14 +130,122 @@ def test_retry_after_from_the_server_replaces_the_backoff() -> None:
     assert rows[0]["sleeps"] == [7.0]
 
 
-def test_record_that_keeps_timing_out_is_a_dead_letter_after_its_attempts() -> None:
-    rows = run(Poison({"tx-002"}, error=TimeoutError), 4, batch_size=4)
+def test_record_that_keeps_timing_out_stays_pending_and_is_never_bisected() -> None:
+    handler = Poison({"tx-002"}, error=TimeoutError)
+    rows = run(handler, 4, batch_size=4)
+    assert {row["outcome"] for row in rows} == {PENDING}
+    assert {row["error_class"] for row in rows} == {"TimeoutError"}
+    # Retried whole, never split: a retryable error is the endpoint's, not a record's.
+    assert handler.calls == 3
+    assert {row["attempts"] for row in rows} == {3}
+
+
+def test_an_outage_opens_the_breaker_so_later_batches_are_not_sent() -> None:
+    class Down(BatchHandler):
+        name = "test"
+        calls = 0
+
+        def handle(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            self.calls += 1
+            raise RetryableError("POST /ledger answered 503; retrying")
+
+    handler = Down()
+    rows = run(handler, 40, batch_size=8)
+    assert len(rows) == 40
+    assert {row["outcome"] for row in rows} == {PENDING}
+    # One batch used its 3 attempts; the 4 batches after it were not sent at all.
+    assert handler.calls == 3
+    by_batch = {row["batch_id"]: row for row in rows}
+    assert by_batch["test-w000-p00003-b00000"]["attempts"] == 3
+    later = by_batch["test-w000-p00003-b00004"]
+    assert (later["attempts"], later["error_class"]) == (0, "CircuitOpen")
+    assert "503" in later["error_message"]
+
+
+def test_the_breaker_also_stops_batches_already_in_flight() -> None:
+    class Down(BatchHandler):
+        name = "test"
+        concurrency = 4
+
+        def __init__(self) -> None:
+            self.calls = 0
+            self.lock = threading.Lock()
+
+        def handle(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            with self.lock:
+                self.calls += 1
+            time.sleep(0.01)
+            raise RetryableError("503")
+
+    handler = Down()
+    rows = run(handler, 80, batch_size=4)
+    assert {row["outcome"] for row in rows} == {PENDING}
+    # At most the in-flight batches' attempts, not 20 batches x 3 attempts.
+    assert handler.calls <= 4 * 3
+
+
+def test_a_permanent_error_still_splits_while_a_retryable_half_stays_pending() -> None:
+    class Mixed(BatchHandler):
+        name = "test"
+
+        def handle(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            ids = {r["transaction_id"] for r in batch}
+            if "tx-001" in ids:
+                raise ValueError("account closed for tx-001")
+            if "tx-006" in ids:
+                raise RetryableError("503")
+            return [{"transaction_id": r["transaction_id"]} for r in batch]
+
+    rows = run(Mixed(), 8, batch_size=8)
+    by_id = {row["transaction_id"]: row["outcome"] for row in rows}
+    assert by_id["tx-001"] == FAILED
+    assert by_id["tx-000"] == PROCESSED
+    assert {by_id[t] for t in ("tx-004", "tx-005", "tx-006", "tx-007")} == {PENDING}
+
+
+class Vectorized(NoopHandler):
+    """A vectorized handler that counts its calls and can refuse a poisoned record."""
+
+    name = "test"
+
+    def __init__(self, poisoned: frozenset[str] = frozenset()) -> None:
+        self.poisoned = poisoned
+        self.sizes: list[int] = []
+
+    def handle_arrow(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        self.sizes.append(batch.num_rows)
+        if self.poisoned & set(batch.column("transaction_id").to_pylist()):
+            raise ValueError("cannot handle a poisoned record")
+        return super().handle_arrow(batch)
+
+
+def test_a_vectorized_handler_gets_whole_slices_and_batch_ids_stay_per_batch() -> None:
+    handler = Vectorized()
+    rows = run(handler, 30, batch_size=8)
+    assert handler.sizes == [30]
+    assert {row["outcome"] for row in rows} == {PROCESSED}
+    per_batch = Counter(row["batch_id"] for row in rows)
+    assert per_batch == {f"test-w000-p00003-b{n:05d}": size for n, size in enumerate([8, 8, 8, 6])}
+    assert {row["attempts"] for row in rows} == {1}
+
+
+def test_a_failing_slice_falls_back_to_per_batch_retries_and_isolation() -> None:
+    handler = Vectorized(frozenset({"tx-013"}))
+    rows = run(handler, 30, batch_size=8)
     by_id = {row["transaction_id"]: row for row in rows}
-    assert by_id["tx-002"]["outcome"] == FAILED
-    assert by_id["tx-002"]["error_class"] == "TimeoutError"
-    # 3 attempts with all 4 records, 3 with 2, 3 alone.
-    assert by_id["tx-002"]["attempts"] == 9
-    assert [by_id[t]["outcome"] for t in ("tx-000", "tx-001", "tx-003")] == [PROCESSED] * 3
+    assert by_id["tx-013"]["outcome"] == FAILED
+    assert by_id["tx-013"]["batch_id"] == "test-w000-p00003-b00001"
+    # The slice call, then 8 -> 4 -> 2 -> 1 records.
+    assert by_id["tx-013"]["attempts"] == 5
+    assert {row["outcome"] for row in rows if row["transaction_id"] != "tx-013"} == {PROCESSED}
+    assert handler.sizes == [30, 8, 8, 4, 4, 2, 1, 1, 2, 8, 6]
+
+
+def test_slices_keep_the_batch_boundaries_of_rebatch() -> None:
+    pieces = list(slices(records(25_003, size=7_000), 500))
+    assert [(first, piece.num_rows) for first, piece in pieces] == [
+        (0, 10_000), (20, 10_000), (40, 5_003)
+    ]  # fmt: skip
 
 
 def test_handler_can_fail_single_records_without_raising() -> None:

@@ -1,8 +1,9 @@
-"""The CloudWatch metrics behind the pipeline stack's alarms, built from an ingest result.
+"""The CloudWatch metrics behind the pipeline stack's alarms, from an ingest or a process run.
 
 The alarms `reject-rate` and `reconciliation-mismatch` in infra/cloudformation/pipeline.yaml
 watch these names in the `Sluiceway` namespace with one dimension, `Namespace` = the Iceberg
-namespace (the Glue database). The state machine itself publishes `FallbackUsed` the same way.
+namespace (the Glue database); the dead-letter alarm watches `DeadLetters` from the process
+job. The state machine itself publishes `FallbackUsed` the same way.
 The job roles may put metrics into this CloudWatch namespace only.
 """
 
@@ -21,6 +22,8 @@ METRIC_NAMESPACE = "Sluiceway"
 REJECTED_RATIO = "RejectedRatio"
 RECONCILIATION_MISMATCHES = "ReconciliationMismatches"
 FALLBACK_USED = "FallbackUsed"
+# Records the process job dead-lettered (permanent, record-specific errors) in one run.
+DEAD_LETTERS = "DeadLetters"
 
 
 class MetricsClient(Protocol):
@@ -44,6 +47,26 @@ def ingest_metric_data(result: IngestResult, namespace: str) -> list[dict[str, A
             "Unit": "Count",
         },
     ]
+
+
+def process_metric_data(dead_letters: int, namespace: str) -> list[dict[str, Any]]:
+    """MetricData for one process run: its dead letters (0 too, so the alarm sees the run)."""
+    dimensions = [{"Name": "Namespace", "Value": namespace}]
+    return [
+        {
+            "MetricName": DEAD_LETTERS,
+            "Dimensions": dimensions,
+            "Value": float(dead_letters),
+            "Unit": "Count",
+        }
+    ]
+
+
+def publish_process_metrics(client: MetricsClient, settings: Settings, dead_letters: int) -> int:
+    """Put the process run's metrics (call it on the glue / emr-serverless / batch profiles)."""
+    data = process_metric_data(dead_letters, settings.namespace)
+    client.put_metric_data(Namespace=METRIC_NAMESPACE, MetricData=data)
+    return len(data)
 
 
 def publish_ingest_metrics(client: MetricsClient, settings: Settings, result: IngestResult) -> int:

@@ -61,6 +61,10 @@ class Handler:
 
     name: str = "handler"
     concurrency: int = 1
+    # True: `handle_arrow` may get several batches at once (a slice of ~10,000 rows), because
+    # its cost is per call, not per record; retries and isolation still work per batch.
+    # Leave False for handlers whose batches are requests to someone else (their size matters).
+    vectorized: bool = False
     # The record columns the handler reads; empty means all of them. Fewer columns means
     # less Arrow traffic between the JVM and Python, which is most of the engine's cost.
     columns: tuple[str, ...] = ()
@@ -96,6 +100,8 @@ class Handler:
 
 class ArrowHandler(Handler):
     """A vectorized handler: subclasses implement `handle_arrow` with pyarrow compute."""
+
+    vectorized = True
 
 
 class BatchHandler(Handler):

@@ -1,4 +1,4 @@
-"""Run metrics: records ok / retried / failed, attempts, batch latency percentiles, records/s."""
+"""Run metrics: records ok / retried / failed / pending, attempts, batch latencies, records/s."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ class RunMetrics:
 
     records_ok: int = 0
     records_failed: int = 0
+    # Left without an outcome because an endpoint outage outlasted the retries.
+    records_pending: int = 0
     records_retried: int = 0
     attempts: int = 0
     batch_latencies_ms: list[float] = field(default_factory=list)
@@ -38,6 +40,7 @@ class RunMetrics:
             "records_ok": self.records_ok,
             "records_retried": self.records_retried,
             "records_failed": self.records_failed,
+            "records_pending": self.records_pending,
             "attempts": self.attempts,
             "batches": len(self.batch_latencies_ms),
             "batch_latency_ms_p50": round(self.latency_percentile(50), 1),

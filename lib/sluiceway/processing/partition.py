@@ -1,38 +1,53 @@
 """What runs inside one Spark task: batching, retries, poison-record isolation, outcome rows.
 
 Plain Python over an iterator of Arrow record batches, so it is unit-tested with lists and no
-Spark. Every input record leaves as exactly one outcome row, `processed` or `failed`; nothing
-a handler raises stops the task (only `setup` failures do, and Spark retries those tasks).
+Spark. Every input record leaves as exactly one outcome row: `processed`, `failed` (a dead
+letter: a permanent, record-specific error) or `pending` (a retryable error outlasted its
+retries: the endpoint is down, not the record bad). Nothing a handler raises stops the task
+(only `setup` failures do, and Spark retries those tasks).
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import random
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from sluiceway.logs import mask_text
 from sluiceway.processing.handlers import RESULT_SCHEMA, Handler
-from sluiceway.processing.retry import HandlerContractError, RetryPolicy, is_retryable
+from sluiceway.processing.retry import (
+    HandlerContractError,
+    RetryableError,
+    RetryPolicy,
+    is_retryable,
+)
 
 PROCESSED = "processed"
 FAILED = "failed"
+PENDING = "pending"
 MAX_ERROR_MESSAGE = 2000
 EVENT_TIME = pa.timestamp("us", tz="UTC")
 
 # The columns of the records the engine needs besides the handler's own inputs.
 ENGINE_INPUT_COLUMNS = ("transaction_id", "ingest_id", "event_time")
 
+# Rows per call of a vectorized handler: Spark's own Arrow batch size
+# (spark.sql.execution.arrow.maxRecordsPerBatch), rounded down to whole handler batches.
+SLICE_ROWS = 10_000
+
 # One row per input record; the Spark side adds the idempotency key back (it is derived, so
 # it need not cross the Arrow boundary twice), writes the row to processed_transactions or
-# processing_failures and computes the run's metrics from it.
+# processing_failures (pending rows go nowhere) and computes the run's metrics from it.
 OUTCOME_SCHEMA = pa.schema(
     [
         pa.field("transaction_id", pa.string()),
@@ -97,28 +112,44 @@ def _concat(batches: list[pa.RecordBatch]) -> pa.RecordBatch:
     return batches[0] if len(batches) == 1 else pa.concat_batches(batches)
 
 
+def slices(
+    batches: Iterable[pa.RecordBatch], batch_size: int
+) -> Iterator[tuple[int, pa.RecordBatch]]:
+    """Whole handler batches joined into slices of about SLICE_ROWS rows, with the sequence
+    number of each slice's first batch: the batch boundaries are those of `rebatch`."""
+    per_slice = max(1, SLICE_ROWS // batch_size)
+    sequence = 0
+    for piece in rebatch(batches, per_slice * batch_size):
+        yield sequence, piece
+        sequence += math.ceil(piece.num_rows / batch_size)
+
+
 def process_partition(
     batches: Iterable[pa.RecordBatch],
     plan: PartitionPlan,
     partition_id: int,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Iterator[pa.RecordBatch]:
-    """Run the plan's handler over one partition, yielding one outcome batch per handler batch."""
+    """Run the plan's handler over one partition, yielding the outcome rows of every record."""
     runner = _BatchRunner(plan, sleep, random.Random(f"{plan.wave}/{partition_id}"))
     handler = plan.handler
     handler.setup()
     try:
-        numbered = enumerate(rebatch(batches, plan.batch_size))
         prefix = f"{handler.name}-w{plan.wave:03d}-p{partition_id:05d}"
+        if handler.vectorized and handler.concurrency <= 1:
+            for sequence, piece in slices(batches, plan.batch_size):
+                yield runner.run_slice(piece, prefix, sequence)
+            return
+        numbered = enumerate(rebatch(batches, plan.batch_size))
         if handler.concurrency <= 1:
             for sequence, batch in numbered:
-                yield runner.run(batch, f"{prefix}-b{sequence:05d}")
+                yield runner.run(batch, _batch_id(prefix, sequence))
             return
         # Bounded concurrency for I/O-bound handlers: at most `concurrency` batches in flight.
         with ThreadPoolExecutor(max_workers=handler.concurrency) as pool:
             in_flight = deque()
             for sequence, batch in numbered:
-                in_flight.append(pool.submit(runner.run, batch, f"{prefix}-b{sequence:05d}"))
+                in_flight.append(pool.submit(runner.run, batch, _batch_id(prefix, sequence)))
                 if len(in_flight) >= handler.concurrency:
                     yield in_flight.popleft().result()
             while in_flight:
@@ -127,8 +158,42 @@ def process_partition(
         handler.teardown()
 
 
+def _batch_id(prefix: str, sequence: int) -> str:
+    return f"{prefix}-b{sequence:05d}"
+
+
+class CircuitOpen(RetryableError):
+    """A batch not sent because an earlier batch of the task ran out of retries."""
+
+
+class CircuitBreaker:
+    """Opens for the rest of a task once a batch's retries of a retryable error run out.
+
+    An outage then costs each task one batch's retries instead of every batch's: the task's
+    remaining batches leave as `pending` without another call to the endpoint.
+    """
+
+    def __init__(self) -> None:
+        self._tripped = threading.Event()
+        self.cause = ""
+
+    @property
+    def is_open(self) -> bool:
+        return self._tripped.is_set()
+
+    def trip(self, error: BaseException) -> None:
+        if not self.is_open:
+            self.cause = f"{type(error).__name__}: {error}"
+            self._tripped.set()
+
+    def refusal(self) -> CircuitOpen:
+        return CircuitOpen(
+            f"not sent: an earlier batch of this task ran out of retries ({self.cause})"
+        )
+
+
 class _BatchRunner:
-    """Retries a batch, splits it when it keeps failing, and builds its outcome rows."""
+    """Retries a batch, splits it on permanent errors, and builds its outcome rows."""
 
     def __init__(
         self, plan: PartitionPlan, sleep: Callable[[float], None], rng: random.Random
@@ -136,28 +201,59 @@ class _BatchRunner:
         self.plan = plan
         self.sleep = sleep
         self.rng = rng
+        self.breaker = CircuitBreaker()
 
-    def run(self, batch: pa.RecordBatch, batch_id: str) -> pa.RecordBatch:
+    def run_slice(self, piece: pa.RecordBatch, prefix: str, first: int) -> pa.RecordBatch:
+        """A vectorized handler's call over several batches at once.
+
+        One call per slice pays pyarrow's per-call cost once per ~10,000 rows instead of once
+        per batch. Only when the call raises does the slice fall back to its batches, each
+        retried and isolated on its own, so batch ids and dead letters are as without slices.
+        """
         started = time.perf_counter()
-        pieces = list(self._isolate(batch, batch_id, prior_attempts=0))
+        size = self.plan.batch_size
+        prior = 0
+        if not self.breaker.is_open:
+            prior = 1
+            try:
+                results = _conform(piece, self.plan.handler.handle_arrow(piece))
+            except Exception:
+                results = None
+            if results is not None:
+                ids = pa.array(
+                    [_batch_id(prefix, first + i) for i in range(-(-piece.num_rows // size))]
+                )
+                batch_ids = ids.take(pa.array(np.arange(piece.num_rows) // size))
+                return _with_latency(self._outcome(piece, results, 1, batch_ids), started)
+        outcomes = [
+            self.run(piece.slice(offset, size), _batch_id(prefix, first + index), prior)
+            for index, offset in enumerate(range(0, piece.num_rows, size))
+        ]
+        return outcomes[0] if len(outcomes) == 1 else pa.concat_batches(outcomes)
+
+    def run(self, batch: pa.RecordBatch, batch_id: str, prior_attempts: int = 0) -> pa.RecordBatch:
+        started = time.perf_counter()
+        pieces = list(self._isolate(batch, batch_id, prior_attempts))
         # The common case is one piece (the batch succeeded whole): no table, no copy.
         outcome = pieces[0] if len(pieces) == 1 else pa.concat_batches(pieces)
-        latency = (time.perf_counter() - started) * 1000.0
-        return outcome.append_column(
-            OUTCOME_SCHEMA.field("batch_latency_ms"),
-            pa.repeat(pa.scalar(latency, pa.float64()), outcome.num_rows),
-        )
+        return _with_latency(outcome, started)
 
     def _isolate(
         self, rows: pa.RecordBatch, batch_id: str, prior_attempts: int
     ) -> Iterator[pa.RecordBatch]:
-        """Bisect a failing batch until the failing records stand alone; the rest succeed."""
+        """Bisect a batch with a permanent error until the failing records stand alone.
+
+        A retryable error that outlasted its retries is the endpoint's trouble, not the
+        records': bisecting would only multiply the calls, so the batch stays pending.
+        """
         results, attempts, error = self._attempt(rows)
         attempts += prior_attempts
         if error is None:
             yield self._outcome(rows, results, attempts, batch_id)
+        elif is_retryable(error):
+            yield self._unfinished(rows, error, attempts, batch_id, PENDING)
         elif rows.num_rows == 1:
-            yield self._failure(rows, error, attempts, batch_id)
+            yield self._unfinished(rows, error, attempts, batch_id, FAILED)
         else:
             half = rows.num_rows // 2
             yield from self._isolate(rows.slice(0, half), batch_id, attempts)
@@ -168,27 +264,40 @@ class _BatchRunner:
     ) -> tuple[pa.RecordBatch | None, int, BaseException | None]:
         policy = self.plan.policy
         for attempt in range(1, policy.max_attempts + 1):
+            if self.breaker.is_open:
+                return None, attempt - 1, self.breaker.refusal()
             try:
                 return _conform(rows, self.plan.handler.handle_arrow(rows)), attempt, None
             except Exception as error:
-                if attempt == policy.max_attempts or not is_retryable(error):
+                if not is_retryable(error):
+                    return None, attempt, error
+                if attempt == policy.max_attempts:
+                    self.breaker.trip(error)
                     return None, attempt, error
                 self.sleep(policy.delay(attempt, error, self.rng))
         raise AssertionError("unreachable: the loop returns on its last attempt")
 
-    def _columns(self, rows: pa.RecordBatch, attempts: int, batch_id: str) -> dict[str, pa.Array]:
+    def _columns(
+        self, rows: pa.RecordBatch, attempts: int, batch_id: str | pa.Array
+    ) -> dict[str, pa.Array]:
         count = rows.num_rows
+        if isinstance(batch_id, str):
+            batch_id = pa.repeat(pa.scalar(batch_id, pa.string()), count)
         return {
             "transaction_id": rows.column("transaction_id"),
             "ingest_id": rows.column("ingest_id"),
             "handler": pa.repeat(pa.scalar(self.plan.handler.name, pa.string()), count),
             "event_time": _as_type(rows.column("event_time"), EVENT_TIME),
             "attempts": pa.repeat(pa.scalar(attempts, pa.int32()), count),
-            "batch_id": pa.repeat(pa.scalar(batch_id, pa.string()), count),
+            "batch_id": batch_id,
         }
 
     def _outcome(
-        self, rows: pa.RecordBatch, results: pa.RecordBatch, attempts: int, batch_id: str
+        self,
+        rows: pa.RecordBatch,
+        results: pa.RecordBatch,
+        attempts: int,
+        batch_id: str | pa.Array,
     ) -> pa.RecordBatch:
         columns = self._columns(rows, attempts, batch_id)
         columns["outcome"] = pc.if_else(
@@ -198,18 +307,27 @@ class _BatchRunner:
             columns[name] = results.column(name)
         return _to_outcome(columns)
 
-    def _failure(
-        self, rows: pa.RecordBatch, error: BaseException, attempts: int, batch_id: str
+    def _unfinished(
+        self, rows: pa.RecordBatch, error: BaseException, attempts: int, batch_id: str, outcome: str
     ) -> pa.RecordBatch:
+        """The rows of a batch whose call raised: dead letters (`failed`) or `pending`."""
         count = rows.num_rows
         columns = self._columns(rows, attempts, batch_id)
-        columns["outcome"] = pa.repeat(pa.scalar(FAILED, pa.string()), count)
+        columns["outcome"] = pa.repeat(pa.scalar(outcome, pa.string()), count)
         for name in RESULT_SCHEMA.names[1:]:
             columns[name] = pa.nulls(count, RESULT_SCHEMA.field(name).type)
         message = mask_text(str(error) or repr(error))[:MAX_ERROR_MESSAGE]
-        columns["error_class"] = pa.array([type(error).__name__] * count, pa.string())
-        columns["error_message"] = pa.array([message] * count, pa.string())
+        columns["error_class"] = pa.repeat(pa.scalar(type(error).__name__, pa.string()), count)
+        columns["error_message"] = pa.repeat(pa.scalar(message, pa.string()), count)
         return _to_outcome(columns)
+
+
+def _with_latency(outcome: pa.RecordBatch, started: float) -> pa.RecordBatch:
+    latency = (time.perf_counter() - started) * 1000.0
+    return outcome.append_column(
+        OUTCOME_SCHEMA.field("batch_latency_ms"),
+        pa.repeat(pa.scalar(latency, pa.float64()), outcome.num_rows),
+    )
 
 
 def _to_outcome(columns: dict[str, pa.Array]) -> pa.RecordBatch:
