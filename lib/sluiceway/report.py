@@ -337,7 +337,7 @@ td, th {{ border: 1px solid #ccc; padding: 4px 10px; text-align: left; }}
 </style></head><body>
 <h1>Run report: {html.escape(facts.ingest_id)}</h1>
 <p>Source <code>{html.escape(str(led["source_file"]))}</code>, ingested
-{html.escape(str(led["finished_at"]))}; generated {stamp}.</p>
+{html.escape(_utc_text(led["finished_at"]))}; generated {stamp}.</p>
 <h2>Counts and reconciliation</h2>
 <p class="{"ok" if facts.reconciled else "bad"}" id="reconciliation">{status}</p>
 {counts}
