@@ -128,11 +128,13 @@ def ingest_snapshots(
             f"no completed ingest {ingest_id!r} in ingest_ledger of {settings.warehouse}; "
             'list them with `sluiceway query "SELECT ingest_id, status FROM ingest_ledger"`'
         )
+    import pandas as pd
+
     row = frame.iloc[0]
     return {
         table: int(row[column])
         for table, column in PINNED_SNAPSHOT_COLUMNS.items()
-        if row[column] is not None and row[column] == row[column]
+        if pd.notna(row[column])  # None, NaN locally; pd.NA from Athena's nullable Int64
     }
 
 

@@ -167,12 +167,14 @@ class _Reader:
             return []
         return [(str(row[0]), int(row[1])) for row in frame.itertuples(index=False)]
 
-    def numbers(self, name: str, ingest_id: str) -> list[float]:
-        """The first row's values (zeros for an absent table), for one-row aggregates."""
+    def numbers(self, name: str, ingest_id: str, width: int) -> list[float]:
+        """The first row's `width` values of a one-row aggregate; zeros for an absent table."""
+        import pandas as pd
+
         frame = self.frame(name, ingest_id)
         if frame is None or frame.empty:
-            return [0.0] * (1 if frame is None else len(frame.columns))
-        return [float(v) if v is not None and v == v else 0.0 for v in frame.iloc[0]]
+            return [0.0] * width
+        return [float(v) if pd.notna(v) else 0.0 for v in frame.iloc[0, :width]]
 
 
 def gather(
@@ -197,9 +199,9 @@ def gather(
         )
     row = ledger.iloc[0].to_dict()
     ident = str(row["ingest_id"])
-    transactions_rows, transactions_lines = map(int, reader.numbers("transactions_rows", ident))
-    rejected_rows, rejected_lines = map(int, reader.numbers("rejected_rows", ident))
-    (processing_seconds,) = reader.numbers("processing_seconds", ident)
+    transactions_rows, transactions_lines = map(int, reader.numbers("transactions_rows", ident, 2))
+    rejected_rows, rejected_lines = map(int, reader.numbers("rejected_rows", ident, 2))
+    (processing_seconds,) = reader.numbers("processing_seconds", ident, 1)
     return RunFacts(
         ingest_id=ident,
         ledger=row,

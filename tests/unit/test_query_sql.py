@@ -342,3 +342,19 @@ def test_json_keeps_decimals_inside_maps_and_lists_and_writes_nulls() -> None:
             "ratio": None,
         }
     ]
+
+
+def test_athena_pins_skip_a_snapshot_athena_returns_as_null() -> None:
+    pins_sql = (
+        "SELECT transactions_snapshot_id, rejected_snapshot_id FROM ingest_ledger "
+        "WHERE ingest_id = 'ing_2' AND status = 'completed' ORDER BY finished_at DESC LIMIT 1"
+    )
+    sql = "SELECT COUNT(*) FROM transactions"
+    pinned = pin_athena_sql(sql, {"transactions": 5}, "sluiceway_test")
+    nullable = {
+        "transactions_snapshot_id": pd.array([5], dtype="Int64"),
+        "rejected_snapshot_id": pd.array([None], dtype="Int64"),  # awswrangler's bigint null
+    }
+    athena = RecordingAthena({pins_sql: (nullable, {}), pinned: ({"_col0": [1]}, {})})
+    assert query(S3, sql, "ing_2", athena=athena.client()).iloc[0, 0] == 1
+    assert athena.calls[-1][0] == pinned
