@@ -1,0 +1,93 @@
+"""Overlapping ingests in real processes: one writer at a time, nothing deleted, nothing doubled.
+
+The first run is paused for real inside its write (a `pause@` failpoint) while a second run of
+the same file, or of another file, starts: the second must exit busy (4) with one line and
+touch nothing; the first then completes and the tables hold every record exactly once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sluiceway.errors import ExitCode
+from sluiceway.generate import generate_landing_file
+from sluiceway.settings import Settings
+from sluiceway.tables import INGEST_LEDGER, TRANSACTIONS
+
+pytestmark = pytest.mark.reliability
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def start_ingest(settings: Settings, landing: Path, failpoint: str = "") -> subprocess.Popen:
+    environ = {**os.environ, "SLUICEWAY_FAILPOINT": failpoint, "PYSPARK_PYTHON": sys.executable}
+    return subprocess.Popen(
+        [
+            sys.executable,
+            str(REPO / "jobs" / "ingest_landing.py"),
+            f"--source={landing}",
+            f"--warehouse={settings.warehouse}",
+            f"--namespace={settings.namespace}",
+            "--spark-master=local[1]",
+        ],
+        env=environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for(marker: Path, job: subprocess.Popen, limit: float = 300) -> None:
+    deadline = time.monotonic() + limit
+    while not marker.exists():
+        assert job.poll() is None, job.communicate()
+        assert time.monotonic() < deadline, "the first ingest never reached its pause point"
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def two_days(tmp_path_factory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("overlap")
+    first, second = folder / "day-1.csv", folder / "day-2.csv"
+    generate_landing_file(first, 2000, seed=11, defect_rate=0.02)
+    generate_landing_file(second, 2000, seed=12, defect_rate=0.02)
+    return first, second
+
+
+def test_other_ingests_during_a_running_one_exit_busy_and_delete_nothing(
+    spark, settings, tmp_path, two_days
+):
+    target = dataclasses.replace(settings, namespace="overlapping_ingests")
+    first_file, other_file = two_days
+    marker = tmp_path / "paused"
+    first = start_ingest(target, first_file, f"pause@after_transactions_commit@{marker}")
+    wait_for(marker, first)
+
+    # The same file again (an impatient operator, a redrive) and another file, both at once.
+    others = [start_ingest(target, first_file), start_ingest(target, other_file)]
+    for other in others:
+        output, errors = other.communicate(timeout=300)
+        assert other.returncode == ExitCode.BUSY, (output, errors)
+        busy = [line for line in errors.splitlines() if line.startswith("ingest_landing: error")]
+        assert len(busy) == 1, errors
+        assert "is being written by ingest (pid" in busy[0]
+        assert "Traceback" not in errors
+
+    marker.unlink()
+    output, errors = first.communicate(timeout=300)
+    assert first.returncode == 0, (output, errors)
+
+    transactions = spark.table(target.table(TRANSACTIONS))
+    accepted = json.loads(Path(f"{first_file}.manifest.json").read_text())["accepted"]
+    assert transactions.count() == transactions.select("transaction_id").distinct().count()
+    assert transactions.count() == accepted
+    ledger = spark.table(target.table(INGEST_LEDGER)).collect()
+    assert [(row.status, row.accepted) for row in ledger] == [("completed", accepted)]
