@@ -468,7 +468,8 @@ def register_process(commands: argparse._SubParsersAction) -> None:
         description="Process the accepted records of one ingest (--ingest-id or --source), or "
         "with neither every accepted record without a result, in batches with retries; "
         "records that keep failing go to processing_failures. Re-running processes only what "
-        "is left. Exit codes: 0 reconciled, 2 bad input, 3 not reconciled.",
+        "is left. Exit codes: 0 reconciled, 2 bad input, 3 not reconciled, 4 another run "
+        "holds the namespace's writer lease, 5 endpoint unavailable (records left pending).",
     )
     parser.add_argument("--ingest-id", help="ingest id from ingest_ledger")
     parser.add_argument("--source", help="landing file as given to `sluiceway ingest`")
@@ -476,6 +477,37 @@ def register_process(commands: argparse._SubParsersAction) -> None:
     add_settings_options(parser)
     add_spark_master_option(parser)
     parser.set_defaults(handler=_process)
+
+
+def _redrive(args: argparse.Namespace) -> int:
+    from sluiceway.processing.redrive import redrive
+
+    settings = settings_from(args)
+    spark = _start_spark("redrive", settings)
+    result = redrive(spark, settings, ingest_id=args.ingest_id, error_class=args.error_class)
+    if not result.redriven:
+        print("redrive: no matching dead letters; nothing changed")
+        return 0
+    print(
+        f"redrive: {result.redriven:,} dead letters put back to pending "
+        f"({', '.join(result.ingest_ids)}); `sluiceway process` retries them"
+    )
+    return 0
+
+
+def register_redrive(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "redrive",
+        help="put dead letters (processing_failures) back to pending",
+        description="Remove the matching dead letters from processing_failures so the next "
+        "`sluiceway process` retries their records (same idempotency keys). Running it twice "
+        "changes nothing. Exit codes: 0 done, 2 bad input, 4 another run holds the lease.",
+    )
+    parser.add_argument("--ingest-id", help="only this ingest's dead letters")
+    parser.add_argument("--error-class", help="only dead letters of this error class")
+    add_settings_options(parser)
+    add_spark_master_option(parser)
+    parser.set_defaults(handler=_redrive)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -630,6 +662,7 @@ COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     register_upload,
     register_statemachine,
     register_process,
+    register_redrive,
     register_run,
     register_maintain,
     register_report,
