@@ -82,7 +82,8 @@ def assert_reconciled_on_the_cluster(
     ledger = duckdb_query(
         settings, "SELECT status, lines_read, accepted, rejected FROM ingest_ledger"
     )
-    assert ledger == [("completed", manifest.records, manifest.accepted, manifest.rejected)]
+    assert ledger == [("completed", manifest.lines, manifest.accepted, manifest.rejected)]
+    assert manifest.accepted + manifest.rejected == manifest.records
     assert duckdb_query(settings, "SELECT COUNT(*) FROM transactions") == [(manifest.accepted,)]
     assert duckdb_query(settings, "SELECT COUNT(*) FROM rejected_records") == [(manifest.rejected,)]
     ((processed, failed),) = duckdb_query(

@@ -132,7 +132,8 @@ def test_ingest_reads_the_recorded_version_after_the_key_was_overwritten(
 
     assert result.status == "completed", result.message
     assert "manifest matched" in result.message
-    assert (result.lines_read, result.accepted) == (expected.records, expected.accepted)
+    assert (result.lines_read, result.accepted) == (expected.lines, expected.accepted)
+    assert result.accepted + result.rejected == expected.records
     ledger = spark.table(isolated_settings.table(INGEST_LEDGER)).first()
     assert ledger.source_version == first
     assert ledger.sha256 == hashlib.sha256(original.read_bytes()).hexdigest()
