@@ -3,6 +3,10 @@
 Each engine runs in its own process (so peak memory is its own), on 2 threads/cores, and
 writes Parquet + zstd (ours and plain PySpark write Iceberg tables). Prints wall time, the
 time inside the job (without interpreter/JVM start), records/s, peak RSS, and ratios to DuckDB.
+Our ingest runs with `--history-days` earlier days already in the table (distinct ids), so
+the `already_ingested` look-up is measured, and the bench prints the data files it left per
+day partition. It also times the driver's scan of the file against a copy with 1% stray
+quotes (the chunk planner must stay linear).
 
     make bench-ingest                    # ~1 GB file (9M records), cached in .bench/
     python bench/bench_ingest.py --records 1000000
@@ -18,10 +22,11 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-ENGINES = ("duckdb", "pyarrow", "pyspark", "sluiceway")
+ENGINES = ("duckdb", "pyarrow", "pyspark", "check", "sluiceway")
 COLUMN_TYPES = {
     "amount": ("DECIMAL(18,2)", "decimal(18,2)"),
     "event_time": ("TIMESTAMPTZ", "timestamp"),
@@ -86,14 +91,26 @@ def run_pyspark(landing: Path, out: Path) -> float:
     return time.monotonic() - started
 
 
-def run_sluiceway(landing: Path, out: Path) -> float:
+def run_sluiceway(landing: Path, out: Path, history: list[Path]) -> tuple[float, dict]:
     from sluiceway.ingest import ingest_file
 
     settings, spark = _spark(out)
+    for earlier in history:
+        done = ingest_file(spark, settings, str(earlier))
+        if done.status != "completed":
+            raise SystemExit(f"history ingest did not complete: {done.message}")
     result = ingest_file(spark, settings, str(landing))
     if result.status != "completed":
         raise SystemExit(f"ingest did not complete: {result.message}")
-    return result.duration_seconds
+    files = spark.sql(
+        f"SELECT CAST(partition.event_time_day AS STRING) AS day, COUNT(*) AS files, "
+        f"SUM(file_size_in_bytes) AS bytes FROM {settings.table('transactions')}.files "
+        f"WHERE file_path LIKE '%{result.ingest_id}%' GROUP BY 1 ORDER BY 1"
+    ).collect()
+    return result.duration_seconds, {
+        "files_per_day": [(row.day, row.files, row.bytes) for row in files],
+        "accepted": result.accepted,
+    }
 
 
 def _tree_rss_mb(root: int) -> float:
@@ -118,13 +135,24 @@ def _tree_rss_mb(root: int) -> float:
     return sum(rss.get(pid, 0) for pid in family) / 1e6
 
 
-def measure(engine: str, landing: Path, work: Path) -> dict:
+def measure(engine: str, landing: Path, work: Path, history: list[Path]) -> dict:
     out = work / engine
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     started = time.monotonic()
+    extra = ["--history", ",".join(map(str, history))] if history and engine == "sluiceway" else []
     child = subprocess.Popen(
-        [sys.executable, __file__, "--engine", engine, "--file", str(landing), "--out", str(out)],
+        [
+            sys.executable,
+            __file__,
+            "--engine",
+            engine,
+            "--file",
+            str(landing),
+            "--out",
+            str(out),
+            *extra,
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -143,19 +171,55 @@ def measure(engine: str, landing: Path, work: Path) -> dict:
     sampler.join()
     if child.returncode != 0:
         raise SystemExit(f"{engine} failed with exit code {child.returncode}")
-    inner = json.loads(output.strip().splitlines()[-1])["seconds"]
-    return {"engine": engine, "wall": wall, "job": inner, "peak_mb": peak}
+    report = json.loads(output.strip().splitlines()[-1])
+    return {"engine": engine, "wall": wall, "job": report.pop("seconds"), "peak_mb": peak, **report}
 
 
-def child_main(engine: str, landing: Path, out: Path) -> None:
+def run_check(landing: Path, out: Path) -> None:
+    subprocess.run(
+        [str(Path(sys.executable).parent / "sluiceway"), "check", str(landing), "--format", "json"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+
+
+def child_main(engine: str, landing: Path, out: Path, history: list[Path]) -> None:
     started = time.monotonic()
-    inner = {"duckdb": run_duckdb, "pyarrow": run_pyarrow}.get(engine)
+    inner = {"duckdb": run_duckdb, "pyarrow": run_pyarrow, "check": run_check}.get(engine)
+    report: dict = {}
     if inner is not None:
         inner(landing, out)
         seconds = time.monotonic() - started
+    elif engine == "sluiceway":
+        seconds, report = run_sluiceway(landing, out, history)
     else:
-        seconds = {"pyspark": run_pyspark, "sluiceway": run_sluiceway}[engine](landing, out)
-    print(json.dumps({"seconds": seconds}))
+        seconds = run_pyspark(landing, out)
+    print(json.dumps({"seconds": seconds, **report}))
+
+
+def with_stray_quotes(landing: Path, share: float = 0.01) -> Path:
+    """A copy of the landing file with `12" pizza` in 1% of the descriptions."""
+    import random
+
+    target = landing.with_name(landing.stem + "-stray-quotes.csv")
+    if target.exists():
+        return target
+    rng = random.Random(7)
+    with landing.open("rb") as source, target.open("wb") as sink:
+        for number, line in enumerate(source):
+            if number and rng.random() < share and line.endswith(b"\n") and b'"' not in line:
+                line = line[: line.rindex(b",") + 1] + b'12" pizza\n'
+            sink.write(line)
+    return target
+
+
+def time_scan(landing: Path, cache: Path) -> float:
+    from sluiceway.contract import MAX_RECORD_BYTES
+    from sluiceway.ingest.landing import scan_landing_file
+
+    started = time.monotonic()
+    scan_landing_file(str(landing), 16 << 20, str(cache / "staging"), MAX_RECORD_BYTES)
+    return time.monotonic() - started
 
 
 def main() -> None:
@@ -163,12 +227,17 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=9_000_000, help="records in the file")
     parser.add_argument("--cache-dir", default=str(REPO / ".bench"), help="file cache + output")
     parser.add_argument("--engines", default=",".join(ENGINES), help="comma-separated subset")
+    parser.add_argument(
+        "--history-days", type=int, default=3, help="earlier days in the table before our ingest"
+    )
     parser.add_argument("--engine", help=argparse.SUPPRESS)
+    parser.add_argument("--history", default="", help=argparse.SUPPRESS)
     parser.add_argument("--file", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.engine:
-        child_main(args.engine, Path(args.file), Path(args.out))
+        history = [Path(item) for item in args.history.split(",") if item]
+        child_main(args.engine, Path(args.file), Path(args.out), history)
         return
 
     from sluiceway.generate import generate_landing_file
@@ -178,9 +247,29 @@ def main() -> None:
     if not landing.exists():
         print(f"generating {landing} ({args.records:,} records) ...", flush=True)
         generate_landing_file(landing, args.records, seed=2026)
+    history = []
+    for days_back in range(args.history_days, 0, -1):
+        earlier = cache / f"landing-{args.records}-minus-{days_back}.csv"
+        if not earlier.exists():
+            print(f"generating {earlier} (an earlier day, distinct ids) ...", flush=True)
+            generate_landing_file(
+                earlier,
+                args.records,
+                seed=2026 - days_back,
+                day=datetime(2026, 11, 25, tzinfo=UTC) - timedelta(days=days_back),
+                first_id=days_back * 10 * args.records,
+            )
+        history.append(earlier)
     size_mb = landing.stat().st_size / 1e6
     print(f"landing file {landing}: {size_mb:,.0f} MB, {args.records:,} records, 2 cores")
-    results = [measure(engine, landing, cache / "out") for engine in args.engines.split(",")]
+    stray = with_stray_quotes(landing)
+    clean_scan, stray_scan = time_scan(landing, cache), time_scan(stray, cache)
+    print(
+        f"driver scan: clean {clean_scan:.1f} s, with 1% stray quotes {stray_scan:.1f} s "
+        f"= {stray_scan / clean_scan:.2f}x (target <= 1.2x)"
+    )
+    engines = args.engines.split(",")
+    results = [measure(engine, landing, cache / "out", history) for engine in engines]
     base = next((r for r in results if r["engine"] == "duckdb"), results[0])
     print(f"\n{'engine':<11}{'wall s':>9}{'job s':>9}{'records/s':>13}{'peak MB':>10}"
           f"{'wall/duckdb':>13}{'job/duckdb':>12}")  # fmt: skip
@@ -190,6 +279,9 @@ def main() -> None:
             f"{args.records / r['job']:>13,.0f}{r['peak_mb']:>10,.0f}"
             f"{r['wall'] / base['wall']:>13.2f}{r['job'] / base['job']:>12.2f}"
         )
+    for r in results:
+        for day, files, size in r.get("files_per_day", []):
+            print(f"sluiceway files in {day}: {files} files, {size / files / 1e6:,.1f} MB each")
 
 
 if __name__ == "__main__":

@@ -238,8 +238,12 @@ def generate_landing_file(
     progress: Callable[[int], None] | None = None,
     line_ending: str = DEFAULT_LINE_ENDING,
     gzip_members: int = 1,
+    first_id: int = 0,
 ) -> Manifest:
     """Write `records` records (plus the header) to `out` and its manifest beside it.
+
+    Transaction ids are numbered from `first_id`, so files of different days can hold
+    distinct ids.
 
     `line_ending` ends every physical line, the ones inside quoted descriptions too, as the
     exporting tool would. With `compress`, the .gz is `gzip_members` concatenated members split
@@ -266,7 +270,7 @@ def generate_landing_file(
         written = 0
         while written < bulk_records:
             size = min(ROWS_PER_BLOCK, bulk_records - written)
-            lines = _block_lines(rng, written, size, day, defect_rate, manifest)
+            lines = _block_lines(rng, first_id + written, size, day, defect_rate, manifest)
             _write_records(sink, lines, written, member_starts, ending)
             written += size
             if progress:
