@@ -9,48 +9,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
+from fixtures.ingest_jobs import start_ingest, wait_for
 from sluiceway.errors import ExitCode
 from sluiceway.generate import generate_landing_file
-from sluiceway.settings import Settings
 from sluiceway.tables import INGEST_LEDGER, TRANSACTIONS
 
 pytestmark = pytest.mark.reliability
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def start_ingest(settings: Settings, landing: Path, failpoint: str = "") -> subprocess.Popen:
-    environ = {**os.environ, "SLUICEWAY_FAILPOINT": failpoint, "PYSPARK_PYTHON": sys.executable}
-    return subprocess.Popen(
-        [
-            sys.executable,
-            str(REPO / "jobs" / "ingest_landing.py"),
-            f"--source={landing}",
-            f"--warehouse={settings.warehouse}",
-            f"--namespace={settings.namespace}",
-            "--spark-master=local[1]",
-        ],
-        env=environ,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def wait_for(marker: Path, job: subprocess.Popen, limit: float = 300) -> None:
-    deadline = time.monotonic() + limit
-    while not marker.exists():
-        assert job.poll() is None, job.communicate()
-        assert time.monotonic() < deadline, "the first ingest never reached its pause point"
-        time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")
