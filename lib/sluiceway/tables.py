@@ -6,8 +6,11 @@ boolean, array, map); every table is format v2, Parquet + zstd.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+import pyarrow as pa
 
 from sluiceway.contract import COLUMNS
 
@@ -173,6 +176,36 @@ DEFINITIONS: dict[str, TableDefinition] = {
         ),
     ),
 }
+
+
+_ARROW_TYPES: dict[str, pa.DataType] = {
+    "string": pa.string(),
+    "bigint": pa.int64(),
+    "int": pa.int32(),
+    "double": pa.float64(),
+    "boolean": pa.bool_(),
+    "binary": pa.binary(),
+    "timestamp": pa.timestamp("us", tz="UTC"),
+    "date": pa.date32(),
+}
+
+
+def arrow_schema(name: str) -> pa.Schema:
+    """The table's columns as an Arrow schema, for writers that skip Spark (DDL stays the one
+    definition)."""
+    return pa.schema([(column, _arrow_type(kind)) for column, kind in DEFINITIONS[name].columns])
+
+
+def _arrow_type(kind: str) -> pa.DataType:
+    if kind in _ARROW_TYPES:
+        return _ARROW_TYPES[kind]
+    if decimal := re.fullmatch(r"decimal\((\d+),\s*(\d+)\)", kind):
+        return pa.decimal128(int(decimal[1]), int(decimal[2]))
+    if array := re.fullmatch(r"array<(.+)>", kind):
+        return pa.list_(_arrow_type(array[1]))
+    if mapping := re.fullmatch(r"map<(\w+),\s*(.+)>", kind):
+        return pa.map_(_arrow_type(mapping[1]), _arrow_type(mapping[2]))
+    raise ValueError(f"no Arrow type for the table type {kind!r}")
 
 
 def ensure_tables(spark: SparkSession, settings: Settings, names: tuple[str, ...] = ()) -> None:
