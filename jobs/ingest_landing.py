@@ -1,7 +1,8 @@
 """Ingest job: one landing file -> transactions / rejected_records / ingest_ledger.
 
 Runs as an AWS Glue 5 script (--datalake-formats iceberg), on EMR Serverless, on AWS Batch,
-or locally: `spark-submit jobs/ingest_landing.py --source landing.csv`.
+or locally: `sluiceway submit ingest_landing -- --source landing.csv` (spark-submit with the
+Iceberg runtime jar; plain spark-submit needs `--jars`, and says which).
 """
 
 from __future__ import annotations

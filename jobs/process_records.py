@@ -1,7 +1,7 @@
 """Processing job: accepted records of an ingest -> processed_transactions / processing_failures.
 
 Runs as an AWS Glue 5 script, on EMR Serverless, on AWS Batch, or locally:
-`spark-submit jobs/process_records.py --source landing.csv`. Exit 0 when every processed
+`sluiceway submit process_records -- --source landing.csv`. Exit 0 when every processed
 ingest reconciles (accepted = processed + failed), 2 on bad arguments, 3 otherwise, 5 when
 an endpoint outage left records pending (retry the run later; nothing was dead-lettered).
 """
