@@ -14,11 +14,15 @@ import shlex
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sluiceway.errors import ConfigurationError
+from sluiceway.logs import get_logger, log_event
 from sluiceway.settings import Settings
 
 if TYPE_CHECKING:
@@ -26,6 +30,8 @@ if TYPE_CHECKING:
 
 ICEBERG_EXTENSIONS = "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions"
 MIN_JAVA = 17
+PROGRESS_EVERY_SECONDS = 5.0
+LOGGER = get_logger("spark")
 # Spark's own chatter at WARN drowns the job's progress lines on a terminal.
 LOG4J_CONF = Path(__file__).parent / "data" / "log4j2.properties"
 # The job scripts of a repository checkout (they are not part of the wheel).
@@ -233,3 +239,37 @@ def build_session(settings: Settings, app_name: str = "sluiceway") -> SparkSessi
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("WARN")
     return session
+
+
+@contextmanager
+def task_progress(
+    spark: SparkSession, unit: str, total: int, say: Callable[[str], None]
+) -> Iterator[None]:
+    """Report `unit done/total` and the rate every few seconds while the body runs Spark jobs.
+
+    Counted from Spark's status tracker (completed tasks of the running stages), so it works
+    the same on a laptop and on a cluster; each report is also a JSON log line.
+    """
+    tracker = spark.sparkContext.statusTracker()
+    started = time.monotonic()
+    finished = threading.Event()
+
+    def report() -> None:
+        while not finished.wait(PROGRESS_EVERY_SECONDS):
+            done = sum(
+                info.numCompletedTasks
+                for stage in tracker.getActiveStageIds()
+                if (info := tracker.getStageInfo(stage)) is not None
+            )
+            elapsed = time.monotonic() - started
+            message = f"{unit} {min(done, total)}/{total} done after {elapsed:.0f} s"
+            say(message)
+            log_event(LOGGER, message, unit=unit, done=done, total=total, seconds=elapsed)
+
+    reporter = threading.Thread(target=report, daemon=True)
+    reporter.start()
+    try:
+        yield
+    finally:
+        finished.set()
+        reporter.join()

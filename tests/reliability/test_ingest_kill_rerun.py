@@ -23,6 +23,7 @@ pytestmark = pytest.mark.reliability
 REPO = Path(__file__).resolve().parents[2]
 FAILPOINTS = (
     "after_ledger_started",
+    "after_staged",
     "after_transactions_commit",
     "after_rejected_commit",
     "after_ledger_completed",

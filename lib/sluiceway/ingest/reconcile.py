@@ -183,13 +183,11 @@ def manifest_problems(counts: Counts, manifest: Manifest) -> list[str]:
             f"rejected by reason: manifest {manifest.rejected_by_reason}, "
             f"ingest {counts.rejected_by_reason}"
         )
-    expected_amounts = manifest.accepted_amount_by_currency
-    if expected_amounts is not None:
-        found_amounts = {
-            k: v
-            for k, v in counts.accepted_amount_by_currency.items()
-            if v or k in expected_amounts
-        }
+    if manifest.accepted_amount_by_currency is not None:
+        # A currency with nothing accepted may be listed as 0.00 on one side and absent on
+        # the other: that is agreement, not a difference.
+        expected_amounts = {k: v for k, v in manifest.accepted_amount_by_currency.items() if v}
+        found_amounts = {k: v for k, v in counts.accepted_amount_by_currency.items() if v}
         if expected_amounts != found_amounts:
             problems.append(
                 f"accepted amount by currency: manifest {expected_amounts}, ingest {found_amounts}"

@@ -8,6 +8,7 @@ deletes that ingest id's rows. A file already `completed` is skipped.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import time
 from collections.abc import Callable
@@ -16,18 +17,28 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame, Row, SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.pandas.types import from_arrow_schema
 
+from sluiceway import contract as c
 from sluiceway import failpoints
 from sluiceway.ingest import ledger
 from sluiceway.ingest.landing import (
+    LandingChunk,
     LandingScan,
     canonical_source,
     remove_staged,
+    resolve,
     scan_landing_file,
 )
-from sluiceway.ingest.read import read_landing_records
+from sluiceway.ingest.publish import (
+    WrittenFile,
+    publish,
+    stage_files,
+    staged_record_count,
+    write_target,
+)
 from sluiceway.ingest.reconcile import (
     Counts,
     Manifest,
@@ -36,24 +47,21 @@ from sluiceway.ingest.reconcile import (
     manifest_problems,
     read_manifest,
 )
-from sluiceway.ingest.validate import (
-    event_time,
-    flag_already_ingested,
-    flag_duplicates_in_file,
-    to_rejected,
-    to_transactions,
-    validate,
+from sluiceway.ingest.source import resolve_version
+from sluiceway.ingest.validate import Lineage
+from sluiceway.ingest.write import (
+    TASK_OUTPUT_SCHEMA,
+    ChunkPlan,
+    ExtraReason,
+    FileFigures,
+    figures_from_json,
+    task_function,
 )
 from sluiceway.lease import writer_lease
 from sluiceway.logs import get_logger, log_event
 from sluiceway.settings import Settings
-from sluiceway.tables import (
-    INGEST_LEDGER,
-    REJECTED_RECORDS,
-    TRANSACTIONS,
-    current_snapshot_id,
-    ensure_tables,
-)
+from sluiceway.spark import task_progress
+from sluiceway.tables import INGEST_LEDGER, REJECTED_RECORDS, TRANSACTIONS, ensure_tables
 
 SKIPPED = "skipped"
 LOG = get_logger("ingest")
@@ -109,6 +117,9 @@ def ingest_file(
     clock = time.monotonic()
     started_at = datetime.now(UTC)
     source_file = canonical_source(source)
+    # Without a version from the event, pin the current one: driver and executors then read
+    # the same bytes even if the object is overwritten mid-run, and the ledger says which.
+    source_version = source_version or resolve_version(source)
     scan = scan_landing_file(
         source,
         settings.parse_chunk_mb * 1024 * 1024,
@@ -150,9 +161,10 @@ def ingest_file(
             )
             ledger.record(spark, settings, entry, is_new=previous is None)
             failpoints.reach(settings, "after_ledger_started")
-            counts, snapshots = _write_records(spark, settings, scan, ingest_id, source_file, say)
+            staged = _write_and_stage(spark, settings, scan, ingest_id, source_file, say)
+            failpoints.reach(settings, "after_staged")
             return _finish(
-                spark, settings, entry, counts, snapshots, checked_manifest, clock, source_file
+                spark, settings, entry, staged, checked_manifest, clock, source_file, say
             )
     finally:
         if scan.staged:
@@ -182,34 +194,52 @@ def _already_ingested(
     )
 
 
+@dataclass(frozen=True)
+class StagedIngest:
+    """What the tasks wrote and Iceberg staged, with the figures the audit compares."""
+
+    counts: Counts
+    files: tuple[FileFigures, ...]
+    transactions_snapshot: int | None
+    rejected_snapshot: int | None
+
+
 def _finish(
     spark: SparkSession,
     settings: Settings,
     entry: ledger.LedgerEntry,
-    counts: Counts,
-    snapshots: tuple[int | None, int | None],
+    staged: StagedIngest,
     manifest: Manifest | None,
     clock: float,
     source_file: str,
+    say: Callable[[str], None],
 ) -> IngestResult:
-    """Reconcile, and mark the ledger: `completed`, or `failed` with the ingest's rows removed.
+    """Audit, then publish and mark the ledger `completed`; or mark it `failed`, unpublished.
 
-    A failed ingest leaves no rows behind, so a corrected resend is not rejected as
-    `already_ingested` and nothing half-checked reaches processing or analysts.
+    A failed ingest is never published (its staged snapshots stay off `main` and its files
+    are deleted), so a corrected resend is not rejected as `already_ingested` and nothing
+    half-checked reaches processing or analysts.
     """
     ingest_id = entry.ingest_id
+    counts = staged.counts
     problems = balance_problems(counts)
     if manifest is not None:
         problems += manifest_problems(counts, manifest)
     status = ledger.FAILED if problems else ledger.COMPLETED
     if problems:
-        message = "reconciliation failed: " + "; ".join(problems) + "; its rows were removed"
-        ledger.remove_ingest_rows(spark, settings, ingest_id)
+        message = "reconciliation failed: " + "; ".join(problems) + "; nothing was published"
+        _delete_files(staged.files)
     else:
+        published = publish(spark, settings, TRANSACTIONS, staged.transactions_snapshot)
+        failpoints.reach(settings, "after_transactions_commit")
+        published_rejected = publish(spark, settings, REJECTED_RECORDS, staged.rejected_snapshot)
+        failpoints.reach(settings, "after_rejected_commit")
+        say("audited and published to transactions and rejected_records")
         message = (
             f"ingested {counts.lines_read} lines: {counts.accepted} records accepted, "
             f"{counts.rejected} rejected" + (" (manifest matched)" if manifest else "")
         )
+    snapshots = (None, None) if problems else (published, published_rejected)
     duration = time.monotonic() - clock
     ledger.record(
         spark,
@@ -264,122 +294,224 @@ def _finish(
     )
 
 
-def _write_records(
+CHUNK_SCHEMA = (
+    "chunk bigint, path string, start bigint, end bigint, first_line_number bigint, "
+    "version string, cr_line_ends boolean"
+)
+
+
+def _write_and_stage(
     spark: SparkSession,
     settings: Settings,
     scan: LandingScan,
     ingest_id: str,
     source_file: str,
     say: Callable[[str], None],
-) -> tuple[Counts, tuple[int | None, int | None]]:
-    """Validate and append; returns the counts read back from the tables and the snapshots."""
-    lineage = {
-        "source_file": F.lit(source_file),
-        "ingest_id": F.lit(ingest_id),
-        "ingested_at": F.lit(datetime.now(UTC)).cast("timestamp"),
-    }
-    # Persisted once: the id checks and both table writes read it again. DISK_ONLY because
-    # building Spark's in-memory columnar cache of wide string rows measured 3x slower here.
-    records = read_landing_records(spark, scan, settings.max_record_bytes)
-    validated = validate(records).persist(StorageLevel.DISK_ONLY)
-    try:
-        accepted = F.size("reasons") == 0
-        bounds = validated.agg(
-            F.count(F.lit(1)).alias("records_read"),
-            F.min(F.when(accepted, event_time())).alias("first_event"),
-            F.max(F.when(accepted, event_time())).alias("last_event"),
-        ).first()
-        say(f"read and validated {bounds.records_read:,} records")
-        checked = _flag_known_ids(
-            spark, settings, flag_duplicates_in_file(validated), bounds, ingest_id
+) -> StagedIngest:
+    """Tasks write each chunk's files; whole-file reasons are added; files are staged."""
+    plan = ChunkPlan(
+        lineage=Lineage(source_file, ingest_id, datetime.now(UTC)),
+        transactions=write_target(spark, settings, TRANSACTIONS),
+        rejected=write_target(spark, settings, REJECTED_RECORDS),
+        max_record_bytes=settings.max_record_bytes,
+    )
+    chunks = dict(enumerate(scan.chunks))
+    output = _run_tasks(spark, plan, chunks, say)
+    files = _files_by_chunk(output)
+    ids = output.where(F.col("kind") == "id").select("transaction_id", "line_number")
+    extra = _whole_file_reasons(spark, settings, ids, ingest_id, files)
+    if extra:
+        affected = _chunks_with_lines(chunks, extra)
+        say(
+            f"{len(extra):,} lines are duplicates or already ingested: {len(affected)} chunks again"
         )
-        to_transactions(checked, lineage).writeTo(settings.table(TRANSACTIONS)).append()
-        transactions_snapshot = current_snapshot_id(spark, settings, TRANSACTIONS)
-        failpoints.reach(settings, "after_transactions_commit")
-        say("appended accepted records to transactions")
-        to_rejected(checked, lineage).writeTo(settings.table(REJECTED_RECORDS)).append()
-        rejected_snapshot = current_snapshot_id(spark, settings, REJECTED_RECORDS)
-        failpoints.reach(settings, "after_rejected_commit")
-        say("appended rejected records to rejected_records")
-    finally:
-        validated.unpersist()
-    counts = read_back_counts(spark, settings, ingest_id, scan.physical_lines, bounds.records_read)
-    return counts, (transactions_snapshot, rejected_snapshot)
+        redo = _files_by_chunk(
+            _run_tasks(spark, dataclasses.replace(plan, extra_reasons=extra), affected, say)
+        )
+        _delete_files([f for index in affected for f in files.get(index, [])])
+        files.update(redo)
+    output.unpersist()
+    written = tuple(f for chunk_files in files.values() for f in chunk_files)
+    accepted = [f for f in written if f.table == TRANSACTIONS]
+    rejected = [f for f in written if f.table == REJECTED_RECORDS]
+    transactions_snapshot = stage_files(
+        spark,
+        settings,
+        TRANSACTIONS,
+        [WrittenFile(f.path, f.partition) for f in accepted],
+        ingest_id,
+    )
+    rejected_snapshot = stage_files(
+        spark,
+        settings,
+        REJECTED_RECORDS,
+        [WrittenFile(f.path, f.partition) for f in rejected],
+        ingest_id,
+    )
+    staged_records = staged_record_count(
+        spark, settings, TRANSACTIONS, transactions_snapshot
+    ) + staged_record_count(spark, settings, REJECTED_RECORDS, rejected_snapshot)
+    say(f"wrote and staged {len(written)} files ({staged_records:,} records)")
+    return StagedIngest(
+        _counts(scan.physical_lines, staged_records, accepted, rejected),
+        written,
+        transactions_snapshot,
+        rejected_snapshot,
+    )
 
 
-def _flag_known_ids(
-    spark: SparkSession, settings: Settings, validated: DataFrame, bounds: Row, ingest_id: str
+def _run_tasks(
+    spark: SparkSession,
+    plan: ChunkPlan,
+    chunks: dict[int, LandingChunk],
+    say: Callable[[str], None],
 ) -> DataFrame:
-    """Reject ids already in `transactions` from completed ingests near this file's events.
+    """One task per chunk; the output (ids and file figures) is materialised once."""
+    rows = [(index, *dataclasses.astuple(chunk)) for index, chunk in chunks.items()]
+    # One slice per chunk, so every chunk is its own task and every core works.
+    slices = spark.sparkContext.parallelize(rows, max(len(rows), 1))
+    frame = spark.createDataFrame(slices, CHUNK_SCHEMA)
+    output = frame.mapInArrow(task_function(plan), from_arrow_schema(TASK_OUTPUT_SCHEMA))
+    with task_progress(spark, "chunks", len(rows), say):
+        return output.persist(StorageLevel.MEMORY_AND_DISK).localCheckpoint(eager=True)
 
-    Only completed ingests count: a failed or unfinished one must not make a corrected resend
-    look like a duplicate. The table is read at its snapshot from before this ingest writes:
-    the result is evaluated once per output table and must never see this ingest's own rows.
+
+def _files_by_chunk(output: DataFrame) -> dict[int, list[FileFigures]]:
+    files: dict[int, list[FileFigures]] = {}
+    for row in output.where(F.col("kind") != "id").select("chunk", "file").collect():
+        chunk_files = files.setdefault(row.chunk, [])
+        if row.file:
+            chunk_files.append(figures_from_json(row.file))
+    return files
+
+
+def _whole_file_reasons(
+    spark: SparkSession,
+    settings: Settings,
+    ids: DataFrame,
+    ingest_id: str,
+    files: dict[int, list[FileFigures]],
+) -> dict[int, tuple[ExtraReason, ...]]:
+    """Lines whose id appears earlier in the file, or in a completed ingest nearby in time.
+
+    Only (id, line) pairs meet in the shuffle; the few lines found go back to the driver.
+    Only completed ingests count for `already_ingested`: a failed or unfinished one must not
+    make a corrected resend look like a duplicate.
     """
-    snapshot = current_snapshot_id(spark, settings, TRANSACTIONS)
-    if bounds.first_event is None or snapshot is None:
-        return validated
+    repeated = (
+        ids.groupBy("transaction_id")
+        .agg(F.min("line_number").alias("first_line"), F.count(F.lit(1)).alias("seen"))
+        .where(F.col("seen") > 1)
+        .drop("seen")
+    )
+    extra: dict[int, list[ExtraReason]] = {}
+    for row in (
+        ids.join(repeated, "transaction_id")
+        .where(F.col("line_number") > F.col("first_line"))
+        .collect()
+    ):
+        detail = (
+            f"{c.DUPLICATE_IN_FILE}: transaction_id '{row.transaction_id}' already appears "
+            f"on line {row.first_line}"
+        )
+        extra.setdefault(row.line_number, []).append(ExtraReason(c.DUPLICATE_IN_FILE, detail))
+    for row in _known_ids(spark, settings, ids, ingest_id, files).collect():
+        detail = (
+            f"{c.ALREADY_INGESTED}: transaction_id '{row.transaction_id}' is already in "
+            "transactions"
+        )
+        extra.setdefault(row.line_number, []).append(ExtraReason(c.ALREADY_INGESTED, detail))
+    return {line: tuple(reasons) for line, reasons in extra.items()}
+
+
+def _known_ids(
+    spark: SparkSession,
+    settings: Settings,
+    ids: DataFrame,
+    ingest_id: str,
+    files: dict[int, list[FileFigures]],
+) -> DataFrame:
+    """(id, line) of this file's records whose id a completed ingest already holds."""
+    events = [
+        (f.first_event_micros, f.last_event_micros)
+        for chunk_files in files.values()
+        for f in chunk_files
+        if f.first_event_micros is not None
+    ]
+    if not events:
+        return ids.limit(0)
     window = timedelta(days=settings.duplicate_lookback_days)
+    first = _from_micros(min(start for start, _ in events)) - window
+    last = _from_micros(max(end for _, end in events)) + window
     completed = (
         spark.table(settings.table(INGEST_LEDGER))
         .where(F.col("status") == ledger.COMPLETED)
         .select("ingest_id")
     )
     existing = (
-        spark.read.option("snapshot-id", snapshot)
-        .table(settings.table(TRANSACTIONS))
+        spark.table(settings.table(TRANSACTIONS))
         .where(F.col("ingest_id") != ingest_id)
-        .where(F.col("event_time") >= F.lit(bounds.first_event - window))
-        .where(F.col("event_time") <= F.lit(bounds.last_event + window))
+        .where(F.col("event_time").between(F.lit(first), F.lit(last)))
         .join(F.broadcast(completed), "ingest_id", "left_semi")
         .select("transaction_id")
+        .distinct()
     )
-    return flag_already_ingested(validated, existing)
+    return ids.join(existing, "transaction_id", "left_semi")
 
 
-def read_back_counts(
-    spark: SparkSession, settings: Settings, ingest_id: str, lines_read: int, records_read: int
+def _from_micros(micros: int) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
+
+
+def _chunks_with_lines(
+    chunks: dict[int, LandingChunk], extra: dict[int, tuple[ExtraReason, ...]]
+) -> dict[int, LandingChunk]:
+    starts = sorted((chunk.first_line_number, index) for index, chunk in chunks.items())
+    firsts = [first for first, _ in starts]
+    affected = {starts[bisect.bisect_right(firsts, line) - 1][1] for line in extra}
+    return {index: chunks[index] for index in sorted(affected)}
+
+
+def _counts(
+    lines_read: int,
+    staged_records: int,
+    accepted: list[FileFigures],
+    rejected: list[FileFigures],
 ) -> Counts:
-    """Figures of an ingest as they are in the tables, not as the job believes it wrote them."""
-    where = F.col("ingest_id") == ingest_id
-    lines_covered = F.sum(F.col("last_line_number") - F.col("line_number") + 1)
-    by_currency = (
-        spark.table(settings.table(TRANSACTIONS))
-        .where(where)
-        .groupBy("currency")
-        .agg(
-            F.count(F.lit(1)).alias("n"),
-            F.sum("amount").alias("total"),
-            lines_covered.alias("lines"),
-            F.min("event_time").alias("first_event"),
-            F.max("event_time").alias("last_event"),
-        )
-        .collect()
-    )
-    rejected = (
-        spark.table(settings.table(REJECTED_RECORDS))
-        .where(where)
-        .agg(F.count(F.lit(1)).alias("n"), lines_covered.alias("lines"))
-        .first()
-    )
-    by_reason = (
-        spark.table(settings.table(REJECTED_RECORDS))
-        .where(where)
-        .select(F.explode("reasons").alias("reason"))
-        .groupBy("reason")
-        .count()
-        .collect()
-    )
+    """The ingest's figures from the files the tasks wrote; `records_read` from Iceberg."""
+    amounts: dict[str, Decimal] = {}
+    counts: dict[str, int] = {}
+    reasons: dict[str, int] = {}
+    for figures in accepted:
+        for currency, total in figures.amount_by_currency.items():
+            amounts[currency] = amounts.get(currency, Decimal(0)) + Decimal(total)
+        for currency, count in figures.count_by_currency.items():
+            counts[currency] = counts.get(currency, 0) + count
+    for figures in rejected:
+        for reason, count in figures.count_by_reason.items():
+            reasons[reason] = reasons.get(reason, 0) + count
+    events = [f for f in accepted if f.first_event_micros is not None]
     return Counts(
         lines_read=lines_read,
-        accepted=sum(row.n for row in by_currency),
-        rejected=rejected.n,
-        records_read=records_read,
-        accepted_lines=sum(row.lines for row in by_currency),
-        rejected_lines=rejected.lines or 0,
-        rejected_by_reason={row.reason: row["count"] for row in by_reason},
-        accepted_amount_by_currency={row.currency: row.total for row in by_currency},
-        accepted_count_by_currency={row.currency: row.n for row in by_currency},
-        first_event_time=min((row.first_event for row in by_currency), default=None),
-        last_event_time=max((row.last_event for row in by_currency), default=None),
+        accepted=sum(f.records for f in accepted),
+        rejected=sum(f.records for f in rejected),
+        records_read=staged_records,
+        accepted_lines=sum(f.lines for f in accepted),
+        rejected_lines=sum(f.lines for f in rejected),
+        rejected_by_reason=reasons,
+        accepted_amount_by_currency=amounts,
+        accepted_count_by_currency=counts,
+        first_event_time=_from_micros(min(f.first_event_micros for f in events))  # type: ignore[type-var]
+        if events
+        else None,
+        last_event_time=_from_micros(max(f.last_event_micros for f in events))  # type: ignore[type-var]
+        if events
+        else None,
     )
+
+
+def _delete_files(files: list[FileFigures] | tuple[FileFigures, ...]) -> None:
+    """Remove files that will never be published (a redone chunk, a failed audit)."""
+    for figures in files:
+        filesystem, path = resolve(figures.path)
+        filesystem.delete_file(path)

@@ -1,0 +1,242 @@
+"""One chunk, inside its Spark task: tokenize -> validate -> Parquet files in the tables' data
+locations; the task returns only file paths, figures, and the (id, line) pairs of its records.
+
+Why the task writes the files itself: the records are Arrow from the tokenizer onwards, and
+turning 16 string columns into Spark rows, validating them in Spark SQL and writing them back
+through Spark cost most of the ingest's time. Whole-file checks (an id seen earlier in the
+file, or already ingested) need every chunk; the driver decides them from the narrow (id,
+line) pairs and has only the few affected chunks written again with those reasons added.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from sluiceway.ingest.landing import LandingChunk, read_chunk, resolve
+from sluiceway.ingest.parse import tokenize
+from sluiceway.ingest.publish import WriteTarget
+from sluiceway.ingest.validate import Lineage, add_reason, to_rejected, to_transactions, validate
+
+EPOCH = date(1970, 1, 1)
+MICROS_PER_DAY = 86_400 * 1_000_000
+
+# One row per output of a task: `id` rows carry (transaction_id, line_number) of a record
+# whose id could be read; `file` rows carry a written file and its figures as JSON.
+TASK_OUTPUT_SCHEMA = pa.schema(
+    [
+        pa.field("kind", pa.string()),
+        pa.field("chunk", pa.int64()),
+        pa.field("transaction_id", pa.string()),
+        pa.field("line_number", pa.int64()),
+        pa.field("file", pa.string()),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class ExtraReason:
+    """A reason the driver found for one line (duplicate_in_file, already_ingested)."""
+
+    code: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class ChunkPlan:
+    """Everything a task needs; pickled to the executors once."""
+
+    lineage: Lineage
+    transactions: WriteTarget
+    rejected: WriteTarget
+    max_record_bytes: int
+    extra_reasons: Mapping[int, tuple[ExtraReason, ...]] = field(default_factory=dict)
+
+
+@dataclass
+class FileFigures:
+    """What one written file holds, for the audit without reading it back."""
+
+    table: str
+    path: str
+    partition: str | None
+    records: int
+    lines: int
+    amount_by_currency: dict[str, str] = field(default_factory=dict)
+    count_by_currency: dict[str, int] = field(default_factory=dict)
+    count_by_reason: dict[str, int] = field(default_factory=dict)
+    first_event_micros: int | None = None
+    last_event_micros: int | None = None
+
+
+def write_chunk(
+    chunk: LandingChunk, index: int, plan: ChunkPlan
+) -> tuple[list[FileFigures], pa.Table]:
+    """Write one chunk's accepted and rejected records; return their files and (id, line)."""
+    records = tokenize(read_chunk(chunk), chunk.first_line_number, plan.max_record_bytes)
+    validated = _with_extra_reasons(validate(records), plan.extra_reasons)
+    attempt = f"{plan.lineage.ingest_id}-{index:05d}-{uuid.uuid4().hex[:8]}"
+    accepted = to_transactions(validated, plan.lineage)
+    rejected = to_rejected(validated, plan.lineage)
+    files = _write_table(accepted, plan.transactions, attempt, _transaction_figures)
+    files += _write_table(rejected, plan.rejected, attempt, _rejected_figures)
+    readable = pc.and_(
+        pc.is_null(validated["parse_error"]),
+        pc.invert(
+            pc.fill_null(pc.equal(pc.utf8_trim_whitespace(validated["transaction_id"]), ""), True)
+        ),
+    )
+    ids = validated.filter(readable).select(["transaction_id", "line_number"])
+    return files, ids
+
+
+def _with_extra_reasons(
+    validated: pa.Table, extra: Mapping[int, tuple[ExtraReason, ...]]
+) -> pa.Table:
+    if not extra:
+        return validated
+    lines = validated["line_number"].to_numpy()
+    flagged = np.fromiter(extra, dtype=np.int64)
+    hits = np.isin(lines, flagged)
+    if not hits.any():
+        return validated
+    codes = sorted({reason.code for reasons in extra.values() for reason in reasons})
+    for code in codes:
+        details = [
+            next((r.detail for r in extra.get(int(line), ()) if r.code == code), None)
+            if hit
+            else None
+            for line, hit in zip(lines, hits, strict=True)
+        ]
+        mask = pa.array([detail is not None for detail in details])
+        validated = add_reason(validated, mask, code, pa.array(details, pa.string()))
+    return validated
+
+
+def _write_table(
+    table: pa.Table,
+    target: WriteTarget,
+    attempt: str,
+    figures: Callable[[pa.Table], dict[str, object]],
+) -> list[FileFigures]:
+    if table.num_rows == 0:
+        return []
+    parts = _by_day(table, target)
+    filesystem, root = resolve(target.data_location)
+    written = []
+    for partition, rows in parts:
+        folder = f"{root}/{partition}" if partition else root
+        filesystem.create_dir(folder, recursive=True)
+        path = f"{folder}/{attempt}.parquet"
+        pq.write_table(
+            rows.cast(target.schema),
+            path,
+            filesystem=filesystem,
+            compression="zstd",
+            store_decimal_as_integer=True,
+        )
+        location = f"{target.data_location}/{partition}" if partition else target.data_location
+        written.append(
+            FileFigures(
+                target.table,
+                f"{location}/{attempt}.parquet",
+                partition,
+                rows.num_rows,
+                _lines_covered(rows),
+                **figures(rows),  # type: ignore[arg-type]
+            )
+        )
+    return written
+
+
+def _by_day(table: pa.Table, target: WriteTarget) -> list[tuple[str | None, pa.Table]]:
+    """The rows per day partition (`event_time_day=2026-11-25`), or all rows unpartitioned."""
+    if target.partition_source is None:
+        return [(None, table)]
+    micros = table[target.partition_source].cast(pa.int64()).to_numpy(zero_copy_only=False)
+    days = np.floor_divide(micros, MICROS_PER_DAY)
+    parts = []
+    for day in np.unique(days):
+        label = (EPOCH + timedelta(days=int(day))).isoformat()
+        parts.append((f"{target.partition_name}={label}", table.filter(pa.array(days == day))))
+    return parts
+
+
+def _lines_covered(rows: pa.Table) -> int:
+    return int(
+        pc.sum(pc.add(pc.subtract(rows["last_line_number"], rows["line_number"]), 1)).as_py() or 0
+    )
+
+
+def _transaction_figures(rows: pa.Table) -> dict[str, object]:
+    grouped = rows.group_by("currency").aggregate([("amount", "sum"), ("amount", "count")])
+    micros = rows["event_time"].cast(pa.int64())
+    return {
+        "amount_by_currency": {
+            currency: str(total)
+            for currency, total in zip(
+                grouped["currency"].to_pylist(), grouped["amount_sum"].to_pylist(), strict=True
+            )
+        },
+        "count_by_currency": dict(
+            zip(grouped["currency"].to_pylist(), grouped["amount_count"].to_pylist(), strict=True)
+        ),
+        "first_event_micros": pc.min(micros).as_py(),
+        "last_event_micros": pc.max(micros).as_py(),
+    }
+
+
+def _rejected_figures(rows: pa.Table) -> dict[str, object]:
+    reasons = pc.list_flatten(rows["reasons"])
+    counts = pc.value_counts(reasons)
+    return {"count_by_reason": {item["values"].as_py(): item["counts"].as_py() for item in counts}}
+
+
+def task_function(
+    plan: ChunkPlan,
+) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+    """The `mapInArrow` function: each input row is a chunk; output rows per TASK_OUTPUT_SCHEMA."""
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            for row in batch.to_pylist():
+                index = row.pop("chunk")
+                files, ids = write_chunk(LandingChunk(**row), index, plan)
+                size = ids.num_rows
+                yield pa.RecordBatch.from_arrays(
+                    [
+                        pa.array(["id"] * size, pa.string()),
+                        pa.array(np.full(size, index, dtype=np.int64)),
+                        ids["transaction_id"].combine_chunks(),
+                        ids["line_number"].combine_chunks(),
+                        pa.nulls(size, pa.string()),
+                    ],
+                    schema=TASK_OUTPUT_SCHEMA,
+                )
+                yield pa.RecordBatch.from_pylist(
+                    [
+                        {"kind": "file", "chunk": index, "file": json.dumps(figures.__dict__)}
+                        for figures in files
+                    ]
+                    or [{"kind": "chunk", "chunk": index}],
+                    schema=TASK_OUTPUT_SCHEMA,
+                )
+
+    return run
+
+
+def figures_from_json(text: str) -> FileFigures:
+    return FileFigures(**json.loads(text))
+
+
+def decimal_total(values: list[str]) -> Decimal:
+    return sum((Decimal(value) for value in values), Decimal(0))
