@@ -22,6 +22,9 @@ def add_job_settings_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--spark-master", help="Spark master, e.g. local[2] (local/batch)")
     parser.add_argument("--staging-dir", help="where a .gz landing file is unpacked")
     parser.add_argument("--log-level", help="INFO or DEBUG")
+    parser.add_argument(
+        "--lease-table", help="DynamoDB table of the writer lease (s3:// warehouses; Glue)"
+    )
 
 
 def job_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
@@ -35,6 +38,7 @@ def job_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> Settin
             "spark_master": args.spark_master,
             "staging_dir": args.staging_dir,
             "log_level": args.log_level,
+            "lease_table": args.lease_table,
         },
     )
 

@@ -38,3 +38,14 @@ def test_unknown_profile_is_a_clear_error():
 def test_non_numeric_number_is_a_clear_error():
     with pytest.raises(ConfigurationError, match="shuffle_partitions must be a whole number"):
         load_settings(environ={"SLUICEWAY_SHUFFLE_PARTITIONS": "many"})
+
+
+def test_glue_style_lease_table_argument_reaches_the_settings():
+    """Glue cannot set environment variables: the stack passes --lease-table as an argument."""
+    from sluiceway.job_arguments import IngestArgs
+
+    args = IngestArgs.parse(
+        ["--source", "s3://b/k.csv", "--lease-table", "sluiceway-dev-leases", "--JOB_NAME", "x"],
+        {"SLUICEWAY_LEASE_TABLE": "from-environment"},
+    )
+    assert args.settings.lease_table == "sluiceway-dev-leases"
