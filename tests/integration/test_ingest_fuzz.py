@@ -1,7 +1,7 @@
 """Fuzz through the real job: a mutated landing file never crashes the ingest or loses a line.
 
 Each case mutates a generated file (every defect) with a seeded generator: hostile bytes,
-cut and duplicated ranges, and values no rule expects (years 0 and 10000, 40-digit amounts,
+cut and duplicated ranges, and values no rule expects (years 0, 9999 and 12026, 40-digit amounts,
 NUL, 5,000-character fields, offsets like +99:99), some packed as gzip. The job must either
 fail the whole file (LandingFileError) having written nothing, or finish with exit code 0
 (completed) or 3 (reconciliation failed against the manifest), every physical line after the
