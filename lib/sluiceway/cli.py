@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from sluiceway.errors import SluicewayError
+from sluiceway.errors import ExitCode, SluicewayError
 from sluiceway.settings import PROFILES, Settings, load_settings
 
 if TYPE_CHECKING:
@@ -58,12 +58,31 @@ def _contract(args: argparse.Namespace) -> int:
     return 0
 
 
+# What each exit code tells the operator (README "Exit codes" shows the same table).
+EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
+    ExitCode.OK: "done (or nothing left to do)",
+    ExitCode.UNEXPECTED: "unexpected error, a bug: one line here, the trace in the JSON log",
+    ExitCode.BAD_INPUT: "bad input, argument, setting or warehouse: fix it, then re-run",
+    ExitCode.RECONCILIATION_FAILED: "counts or totals do not add up: nothing was published",
+    ExitCode.BUSY: "another run holds the namespace's writer lease: nothing changed, retry",
+    ExitCode.ENDPOINT_UNAVAILABLE: "the processing endpoint is down: records left pending",
+}
+
+
+def exit_codes_epilog() -> str:
+    """The exit-code table at the end of `sluiceway --help`."""
+    rows = [f"  {code.value}  {code.name:<22} {EXIT_CODE_MEANINGS[code]}" for code in ExitCode]
+    return "exit codes (every command and job):\n" + "\n".join(rows)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser with one sub-command per task; each sub-command has its own --help."""
     parser = argparse.ArgumentParser(
         prog="sluiceway",
         description="Landing CSV of financial transactions -> validated Iceberg tables -> "
-        "per-record processing. Runs locally (Spark + a local Iceberg warehouse) or on AWS.",
+        "per-record processing.\nRuns locally (Spark + a local Iceberg warehouse) or on AWS.",
+        epilog=exit_codes_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     contract = commands.add_parser(
@@ -234,8 +253,10 @@ def _start_spark(job: str, settings: Settings) -> SparkSession:
     """JSON logs for the job, a progress line, then the session (Spark start takes seconds)."""
     from sluiceway.logs import configure_logging
     from sluiceway.spark import build_session
+    from sluiceway.warehouse import check_warehouse
 
     configure_logging(job, settings.log_level)
+    check_warehouse(settings)
     _progress(f"starting Spark ({settings.profile} profile, warehouse {settings.warehouse})")
     return build_session(settings, app_name=f"sluiceway-{job}")
 
@@ -277,6 +298,7 @@ def register_ingest(commands: argparse._SubParsersAction) -> None:
 
 def _query(args: argparse.Namespace) -> int:
     from sluiceway.query import analyst_settings, format_frame, query
+    from sluiceway.warehouse import check_warehouse
 
     settings = analyst_settings(
         os.environ,
@@ -284,6 +306,7 @@ def _query(args: argparse.Namespace) -> int:
         warehouse=getattr(args, "warehouse", None),
         namespace=getattr(args, "namespace", None),
     )
+    check_warehouse(settings, writable=False)
     print(format_frame(query(settings, args.sql), args.format), end="")
     return 0
 
@@ -550,19 +573,28 @@ def _maintain(args: argparse.Namespace) -> int:
     import json
     from datetime import timedelta
 
-    from sluiceway.maintenance import MaintenanceOptions, maintain_tables
+    from sluiceway.errors import ConfigurationError
+    from sluiceway.maintenance import MaintenanceOptions, check_table_names, maintain_tables
 
     settings = settings_from(args)
-    spark = _start_spark("maintain", settings)
+    tables = tuple(args.table or ())
+    check_table_names(tables)  # options and names are checked before Spark starts
+
+    def days(option: str, value: float) -> timedelta:
+        try:
+            return timedelta(days=value)
+        except (OverflowError, ValueError) as error:
+            raise ConfigurationError(f"{option} {value:g} is out of range ({error})") from error
+
     options = MaintenanceOptions(
-        snapshot_retention=timedelta(days=args.retention_days),
+        snapshot_retention=days("--retention-days", args.retention_days),
         retain_last=args.retain_last,
-        orphan_age=timedelta(days=args.orphan_age_days),
+        orphan_age=days("--orphan-age-days", args.orphan_age_days),
     )
-    results = maintain_tables(spark, settings, options, tuple(args.table or ()))
-    for result in results:
+    spark = _start_spark("maintain", settings)
+    for result in maintain_tables(spark, settings, options, tables):
         print(json.dumps(result.__dict__))
-    return 4 if any(result.skipped for result in results) else 0
+    return ExitCode.OK
 
 
 def register_maintain(commands: argparse._SubParsersAction) -> None:
@@ -571,8 +603,9 @@ def register_maintain(commands: argparse._SubParsersAction) -> None:
         "maintain",
         help="compact small files, rewrite manifests, expire snapshots, remove orphan files",
         description="Runs Iceberg's rewrite_data_files, rewrite_manifests, expire_snapshots and "
-        "remove_orphan_files on each table. A table whose lock is held by a writer is skipped "
-        "(exit code 4). Prints one JSON line per table with data files before and after.",
+        "remove_orphan_files on each table, holding the namespace's writer lease: while "
+        "another run writes, maintenance is skipped with one line naming it (exit code 4). "
+        "Prints one JSON line per table with data files before and after.",
     )
     parser.add_argument("--table", action="append", help="only this table (repeatable)")
     parser.add_argument("--retention-days", type=float, default=7.0, help="snapshot age kept")
@@ -671,7 +704,7 @@ COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the console script; SluicewayError becomes a one-line message."""
+    """Entry point of the console script: every failure becomes one line and an exit code."""
     args = build_parser().parse_args(argv)
     handler: Handler = args.handler
     try:
@@ -682,6 +715,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"sluiceway {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as error:  # the last resort: a bug, or a failure nobody anticipated
+        return _unexpected(args.command, error)
+
+
+def _unexpected(command: str, error: Exception) -> int:
+    """Log the whole trace (Python and Java) as one JSON line, then print one line."""
+    import logging
+
+    from sluiceway.logs import LOGGER_NAME, configure_logging, get_logger
+
+    if not logging.getLogger(LOGGER_NAME).handlers:
+        configure_logging(command)
+    get_logger("cli").error("unexpected error in sluiceway %s", command, exc_info=error)
+    print(
+        f"sluiceway {command}: unexpected error: {_one_line(error)}; details in the JSON log above",
+        file=sys.stderr,
+    )
+    return ExitCode.UNEXPECTED
+
+
+def _one_line(error: Exception) -> str:
+    """The error's first line; for a Java exception its class and message, not py4j's frame."""
+    import contextlib
+
+    text = str(error)
+    java = getattr(error, "java_exception", None)
+    if java is not None:
+        with contextlib.suppress(Exception):  # the JVM may be gone; the Python text will do
+            text = str(java.toString())
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    first = lines[0] if lines else "(no message)"
+    return f"{type(error).__name__}: {first[:300]}"
 
 
 if __name__ == "__main__":

@@ -4,23 +4,19 @@ Why: every ingest and processing wave appends a few small files per day partitio
 compaction, readers (DuckDB, Athena, Spark) open thousands of files. Runs as
 `sluiceway maintain` locally and as jobs/maintain_tables.py on a Glue schedule.
 
-Never while a writer of the same table runs: locally a lock file per table
-(`table_lock`, taken without waiting, so a busy table is skipped and reported); on AWS the
-Glue job has MaxConcurrentRuns 1 and the state machine runs ingest and processing in
-sequence, so the schedule only has to avoid the pipeline's window (docs/analysts.md).
+Never while another run writes the namespace: maintenance holds the namespace's writer lease
+(lib/sluiceway/lease.py) like ingest and processing do, so during a write it changes nothing
+and exits busy (code 4) with one line naming the writer.
 """
 
 from __future__ import annotations
 
-import fcntl
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sluiceway.errors import SluicewayError
+from sluiceway.errors import ConfigurationError
+from sluiceway.lease import writer_lease
 from sluiceway.settings import Settings
 from sluiceway.tables import DEFINITIONS
 
@@ -28,10 +24,8 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 TARGET_FILE_BYTES = 128 * 1024 * 1024  # Iceberg's default target size; Athena reads it well.
-
-
-class TableBusyError(SluicewayError):
-    """Another process holds a table's maintenance/writer lock."""
+# Iceberg's remove_orphan_files refuses younger files: they may belong to a running write.
+MIN_ORPHAN_AGE = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -44,6 +38,26 @@ class MaintenanceOptions:
     target_file_bytes: int = TARGET_FILE_BYTES
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
 
+    def __post_init__(self) -> None:
+        """Refuse values Iceberg would reject with a JVM trace, naming the option to fix."""
+        if self.snapshot_retention < timedelta(0):
+            raise ConfigurationError(
+                f"--retention-days must be 0 or more, got {_days(self.snapshot_retention)}"
+            )
+        if self.retain_last < 1:
+            raise ConfigurationError(
+                f"--retain-last must be at least 1 (the current snapshot), got {self.retain_last}"
+            )
+        if self.orphan_age < MIN_ORPHAN_AGE:
+            raise ConfigurationError(
+                f"--orphan-age-days must be at least {_days(MIN_ORPHAN_AGE)}, got "
+                f"{_days(self.orphan_age)}: younger files may belong to a write in progress"
+            )
+        if self.target_file_bytes < 1:
+            raise ConfigurationError(
+                f"the target file size must be positive, got {self.target_file_bytes}"
+            )
+
 
 @dataclass(frozen=True)
 class TableMaintenance:
@@ -55,34 +69,15 @@ class TableMaintenance:
     rewritten_files: int
     expired_snapshots: int
     orphans_removed: int
-    skipped: str = ""
 
 
-def lock_path(settings: Settings, table: str) -> Path:
-    """The lock file of a table in a local warehouse."""
-    return Path(settings.warehouse).resolve() / settings.namespace / "_locks" / f"{table}.lock"
-
-
-@contextmanager
-def table_lock(settings: Settings, table: str) -> Iterator[None]:
-    """Hold a table's lock (local warehouses only; on S3 the state machine sequences runs)."""
-    if settings.warehouse.startswith("s3://"):
-        yield
-        return
-    path = lock_path(settings, table)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as error:
-            raise TableBusyError(
-                f"table {table} is locked by another process ({path}); "
-                "maintenance skips it, run it again when the writer has finished"
-            ) from error
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def check_table_names(tables: tuple[str, ...]) -> None:
+    """Refuse names that are not sluiceway tables before any Spark work starts."""
+    unknown = [table for table in tables if table not in DEFINITIONS]
+    if unknown:
+        raise ConfigurationError(
+            f"--table {unknown[0]} is not a sluiceway table; choose from {', '.join(DEFINITIONS)}"
+        )
 
 
 def data_file_count(spark: SparkSession, settings: Settings, table: str) -> int:
@@ -101,26 +96,25 @@ def _existing_tables(spark: SparkSession, settings: Settings) -> list[str]:
 def maintain_table(
     spark: SparkSession, settings: Settings, table: str, options: MaintenanceOptions
 ) -> TableMaintenance:
-    """Run the four Iceberg procedures on one table under its lock."""
+    """Run the four Iceberg procedures on one table; the caller holds the writer lease."""
     ident = f"{settings.namespace}.{table}"
     call = f"CALL {settings.catalog}.system"
-    with table_lock(settings, table):
-        before = data_file_count(spark, settings, table)
-        rewrite = spark.sql(
-            f"{call}.rewrite_data_files(table => '{ident}', options => map("
-            f"'target-file-size-bytes', '{options.target_file_bytes}', 'min-input-files', '2'))"
-        ).collect()[0]
-        spark.sql(f"{call}.rewrite_manifests(table => '{ident}')").collect()
-        expire = spark.sql(
-            f"{call}.expire_snapshots(table => '{ident}', "
-            f"older_than => TIMESTAMP '{_timestamp(options.now - options.snapshot_retention)}', "
-            f"retain_last => {options.retain_last})"
-        ).collect()[0]
-        orphans = spark.sql(
-            f"{call}.remove_orphan_files(table => '{ident}', "
-            f"older_than => TIMESTAMP '{_timestamp(options.now - options.orphan_age)}')"
-        ).collect()
-        after = data_file_count(spark, settings, table)
+    before = data_file_count(spark, settings, table)
+    rewrite = spark.sql(
+        f"{call}.rewrite_data_files(table => '{ident}', options => map("
+        f"'target-file-size-bytes', '{options.target_file_bytes}', 'min-input-files', '2'))"
+    ).collect()[0]
+    spark.sql(f"{call}.rewrite_manifests(table => '{ident}')").collect()
+    expire = spark.sql(
+        f"{call}.expire_snapshots(table => '{ident}', "
+        f"older_than => TIMESTAMP '{_timestamp(options.now - options.snapshot_retention)}', "
+        f"retain_last => {options.retain_last})"
+    ).collect()[0]
+    orphans = spark.sql(
+        f"{call}.remove_orphan_files(table => '{ident}', "
+        f"older_than => TIMESTAMP '{_timestamp(options.now - options.orphan_age)}')"
+    ).collect()
+    after = data_file_count(spark, settings, table)
     return TableMaintenance(
         table=table,
         files_before=before,
@@ -137,15 +131,26 @@ def maintain_tables(
     options: MaintenanceOptions | None = None,
     tables: tuple[str, ...] = (),
 ) -> list[TableMaintenance]:
-    """Maintain the named (default: every existing) sluiceway table; busy tables are skipped."""
+    """Maintain the named (default: every existing) sluiceway table under the writer lease.
+
+    Raises `WriterBusyError` (exit code 4) without touching a table while another run writes.
+    """
+    check_table_names(tables)
     options = options or MaintenanceOptions()
-    results = []
-    for table in tables or tuple(_existing_tables(spark, settings)):
-        try:
-            results.append(maintain_table(spark, settings, table, options))
-        except TableBusyError as error:
-            results.append(TableMaintenance(table, 0, 0, 0, 0, 0, skipped=str(error)))
-    return results
+    with writer_lease(settings, "maintain"):
+        existing = _existing_tables(spark, settings)
+        missing = [table for table in tables if table not in existing]
+        if missing:
+            raise ConfigurationError(
+                f"table {missing[0]} does not exist in {settings.catalog}.{settings.namespace} "
+                f"at {settings.warehouse}; it is created by the first ingest or processing run"
+            )
+        return [maintain_table(spark, settings, table, options) for table in tables or existing]
+
+
+def _days(span: timedelta) -> str:
+    days = span / timedelta(days=1)
+    return f"{days:g} day" if days == 1 else f"{days:g} days"
 
 
 def _timestamp(moment: datetime) -> str:

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from sluiceway.maintenance import (
-    MaintenanceOptions,
-    data_file_count,
-    maintain_tables,
-    table_lock,
-)
+from sluiceway.errors import ConfigurationError, ExitCode
+from sluiceway.lease import WriterBusyError, writer_lease
+from sluiceway.maintenance import MaintenanceOptions, data_file_count, maintain_tables
 from sluiceway.query import run_query
 from sluiceway.tables import ensure_tables
 
@@ -43,9 +40,16 @@ def test_maintenance_reduces_files_and_keeps_results(spark, isolated_settings) -
     assert run_query(isolated_settings, sql).equals(expected)
 
 
-def test_busy_table_is_skipped(spark, isolated_settings) -> None:
+def test_maintenance_during_a_write_changes_nothing_and_is_busy(spark, isolated_settings) -> None:
     _append_small_waves(spark, isolated_settings, 2)
-    with table_lock(isolated_settings, "processing_failures"):
-        (result,) = maintain_tables(spark, isolated_settings, tables=("processing_failures",))
-    assert "locked by another process" in result.skipped
+    with writer_lease(isolated_settings, "ingest"), pytest.raises(WriterBusyError) as busy:
+        maintain_tables(spark, isolated_settings, MaintenanceOptions(retain_last=1))
+    assert busy.value.exit_code == ExitCode.BUSY
+    assert "is being written by ingest (pid" in str(busy.value)
     assert data_file_count(spark, isolated_settings, "processing_failures") == 2
+
+
+def test_a_named_table_that_does_not_exist_is_one_clear_error(spark, isolated_settings) -> None:
+    _append_small_waves(spark, isolated_settings, 1)
+    with pytest.raises(ConfigurationError, match="table transactions does not exist in"):
+        maintain_tables(spark, isolated_settings, tables=("transactions",))
