@@ -243,7 +243,11 @@ def build_session(settings: Settings, app_name: str = "sluiceway") -> SparkSessi
 
 @contextmanager
 def task_progress(
-    spark: SparkSession, unit: str, total: int, say: Callable[[str], None]
+    spark: SparkSession,
+    unit: str,
+    total: int,
+    say: Callable[[str], None],
+    lines: int = 0,
 ) -> Iterator[None]:
     """Report `unit done/total` and the rate every few seconds while the body runs Spark jobs.
 
@@ -261,10 +265,16 @@ def task_progress(
                 for stage in tracker.getActiveStageIds()
                 if (info := tracker.getStageInfo(stage)) is not None
             )
+            done = min(done, total)
             elapsed = time.monotonic() - started
-            message = f"{unit} {min(done, total)}/{total} done after {elapsed:.0f} s"
+            # Tasks are about equal in size, so the lines done follow the tasks done.
+            rate = lines * done / total / elapsed if total and elapsed else 0.0
+            message = f"{unit} {done}/{total} done after {elapsed:.0f} s"
+            if lines:
+                message += f" (~{rate:,.0f} lines/s)"
             say(message)
-            log_event(LOGGER, message, unit=unit, done=done, total=total, seconds=elapsed)
+            log_event(LOGGER, message, unit=unit, done=done, total=total,
+                      seconds=round(elapsed, 1), lines_per_second=round(rate))  # fmt: skip
 
     reporter = threading.Thread(target=report, daemon=True)
     reporter.start()

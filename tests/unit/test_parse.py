@@ -153,3 +153,19 @@ def test_text_after_a_closing_quote_is_bad_quoting():
 
 def test_empty_range_gives_no_records():
     assert tokenize(b"", 2).num_rows == 0
+
+
+def test_a_stray_cr_is_content_whether_or_not_the_line_has_quotes():
+    plain = VALID.replace("hello", "Public\rtransport")
+    quoted = plain.replace(",DE,", ',"DE",')
+    first, second = records(f"{plain}\n{quoted}\n".encode())
+    assert first["parse_error"] is None and second["parse_error"] is None
+    assert first["description"] == second["description"] == "Public\rtransport"
+
+
+def test_crs_before_the_line_feed_belong_to_the_line_end_with_or_without_quotes():
+    plain = VALID + "\r\r"
+    quoted = VALID.replace("hello", '"hello"') + "\r\r"
+    first, second = records(f"{plain}\n{quoted}\n".encode())
+    assert first["description"] == second["description"] == "hello"
+    assert second["parse_error"] is None

@@ -3,7 +3,8 @@
 The chunk planner on the driver and the tokenizer on the executors both call
 `quoted_records`, so they always agree on record boundaries. The rules:
 
-- A physical line ends at LF (a CR before it belongs to the line ending).
+- A physical line ends at LF (CRs right before it belong to the line end; a CR anywhere else
+  is content).
 - A line without quotes is one record. Nearly every line is like that, and numpy finds them
   all at once; the Python state machine below visits only lines that hold a quote.
 - A quote opens a quoted field only at the start of a field. A quote anywhere else
@@ -134,7 +135,7 @@ def _simple_lines(
         (closing + 1 == ends)
         | (after == COMMA)
         | ((after == CARRIAGE_RETURN) & (closing + 2 == ends))
-    )
+    )  # more CRs before the LF: the machine decides
     flags = np.zeros(len(lines), dtype=bool)
     flags[candidates[opens_field & closes_field]] = True
     return flags
@@ -194,11 +195,16 @@ class _Machine:
             if follower is None or follower == NEWLINE:
                 position = after
                 continue
-            if follower == CARRIAGE_RETURN and (after + 1 == size or data[after + 1] == NEWLINE):
-                if after + 1 == size and not self.at_end:
+            if follower == CARRIAGE_RETURN:
+                # CRs right before the LF (or the end) belong to the line end.
+                line_end = after
+                while line_end < size and data[line_end] == CARRIAGE_RETURN:
+                    line_end += 1
+                if line_end == size and not self.at_end:
                     raise _Pending
-                position = after + 1
-                continue
+                if line_end == size or data[line_end] == NEWLINE:
+                    position = line_end
+                    continue
             return self._failed(first_line, closing, BAD_QUOTING)
 
     def _closing_quote(self, start: int, first_line: int, index: int) -> tuple[int | None, int]:

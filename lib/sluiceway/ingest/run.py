@@ -316,7 +316,7 @@ def _write_and_stage(
         max_record_bytes=settings.max_record_bytes,
     )
     chunks = dict(enumerate(scan.chunks))
-    output = _run_tasks(spark, plan, chunks, say)
+    output = _run_tasks(spark, plan, chunks, say, scan.physical_lines)
     files = _files_by_chunk(output)
     ids = output.where(F.col("kind") == "id").select("transaction_id", "line_number")
     extra = _whole_file_reasons(spark, settings, ids, ingest_id, files)
@@ -365,6 +365,7 @@ def _run_tasks(
     plan: ChunkPlan,
     chunks: dict[int, LandingChunk],
     say: Callable[[str], None],
+    lines: int = 0,
 ) -> DataFrame:
     """One task per chunk; the output (ids and file figures) is materialised once."""
     rows = [(index, *dataclasses.astuple(chunk)) for index, chunk in chunks.items()]
@@ -372,7 +373,7 @@ def _run_tasks(
     slices = spark.sparkContext.parallelize(rows, max(len(rows), 1))
     frame = spark.createDataFrame(slices, CHUNK_SCHEMA)
     output = frame.mapInArrow(task_function(plan), from_arrow_schema(TASK_OUTPUT_SCHEMA))
-    with task_progress(spark, "chunks", len(rows), say):
+    with task_progress(spark, "chunks", len(rows), say, lines):
         return output.persist(StorageLevel.MEMORY_AND_DISK).localCheckpoint(eager=True)
 
 
