@@ -220,6 +220,7 @@ def _process(
     started: float,
 ) -> ProcessResult:
     pending = records.count()
+    selected = time.monotonic()
     ingest_ids = scope.ingest_ids
     if ingest_ids is None:
         ingest_ids = tuple(r.ingest_id for r in records.select("ingest_id").distinct().collect())
@@ -229,12 +230,14 @@ def _process(
     log_event(
         LOGGER, "processing started", handler=handler.name, ingest_ids=list(ingest_ids),
         pending=pending, waves=waves, partitions=partitions, batch_size=options.batch_size,
+        selection_seconds=round(selected - started, 2),
     )  # fmt: skip
     cause = ""
     if pending:
         cause = _run_waves(spark, settings, scope, handler, records, options, waves, partitions,
                            metrics)  # fmt: skip
     metrics.seconds = time.monotonic() - started
+    reconciling = time.monotonic()
     result = ProcessResult(
         handler=handler.name,
         ingest_ids=ingest_ids,
@@ -248,6 +251,7 @@ def _process(
     log_event(
         LOGGER, "processing finished", handler=handler.name, **metrics.summary(),
         reconciled=result.reconciled, left_pending=result.left_pending,
+        reconcile_seconds=round(time.monotonic() - reconciling, 2),
         reconciliation=[item.__dict__ for item in result.reconciliation],
     )  # fmt: skip
     if result.left_pending:
@@ -286,9 +290,7 @@ def _run_waves(
                 )
             plan = PartitionPlan(handler, options.batch_size, options.retry_policy(), wave)
             outcomes = run_partitions(selected, plan, partitions)
-            cause = _commit_wave(spark, settings, scope, outcomes, metrics)
-            log_event(LOGGER, "processing wave committed", wave=wave, waves=waves,
-                      **metrics.summary())  # fmt: skip
+            cause = _commit_wave(spark, settings, scope, outcomes, metrics, f"{wave + 1}/{waves}")
             if cause:
                 # The breaker opened: the remaining waves would only hammer the endpoint.
                 log_event(LOGGER, "processing stopped: endpoint unavailable", wave=wave,
@@ -412,6 +414,7 @@ def _commit_wave(
     scope: IngestScope,
     outcomes: DataFrame,
     metrics: RunMetrics,
+    wave: str,
 ) -> str:
     """Checkpoint the wave once, then commit its results and its dead letters from that copy.
 
@@ -422,35 +425,48 @@ def _commit_wave(
     """
     from pyspark.sql import functions as F
 
+    started = time.monotonic()
     staged = outcomes.localCheckpoint(eager=True)
-    totals = staged.agg(
-        F.count(F.when(F.col("outcome") == PROCESSED, 1)).alias("ok"),
-        F.count(F.when(F.col("outcome") == FAILED, 1)).alias("failed"),
-        F.count(F.when(F.col("outcome") == PENDING, 1)).alias("pending"),
-        F.count(F.when(F.col("attempts") > 1, 1)).alias("retried"),
-        F.coalesce(F.sum("attempts"), F.lit(0)).alias("attempts"),
-    ).first()
-    latencies = staged.groupBy("batch_id").agg(F.max("batch_latency_ms").alias("ms"))
-    metrics.batch_latencies_ms.extend(row.ms for row in latencies.collect())
-    metrics.records_ok += totals.ok
-    metrics.records_failed += totals.failed
-    metrics.records_pending += totals.pending
-    metrics.records_retried += totals.retried
-    metrics.attempts += totals.attempts
+    handled = time.monotonic()
+    # One pass over the checkpoint: a row per batch (~2,000 per million records).
+    batches = (
+        staged.groupBy("batch_id")
+        .agg(
+            F.max("batch_latency_ms").alias("ms"),
+            F.count(F.when(F.col("outcome") == PROCESSED, 1)).alias("ok"),
+            F.count(F.when(F.col("outcome") == FAILED, 1)).alias("failed"),
+            F.count(F.when(F.col("outcome") == PENDING, 1)).alias("pending"),
+            F.count(F.when(F.col("attempts") > 1, 1)).alias("retried"),
+            F.sum("attempts").alias("attempts"),
+        )
+        .collect()
+    )
+    totals = {name: sum(row[name] for row in batches) for name in ("ok", "failed", "pending")}
+    metrics.batch_latencies_ms.extend(row.ms for row in batches)
+    metrics.records_ok += totals["ok"]
+    metrics.records_failed += totals["failed"]
+    metrics.records_pending += totals["pending"]
+    metrics.records_retried += sum(row.retried for row in batches)
+    metrics.attempts += sum(row.attempts for row in batches)
     failpoints.reach(settings, AFTER_WAVE_CHECKPOINT)
-    if totals.ok:
+    if totals["ok"]:
         results = staged.filter(F.col("outcome") == PROCESSED).join(
             _committed(spark, settings, scope, PROCESSING_FAILURES), RECORD_KEY, "left_anti"
         )
         _insert_missing(spark, settings, scope, PROCESSED_TRANSACTIONS, results)
     failpoints.reach(settings, AFTER_RESULTS_COMMIT)
-    if totals.failed:
+    if totals["failed"]:
         dead = staged.filter(F.col("outcome") == FAILED).join(
             _committed(spark, settings, scope, PROCESSED_TRANSACTIONS), RECORD_KEY, "left_anti"
         )
         _insert_missing(spark, settings, scope, PROCESSING_FAILURES, dead)
     failpoints.reach(settings, AFTER_FAILURES_COMMIT)
-    if not totals.pending:
+    log_event(
+        LOGGER, "processing wave committed", wave=wave, **metrics.summary(),
+        handler_seconds=round(handled - started, 2),
+        commit_seconds=round(time.monotonic() - handled, 2),
+    )  # fmt: skip
+    if not totals["pending"]:
         return ""
     return _pending_cause(staged)
 
