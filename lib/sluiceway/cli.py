@@ -117,6 +117,7 @@ def _upload(args: argparse.Namespace) -> int:
         state_dir=Path(args.state_dir) if args.state_dir else None,
         min_age=args.min_age,
         dry_run=args.dry_run,
+        check_settings=settings if args.check else None,
         transfer=TransferSettings(
             part_size=args.part_size_mb * 1024 * 1024,
             concurrency=args.concurrency,
@@ -156,6 +157,12 @@ def register_upload(commands: argparse._SubParsersAction) -> None:
         "--dry-run", action="store_true", help="report what would be uploaded; change nothing"
     )
     parser.add_argument(
+        "--check",
+        action="store_true",
+        help="run `sluiceway check` on each complete file first; a file failing a whole-file "
+        "rule (header, gzip) is not uploaded and stays where it is (status check_failed)",
+    )
+    parser.add_argument(
         "--state-dir",
         help="where observations between runs live; default WATCH_DIR/.sluiceway-upload",
     )
@@ -169,6 +176,36 @@ def register_upload(commands: argparse._SubParsersAction) -> None:
         "--retry-delay", type=float, default=2.0, help="first backoff in seconds (doubles)"
     )
     parser.set_defaults(handler=_upload)
+
+
+def _check(args: argparse.Namespace) -> int:
+    import json
+
+    from sluiceway.ingest.check import check_landing_file
+
+    result = check_landing_file(args.file, settings_from(args), args.show, args.workers)
+    print(json.dumps(result.to_json()) if args.format == "json" else result.to_text())
+    return result.exit_code
+
+
+def register_check(commands: argparse._SubParsersAction) -> None:
+    """`sluiceway check`: pre-flight a landing file with the ingest's rules, no Spark."""
+    parser = commands.add_parser(
+        "check",
+        help="pre-flight a landing file with the ingest's own rules (no Spark, no warehouse)",
+        description="Runs the ingest's scan, tokenizer and rules on FILE (local or s3://, "
+        "plain or .gz): whole-file problems, counts per reason code, the first rejected "
+        "lines. duplicate_in_file is checked over the whole file; already_ingested is not "
+        "(it needs the warehouse). Exit 0 when the file passes the whole-file rules (even "
+        "with rejected lines), 2 when it fails one.",
+    )
+    parser.add_argument("file", help="the landing file")
+    parser.add_argument("--format", choices=("table", "json"), default="table")
+    parser.add_argument(
+        "--show", type=int, default=10, help="how many rejected lines to show; default 10"
+    )
+    parser.add_argument("--workers", type=int, default=2, help="worker processes; default 2")
+    parser.set_defaults(handler=_check)
 
 
 def _print_ingest_result(result: IngestResult) -> None:
@@ -689,6 +726,7 @@ def register_submit(commands: argparse._SubParsersAction) -> None:
 # Each entry adds one sub-command to the parser (see the register_* functions above).
 COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     register_generate,
+    register_check,
     register_ingest,
     register_query,
     register_demo,

@@ -454,6 +454,42 @@ def _offsets(counts: np.ndarray) -> pa.Array:
     return pa.array(np.concatenate([[0], np.cumsum(counts, dtype=np.int64)]).astype(np.int32))
 
 
+def readable_ids(records: pa.Table) -> np.ndarray:
+    """Records whose transaction_id the duplicate rules can trust: not blank, and not from a
+    line the tokenizer could not parse (its first field may be a fragment)."""
+    ids = records.column("transaction_id").combine_chunks()
+    return ~blank(ids) & pc.is_null(records.column("parse_error")).to_numpy(zero_copy_only=False)
+
+
+def duplicates_in_file(
+    transaction_ids: pa.Array | pa.ChunkedArray, line_numbers: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Which records repeat an id seen on an earlier line (the first stays), and that line.
+
+    Pass only readable records (`readable_ids`), from the whole file, in any order. One hash
+    pass over the ids and numpy; no sort, no shuffle of whole records.
+    """
+    if isinstance(transaction_ids, pa.ChunkedArray):
+        transaction_ids = transaction_ids.combine_chunks()
+    encoded = pc.dictionary_encode(transaction_ids)
+    codes = encoded.indices.to_numpy(zero_copy_only=False)
+    first = np.full(len(encoded.dictionary), np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(first, codes, line_numbers)
+    first_line = first[codes]
+    return line_numbers > first_line, first_line
+
+
+def duplicate_details(transaction_ids: pa.Array, first_lines: np.ndarray) -> pa.Array:
+    """The detail of each duplicate: its id and the line it first appeared on."""
+    return pc.binary_join_element_wise(
+        f"{c.DUPLICATE_IN_FILE}: transaction_id '",
+        transaction_ids,
+        "' already appears on line ",
+        pc.cast(pa.array(first_lines, pa.int64()), pa.string()),
+        "",
+    )
+
+
 def accepted_mask(validated: pa.Table) -> pa.Array:
     """True for records without reasons."""
     return pc.equal(pc.list_value_length(validated.column("reasons")), 0)

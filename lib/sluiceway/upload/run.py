@@ -4,7 +4,9 @@ Overlapping runs are expected (a 1 GB upload can outlast the cron interval). Eac
 a non-blocking `flock` on the landing file itself, so two runs never work on the same file
 and no lock files pile up; the run that loses the lock reports the file as busy.
 A file leaves the watch folder only after S3 holds a verified copy; a failing file stays
-where it is, is logged as one JSON line, and makes the exit code non-zero.
+where it is, is logged as one JSON line, and makes the exit code non-zero. With a check
+(`--check`), a file that breaks a whole-file rule of the ingest (header, gzip) is not
+uploaded either: the partner must resend it, and the pipeline never sees it.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -36,6 +38,9 @@ from sluiceway.upload.transfer import (
     object_key,
 )
 
+if TYPE_CHECKING:
+    from sluiceway.settings import Settings
+
 STATE_DIR_NAME = ".sluiceway-upload"
 FAILED_EXIT_CODE = 4
 _log = get_logger("upload")
@@ -47,8 +52,20 @@ WOULD_UPLOAD = "would_upload"
 WAITING = "waiting"
 BUSY = "busy"
 CONFLICT = "conflict"
+CHECK_FAILED = "check_failed"
 FAILED = "failed"
-STATUSES = (UPLOADED, ALREADY_UPLOADED, WOULD_UPLOAD, WAITING, BUSY, CONFLICT, FAILED)
+STATUSES = (
+    UPLOADED,
+    ALREADY_UPLOADED,
+    WOULD_UPLOAD,
+    WAITING,
+    BUSY,
+    CONFLICT,
+    CHECK_FAILED,
+    FAILED,
+)
+# Statuses that make the run's exit code non-zero: a person must act on these files.
+PROBLEMS = (CONFLICT, CHECK_FAILED, FAILED)
 
 
 @dataclass(frozen=True)
@@ -63,6 +80,8 @@ class UploadOptions:
     min_age: float = 60.0
     dry_run: bool = False
     transfer: TransferSettings = field(default_factory=TransferSettings)
+    # When set, each complete file is first checked (`sluiceway check`) with these settings.
+    check_settings: Settings | None = None
 
     @property
     def observations_dir(self) -> Path:
@@ -96,8 +115,9 @@ class UploadReport:
 
     @property
     def exit_code(self) -> int:
-        """Non-zero when a file failed or conflicts: cron mails it, monitoring alerts on it."""
-        failed = any(outcome.status in (CONFLICT, FAILED) for outcome in self.outcomes)
+        """Non-zero when a file failed, conflicts or fails the check: cron mails it, monitoring
+        alerts on it."""
+        failed = any(outcome.status in PROBLEMS for outcome in self.outcomes)
         return FAILED_EXIT_CODE if failed else 0
 
 
@@ -145,10 +165,14 @@ def _handle(client: Any, options: UploadOptions, readiness: Readiness) -> FileOu
     if not readiness.ready:
         return FileOutcome(name, WAITING, readiness.reason, key)
     if options.dry_run:
-        return FileOutcome(name, WOULD_UPLOAD, readiness.reason, key)
+        refused = _failed_check(options, readiness.path, key)
+        return refused or FileOutcome(name, WOULD_UPLOAD, readiness.reason, key)
     with _taken(readiness.path) as landing_fd:
         if landing_fd is None:
             return FileOutcome(name, BUSY, "another run is uploading this file", key)
+        refused = _failed_check(options, readiness.path, key)
+        if refused is not None:
+            return refused
         try:
             return _upload(client, options, readiness.path, landing_fd, key)
         except LandingConflictError as error:
@@ -157,6 +181,51 @@ def _handle(client: Any, options: UploadOptions, readiness: Readiness) -> FileOu
         except (SluicewayError, ClientError, BotoCoreError, OSError) as error:
             _log_problem("upload_failed", name, key, error)
             return FileOutcome(name, FAILED, str(error), key)
+
+
+def _failed_check(options: UploadOptions, path: Path, key: str) -> FileOutcome | None:
+    """Run the ingest's whole-file rules on a complete file; the outcome when it fails them.
+
+    Rejected lines do not stop an upload: the ingest rejects them line by line.
+    """
+    if options.check_settings is None:
+        return None
+    from sluiceway.ingest.check import check_landing_file
+
+    result = check_landing_file(str(path), options.check_settings, show=0)
+    if result.passed:
+        _log.info(
+            "check passed: %s (%d of %d records would be rejected)",
+            path.name,
+            result.rejected,
+            result.records,
+            extra={
+                "fields": {
+                    "event": "check_passed",
+                    "file": path.name,
+                    "records": result.records,
+                    "rejected": result.rejected,
+                    "rejected_by_reason": result.rejected_by_reason,
+                }
+            },
+        )
+        return None
+    _log.error(
+        "check_failed: %s fails the whole-file rule '%s'; not uploaded, left in %s",
+        path.name,
+        result.failed_rule,
+        path.parent,
+        extra={
+            "fields": {
+                "event": "check_failed",
+                "file": path.name,
+                "key": key,
+                "rule": result.failed_rule,
+                "error": result.problem,
+            }
+        },
+    )
+    return FileOutcome(path.name, CHECK_FAILED, result.problem or "", key)
 
 
 @contextmanager
