@@ -62,6 +62,7 @@ BROKEN = [
     ("amount", "1e3", c.BAD_AMOUNT_FORMAT),
     ("amount", "+5.00", c.BAD_AMOUNT_FORMAT),
     ("amount", "12.34 ", c.BAD_AMOUNT_FORMAT),
+    ("amount", "12.30\n", c.BAD_AMOUNT_FORMAT),
     ("amount", "1000000000.01", c.AMOUNT_OUT_OF_RANGE),
     ("amount", "-1000000000.01", c.AMOUNT_OUT_OF_RANGE),
     ("amount", "9999999999999999.99", c.AMOUNT_OUT_OF_RANGE),
@@ -90,6 +91,7 @@ BROKEN = [
     ("channel", "fax", c.UNKNOWN_CHANNEL),
     ("mcc", "54A1", c.BAD_MCC),
     ("mcc", "541", c.BAD_MCC),
+    ("mcc", "5411\n", c.BAD_MCC),
     ("event_time", "9999-12-31T23:59:59Z", c.EVENT_TIME_OUT_OF_RANGE),
     ("event_time", "0001-01-01T00:00:00Z", c.EVENT_TIME_OUT_OF_RANGE),
     ("event_time", "0000-02-29T00:00:00Z", c.EVENT_TIME_OUT_OF_RANGE),
@@ -392,6 +394,16 @@ def test_add_reason_works_on_rejected_records() -> None:
         "line 2: unknown_currency: currency 'XXY' is not an ISO 4217 code; already_ingested: T2"
     ]
     assert flagged.schema == arrow_schema(REJECTED_RECORDS)
+
+
+def test_empty_and_sliced_tables_are_validated_like_whole_ones() -> None:
+    empty = validate(RECORD_SCHEMA.empty_table())
+    assert empty.num_rows == 0
+    assert to_transactions(empty, LINEAGE).schema == arrow_schema(TRANSACTIONS)
+    assert to_rejected(empty, LINEAGE).num_rows == 0
+    whole = records({"event_time": "2026-02-30T10:00:00Z"}, {}, {"currency": "XXY"}, {})
+    sliced = validate(whole.slice(1, 2))
+    assert sliced.to_pylist() == validate(whole).slice(1, 2).to_pylist()
 
 
 def test_lineage_needs_a_time_zone() -> None:

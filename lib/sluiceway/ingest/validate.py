@@ -9,6 +9,11 @@ that tokenize a chunk without a Spark row conversion.
 No value can raise: a cast fails the whole array on one bad value, so amounts are cast only
 where the contract's pattern holds, and event times are read from their digits with calendar
 arithmetic instead of a timestamp cast (2026-02-30 is then a reason code, not a crash).
+
+The contract's patterns match the whole value (RE2). The Spark rules they replace used Java
+regexes, whose `$` also matches before a final line end: `"5411\n"` in a quoted field passed
+as an mcc there and is `bad_mcc` here. On 50,000 generated and fuzzed records that was the
+only difference in codes, details and typed values.
 """
 
 from __future__ import annotations
@@ -112,12 +117,10 @@ class _Columns:
         self.records = records
         self.size = records.num_rows
         self._arrays: dict[str, pa.Array] = {}
-        parse_error = pc.is_valid(self.get("parse_error")).to_numpy(zero_copy_only=False)
-        field_count = self.get("field_count").fill_null(-1).to_numpy(zero_copy_only=False)
-        self.parse_error = parse_error
-        self.field_count = field_count
+        self.unparsed = pc.is_valid(self.get("parse_error")).to_numpy(zero_copy_only=False)
+        self.field_count = self.get("field_count").fill_null(-1).to_numpy(zero_copy_only=False)
         # Field rules apply only to records with one field per column and no parse error.
-        self.shaped = ~parse_error & (field_count == len(c.COLUMN_NAMES))
+        self.shaped = ~self.unparsed & (self.field_count == len(c.COLUMN_NAMES))
         self._present: dict[str, np.ndarray] = {}
 
     def get(self, name: str) -> pa.Array:
@@ -173,9 +176,9 @@ def _shape_rules(columns: _Columns) -> list[_Rule]:
             f"{c.WRONG_FIELD_COUNT}: ", counts, f" fields, expected {len(c.COLUMN_NAMES)}", ""
         )
 
-    wrong_count = ~columns.parse_error & (columns.field_count != len(c.COLUMN_NAMES))
+    wrong_count = ~columns.unparsed & (columns.field_count != len(c.COLUMN_NAMES))
     return [
-        _Rule(None, columns.parse_error, parse_error_detail),
+        _Rule(None, columns.unparsed, parse_error_detail),
         _Rule(c.WRONG_FIELD_COUNT, wrong_count, field_count_detail),
     ]
 
@@ -199,11 +202,10 @@ def _amount_rules(columns: _Columns) -> tuple[pa.Array, list[_Rule]]:
     well_formed = present & _matches(text, c.AMOUNT_PATTERN)
     # Cast only well-formed text (the rest becomes 0 first): one bad value fails a whole cast.
     amount = pc.cast(pc.if_else(pa.array(well_formed), text, pa.scalar("0")), AMOUNT_TYPE)
-    outside = (
-        pc.less(amount, pa.scalar(c.AMOUNT_MIN, AMOUNT_TYPE))
-        .to_numpy(zero_copy_only=False)
-        .astype(bool)
-    ) | pc.greater(amount, pa.scalar(c.AMOUNT_MAX, AMOUNT_TYPE)).to_numpy(zero_copy_only=False)
+    outside = pc.or_(
+        pc.less(amount, pa.scalar(c.AMOUNT_MIN, AMOUNT_TYPE)),
+        pc.greater(amount, pa.scalar(c.AMOUNT_MAX, AMOUNT_TYPE)),
+    ).to_numpy(zero_copy_only=False)
     out_of_range = well_formed & outside
     valid = well_formed & ~outside
     rules = [
@@ -278,9 +280,10 @@ def event_time_micros(text: pa.Array, candidates: np.ndarray) -> tuple[np.ndarra
     """Microseconds since the epoch (UTC), and where the text names a real instant.
 
     Only `candidates` are read. The contract's pattern decides the shape (RE2, whole column);
-    the digits are then read at their byte positions with numpy (measured 3x faster than
-    `extract_regex` groups) and checked with calendar arithmetic: month lengths, leap years,
-    hour < 24, minute and second < 60, offsets up to 18:00.
+    the digits are then read at their byte positions with numpy (0.15 s per million values
+    with the match, against 0.39 s for `extract_regex` groups alone) and checked with calendar
+    arithmetic: month lengths, leap years, hour < 24, minute and second < 60, offsets up to
+    18:00.
     """
     size = len(text)
     micros = np.zeros(size, dtype=np.int64)
@@ -403,7 +406,7 @@ def _length_rule(columns: _Columns, column: c.Column) -> _Rule:
 
 
 def _matches(values: pa.Array, pattern: str) -> np.ndarray:
-    return pc.match_substring_regex(values, pattern).fill_null(False).to_numpy(False)
+    return pc.match_substring_regex(values, pattern).fill_null(False).to_numpy(zero_copy_only=False)
 
 
 def _reasons(rules: Sequence[_Rule], parse_error: pa.Array, size: int) -> pa.ListArray:
@@ -527,7 +530,7 @@ def add_reason(
     has_code = np.zeros(size, dtype=bool)
     flat = reasons.flatten()
     parents = pc.list_parent_indices(reasons).to_numpy(zero_copy_only=False)
-    has_code[parents[pc.equal(flat, code).fill_null(False).to_numpy(False)]] = True
+    has_code[parents[pc.equal(flat, code).fill_null(False).to_numpy(zero_copy_only=False)]] = True
     appended = flagged & ~has_code
     lengths = pc.list_value_length(reasons).fill_null(0).to_numpy(zero_copy_only=False)
     counts = (lengths + appended).astype(np.int32)
