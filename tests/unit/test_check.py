@@ -14,7 +14,9 @@ import pytest
 from sluiceway import contract as c
 from sluiceway.cli import main
 from sluiceway.generate import Manifest, generate_landing_file
+from sluiceway.ingest import check
 from sluiceway.ingest.check import CheckResult, check_landing_file
+from sluiceway.ingest.landing import LandingScan
 from sluiceway.settings import Settings
 
 pytestmark = pytest.mark.unit
@@ -160,6 +162,27 @@ def test_a_whole_file_failure_exits_2_with_the_rule(
 
     assert main(["check", str(path)]) == 2
     assert capsys.readouterr().out.startswith(f"FAILED whole-file rule '{rule}': {path}")
+
+
+def test_a_file_that_changes_after_the_scan_fails_in_the_workers(
+    generated: tuple[Path, Manifest], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "growing.csv"
+    path.write_bytes(generated[0].read_bytes())
+    real_scan = check.scan_landing_file
+
+    def scan_then_truncate(*args: object) -> LandingScan:
+        scan = real_scan(*args)  # type: ignore[arg-type]
+        with open(path, "r+b") as landing:
+            landing.truncate(scan.file_bytes // 2)
+        return scan
+
+    # The workers are forked after the scan: they read the truncated file.
+    monkeypatch.setattr(check, "scan_landing_file", scan_then_truncate)
+    result = check_landing_file(str(path), SMALL_CHUNKS, workers=2)
+
+    assert (result.passed, result.exit_code) == (False, 2)
+    assert result.failed_rule == "file changed during the ingest"
 
 
 def test_a_header_only_file_passes_with_nothing_to_check(tmp_path: Path) -> None:

@@ -6,8 +6,10 @@ gzip, line ends), `parse.tokenize` and `validate` per record-aligned chunk, and 
 duplicate-in-file rule over the whole file. Only `already_ingested` is left out: it needs
 the ids already in the warehouse.
 
-Chunks run in worker processes: the tokenizer's per-record Python (quoted and undecodable
-lines) holds the GIL, and two threads measured barely faster than one.
+Chunks run in worker processes, not threads: the tokenizer's per-record Python (quoted and
+undecodable lines, about 30% of its time in a profile) holds the GIL, which caps two threads
+at about 1.5x one; processes cost about 0.3 s of CPU per million records in start-up and
+page faults.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 
 import numpy as np
@@ -113,7 +115,7 @@ class CheckResult:
             "rejected_by_reason": dict(sorted(self.rejected_by_reason.items())),
             "not_checked": list(NOT_CHECKED),
             "first_rejected": [
-                {**line.__dict__, "reasons": list(line.reasons)} for line in self.first_rejected
+                {**asdict(line), "reasons": list(line.reasons)} for line in self.first_rejected
             ],
             "seconds": round(self.seconds, 3),
         }
@@ -159,6 +161,15 @@ class _ChunkCheck:
     ids: pa.Table
 
 
+@dataclass(frozen=True)
+class _ChunkFailure:
+    """A whole-file problem a worker found (the file changed since the scan): returned, not
+    raised, because LandingFileError does not survive pickling."""
+
+    rule: str
+    problem: str
+
+
 def check_landing_file(
     source: str, settings: Settings, show: int = 10, workers: int = DEFAULT_WORKERS
 ) -> CheckResult:
@@ -175,12 +186,18 @@ def check_landing_file(
     ):
         try:
             scan = scan_landing_file(source, chunk_bytes, staging, settings.max_record_bytes)
-            chunks = _check_chunks(pool, scan, show, settings.max_record_bytes)
         except LandingFileError as error:
             return CheckResult(
                 source, False, error.rule, str(error), seconds=time.monotonic() - started
             )
-        return _summarise(scan, chunks, show, time.monotonic() - started)
+        chunks = _check_chunks(pool, scan, show, settings.max_record_bytes)
+        for chunk in chunks:
+            if isinstance(chunk, _ChunkFailure):
+                return CheckResult(
+                    source, False, chunk.rule, chunk.problem, seconds=time.monotonic() - started
+                )
+        checked = [chunk for chunk in chunks if isinstance(chunk, _ChunkCheck)]
+        return _summarise(scan, checked, show, time.monotonic() - started)
 
 
 @contextmanager
@@ -200,16 +217,22 @@ def _workers(count: int) -> Iterator[ProcessPoolExecutor | None]:
 
 def _check_chunks(
     pool: ProcessPoolExecutor | None, scan: LandingScan, show: int, max_record_bytes: int
-) -> list[_ChunkCheck]:
+) -> list[_ChunkCheck | _ChunkFailure]:
     count = len(scan.chunks)
     if pool is None or count <= 1:
         return [_check_chunk(chunk, show, max_record_bytes) for chunk in scan.chunks]
     return list(pool.map(_check_chunk, scan.chunks, [show] * count, [max_record_bytes] * count))
 
 
-def _check_chunk(chunk: LandingChunk, show: int, max_record_bytes: int) -> _ChunkCheck:
+def _check_chunk(
+    chunk: LandingChunk, show: int, max_record_bytes: int
+) -> _ChunkCheck | _ChunkFailure:
     """Tokenize and validate one chunk (in a worker); return figures, not records."""
-    validated = validate(tokenize(read_chunk(chunk), chunk.first_line_number, max_record_bytes))
+    try:
+        data = read_chunk(chunk)
+    except LandingFileError as error:
+        return _ChunkFailure(error.rule, str(error))
+    validated = validate(tokenize(data, chunk.first_line_number, max_record_bytes))
     accepted = accepted_mask(validated)
     spans = pc.add(
         pc.subtract(validated.column("last_line_number"), validated.column("line_number")), 1
@@ -313,12 +336,10 @@ def _first_rejected(
         line = row["line_number"]
         if line in shown:
             known = shown[line]
-            shown[line] = RejectedLine(
-                line,
-                known.last_line_number,
-                (*known.reasons, c.DUPLICATE_IN_FILE),
-                f"{known.reason_detail}; {detail}",
-                known.raw_line,
+            shown[line] = replace(
+                known,
+                reasons=(*known.reasons, c.DUPLICATE_IN_FILE),
+                reason_detail=f"{known.reason_detail}; {detail}",
             )
         elif not row["rejected"]:
             label = _lines_label(line, row["last_line_number"])
@@ -330,7 +351,7 @@ def _first_rejected(
     last_shown = first[-1].line_number if first else 0
     texts = _raw_text(scan, [span for span in unread if span[0] <= last_shown])
     return tuple(
-        RejectedLine(**{**line.__dict__, "raw_line": texts[line.line_number]})
+        replace(line, raw_line=texts[line.line_number])
         if line.raw_line is None and line.line_number in texts
         else line
         for line in first
