@@ -139,3 +139,39 @@ def publish(
     table.refresh()
     spark.sql(f"REFRESH TABLE {settings.table(name)}")
     return int(table.currentSnapshot().snapshotId())
+
+
+def data_files_between(
+    spark: SparkSession, settings: Settings, name: str, column: str, first: str, last: str
+) -> list[str] | None:
+    """Paths of the table's current data files that may hold `column` in [first, last]
+    (ISO timestamps), pruned by Iceberg's partition and column metrics; None when some file
+    has delete files, so that reading the Parquet files alone would not be the table."""
+    jvm = spark._jvm  # type: ignore[attr-defined]
+    expressions = jvm.org.apache.iceberg.expressions.Expressions
+    within = getattr(expressions, "and")(
+        expressions.greaterThanOrEqual(column, first), expressions.lessThanOrEqual(column, last)
+    )
+    table = _iceberg_table(spark, settings, name)
+    table.refresh()
+    if table.currentSnapshot() is None:
+        return []
+    paths = []
+    tasks = table.newScan().filter(within).planFiles()
+    try:
+        iterator = tasks.iterator()
+        while iterator.hasNext():
+            task = iterator.next()
+            if not task.deletes().isEmpty():
+                return None
+            paths.append(_without_file_scheme(str(task.file().path())))
+    finally:
+        tasks.close()
+    return paths
+
+
+def _without_file_scheme(path: str) -> str:
+    """Hadoop's `file:/x` (or `file:///x`) as the plain local path `/x`."""
+    if path.startswith("file:"):
+        return "/" + path.removeprefix("file:").lstrip("/")
+    return path

@@ -11,17 +11,17 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from pyspark import StorageLevel
-from pyspark.sql import DataFrame, SparkSession
+import pyarrow as pa
+from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema
 
-from sluiceway import contract as c
 from sluiceway import failpoints
 from sluiceway.ingest import ledger
 from sluiceway.ingest.landing import (
@@ -34,6 +34,7 @@ from sluiceway.ingest.landing import (
 )
 from sluiceway.ingest.publish import (
     WrittenFile,
+    data_files_between,
     publish,
     stage_files,
     staged_record_count,
@@ -50,12 +51,16 @@ from sluiceway.ingest.reconcile import (
 from sluiceway.ingest.source import resolve_version
 from sluiceway.ingest.validate import Lineage
 from sluiceway.ingest.write import (
+    IDS_TABLE,
     TASK_OUTPUT_SCHEMA,
     ChunkPlan,
     ExtraReason,
     FileFigures,
     figures_from_json,
+    read_ids,
+    read_ids_of_ingests,
     task_function,
+    whole_file_reasons,
 )
 from sluiceway.lease import writer_lease
 from sluiceway.logs import get_logger, log_event
@@ -314,24 +319,35 @@ def _write_and_stage(
         transactions=write_target(spark, settings, TRANSACTIONS),
         rejected=write_target(spark, settings, REJECTED_RECORDS),
         max_record_bytes=settings.max_record_bytes,
+        ids_location=f"{settings.staging_location().rstrip('/')}/ids-{uuid.uuid4().hex}",
     )
     chunks = dict(enumerate(scan.chunks))
-    output = _run_tasks(spark, plan, chunks, say, scan.physical_lines)
-    files = _files_by_chunk(output)
-    ids = output.where(F.col("kind") == "id").select("transaction_id", "line_number")
-    extra = _whole_file_reasons(spark, settings, ids, ingest_id, files)
+    clock = time.monotonic()
+    files = _run_tasks(spark, plan, chunks, say, scan.physical_lines)
+    say(f"tokenized, validated and wrote {len(chunks)} chunks in {time.monotonic() - clock:.1f} s")
+    clock = time.monotonic()
+    id_files = [f for chunk_files in files.values() for f in chunk_files if f.table == IDS_TABLE]
+    files = {
+        index: [f for f in chunk_files if f.table != IDS_TABLE]
+        for index, chunk_files in files.items()
+    }
+    try:
+        extra = whole_file_reasons(
+            read_ids(id_files), _earlier_ids(spark, settings, ingest_id, files)
+        )
+    finally:
+        _delete_files(id_files)
+    say(f"checked ids against the file and completed ingests in {time.monotonic() - clock:.1f} s")
     if extra:
         affected = _chunks_with_lines(chunks, extra)
         say(
             f"{len(extra):,} lines are duplicates or already ingested: {len(affected)} chunks again"
         )
-        redo = _files_by_chunk(
-            _run_tasks(spark, dataclasses.replace(plan, extra_reasons=extra), affected, say)
-        )
+        redo = _run_tasks(spark, dataclasses.replace(plan, extra_reasons=extra), affected, say)
         _delete_files([f for index in affected for f in files.get(index, [])])
         files.update(redo)
-    output.unpersist()
     written = tuple(f for chunk_files in files.values() for f in chunk_files)
+    clock = time.monotonic()
     accepted = [f for f in written if f.table == TRANSACTIONS]
     rejected = [f for f in written if f.table == REJECTED_RECORDS]
     transactions_snapshot = stage_files(
@@ -351,7 +367,10 @@ def _write_and_stage(
     staged_records = staged_record_count(
         spark, settings, TRANSACTIONS, transactions_snapshot
     ) + staged_record_count(spark, settings, REJECTED_RECORDS, rejected_snapshot)
-    say(f"wrote and staged {len(written)} files ({staged_records:,} records)")
+    say(
+        f"staged {len(written)} files ({staged_records:,} records) in "
+        f"{time.monotonic() - clock:.1f} s"
+    )
     return StagedIngest(
         _counts(scan.physical_lines, staged_records, accepted, rejected),
         written,
@@ -366,98 +385,72 @@ def _run_tasks(
     chunks: dict[int, LandingChunk],
     say: Callable[[str], None],
     lines: int = 0,
-) -> DataFrame:
-    """One task per chunk; the output (ids and file figures) is materialised once."""
+) -> dict[int, list[FileFigures]]:
+    """One task per chunk; the files each chunk's task wrote."""
     rows = [(index, *dataclasses.astuple(chunk)) for index, chunk in chunks.items()]
     # One slice per chunk, so every chunk is its own task and every core works.
     slices = spark.sparkContext.parallelize(rows, max(len(rows), 1))
     frame = spark.createDataFrame(slices, CHUNK_SCHEMA)
     output = frame.mapInArrow(task_function(plan), from_arrow_schema(TASK_OUTPUT_SCHEMA))
     with task_progress(spark, "chunks", len(rows), say, lines):
-        return output.persist(StorageLevel.MEMORY_AND_DISK).localCheckpoint(eager=True)
-
-
-def _files_by_chunk(output: DataFrame) -> dict[int, list[FileFigures]]:
-    files: dict[int, list[FileFigures]] = {}
-    for row in output.where(F.col("kind") != "id").select("chunk", "file").collect():
-        chunk_files = files.setdefault(row.chunk, [])
+        written = output.collect()
+    files: dict[int, list[FileFigures]] = {index: [] for index in chunks}
+    for row in written:
         if row.file:
-            chunk_files.append(figures_from_json(row.file))
+            files[row.chunk].append(figures_from_json(row.file))
     return files
 
 
-def _whole_file_reasons(
+def _earlier_ids(
     spark: SparkSession,
     settings: Settings,
-    ids: DataFrame,
     ingest_id: str,
     files: dict[int, list[FileFigures]],
-) -> dict[int, tuple[ExtraReason, ...]]:
-    """Lines whose id appears earlier in the file, or in a completed ingest nearby in time.
+) -> pa.ChunkedArray:
+    """Ids of completed ingests within the look-back window around this file's events.
 
-    Only (id, line) pairs meet in the shuffle; the few lines found go back to the driver.
-    Only completed ingests count for `already_ingested`: a failed or unfinished one must not
-    make a corrected resend look like a duplicate.
+    Iceberg plans the data files (partition and metrics pruning, through the session's
+    catalog); Arrow reads just their id columns, without turning them into Spark rows.
     """
-    repeated = (
-        ids.groupBy("transaction_id")
-        .agg(F.min("line_number").alias("first_line"), F.count(F.lit(1)).alias("seen"))
-        .where(F.col("seen") > 1)
-        .drop("seen")
-    )
-    extra: dict[int, list[ExtraReason]] = {}
-    for row in (
-        ids.join(repeated, "transaction_id")
-        .where(F.col("line_number") > F.col("first_line"))
-        .collect()
-    ):
-        detail = (
-            f"{c.DUPLICATE_IN_FILE}: transaction_id '{row.transaction_id}' already appears "
-            f"on line {row.first_line}"
-        )
-        extra.setdefault(row.line_number, []).append(ExtraReason(c.DUPLICATE_IN_FILE, detail))
-    for row in _known_ids(spark, settings, ids, ingest_id, files).collect():
-        detail = (
-            f"{c.ALREADY_INGESTED}: transaction_id '{row.transaction_id}' is already in "
-            "transactions"
-        )
-        extra.setdefault(row.line_number, []).append(ExtraReason(c.ALREADY_INGESTED, detail))
-    return {line: tuple(reasons) for line, reasons in extra.items()}
-
-
-def _known_ids(
-    spark: SparkSession,
-    settings: Settings,
-    ids: DataFrame,
-    ingest_id: str,
-    files: dict[int, list[FileFigures]],
-) -> DataFrame:
-    """(id, line) of this file's records whose id a completed ingest already holds."""
     events = [
         (f.first_event_micros, f.last_event_micros)
         for chunk_files in files.values()
         for f in chunk_files
-        if f.first_event_micros is not None
+        if f.first_event_micros is not None and f.last_event_micros is not None
     ]
     if not events:
-        return ids.limit(0)
+        return pa.chunked_array([], pa.string())
     window = timedelta(days=settings.duplicate_lookback_days)
     first = _from_micros(min(start for start, _ in events)) - window
     last = _from_micros(max(end for _, end in events)) + window
-    completed = (
-        spark.table(settings.table(INGEST_LEDGER))
+    completed = [
+        row.ingest_id
+        for row in spark.table(settings.table(INGEST_LEDGER))
         .where(F.col("status") == ledger.COMPLETED)
-        .select("ingest_id")
-    )
-    existing = (
-        spark.table(settings.table(TRANSACTIONS))
         .where(F.col("ingest_id") != ingest_id)
-        .where(F.col("event_time").between(F.lit(first), F.lit(last)))
-        .join(F.broadcast(completed), "ingest_id", "left_semi")
-        .select("transaction_id")
-        .distinct()
+        .select("ingest_id")
+        .collect()
+    ]
+    paths = data_files_between(
+        spark, settings, TRANSACTIONS, "event_time", first.isoformat(), last.isoformat()
     )
-    return ids.join(existing, "transaction_id", "left_semi")
+    if paths is None:
+        return _earlier_ids_through_spark(spark, settings, completed, first, last)
+    return read_ids_of_ingests(paths, completed, first, last)
+
+
+def _earlier_ids_through_spark(
+    spark: SparkSession, settings: Settings, completed: list[str], first: datetime, last: datetime
+) -> pa.ChunkedArray:
+    """The same ids when the table has delete files: Spark applies them; Arrow batches back."""
+    earlier = (
+        spark.table(settings.table(TRANSACTIONS))
+        .where(F.col("ingest_id").isin(completed))
+        .where(F.col("event_time").between(F.lit(first), F.lit(last)))
+        .select("transaction_id")
+    )
+    batches = earlier._collect_as_arrow()  # type: ignore[attr-defined]
+    return pa.chunked_array([batch.column(0) for batch in batches], pa.string())
 
 
 def _from_micros(micros: int) -> datetime:

@@ -1,11 +1,12 @@
 """One chunk, inside its Spark task: tokenize -> validate -> Parquet files in the tables' data
-locations; the task returns only file paths, figures, and the (id, line) pairs of its records.
+locations; the task returns only file paths and figures.
 
 Why the task writes the files itself: the records are Arrow from the tokenizer onwards, and
 turning 16 string columns into Spark rows, validating them in Spark SQL and writing them back
 through Spark cost most of the ingest's time. Whole-file checks (an id seen earlier in the
-file, or already ingested) need every chunk; the driver decides them from the narrow (id,
-line) pairs and has only the few affected chunks written again with those reasons added.
+file, or already ingested) need every chunk: each task also leaves the narrow (id, line)
+pairs of its records in staging, the driver decides those checks from them in Arrow
+(`whole_file_reasons`), and only the few affected chunks are written again with the reasons.
 """
 
 from __future__ import annotations
@@ -14,14 +15,14 @@ import json
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date, timedelta
-from decimal import Decimal
+from datetime import date, datetime, timedelta
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from sluiceway import contract as c
 from sluiceway.ingest.landing import LandingChunk, read_chunk, resolve
 from sluiceway.ingest.parse import tokenize
 from sluiceway.ingest.publish import WriteTarget
@@ -30,16 +31,11 @@ from sluiceway.ingest.validate import Lineage, add_reason, to_rejected, to_trans
 EPOCH = date(1970, 1, 1)
 MICROS_PER_DAY = 86_400 * 1_000_000
 
-# One row per output of a task: `id` rows carry (transaction_id, line_number) of a record
-# whose id could be read; `file` rows carry a written file and its figures as JSON.
-TASK_OUTPUT_SCHEMA = pa.schema(
-    [
-        pa.field("kind", pa.string()),
-        pa.field("chunk", pa.int64()),
-        pa.field("transaction_id", pa.string()),
-        pa.field("line_number", pa.int64()),
-        pa.field("file", pa.string()),
-    ]
+# One row per file a task wrote: its chunk, and the file's figures as JSON (FileFigures).
+TASK_OUTPUT_SCHEMA = pa.schema([pa.field("chunk", pa.int64()), pa.field("file", pa.string())])
+IDS_TABLE = "ids"  # FileFigures.table of a chunk's (id, line) pairs in staging
+IDS_SCHEMA = pa.schema(
+    [pa.field("transaction_id", pa.string()), pa.field("line_number", pa.int64())]
 )
 
 
@@ -59,6 +55,7 @@ class ChunkPlan:
     transactions: WriteTarget
     rejected: WriteTarget
     max_record_bytes: int
+    ids_location: str  # staging folder for the chunks' (id, line) pairs
     extra_reasons: Mapping[int, tuple[ExtraReason, ...]] = field(default_factory=dict)
 
 
@@ -78,10 +75,8 @@ class FileFigures:
     last_event_micros: int | None = None
 
 
-def write_chunk(
-    chunk: LandingChunk, index: int, plan: ChunkPlan
-) -> tuple[list[FileFigures], pa.Table]:
-    """Write one chunk's accepted and rejected records; return their files and (id, line)."""
+def write_chunk(chunk: LandingChunk, index: int, plan: ChunkPlan) -> list[FileFigures]:
+    """Write one chunk's accepted and rejected records, and its (id, line) pairs to staging."""
     records = tokenize(read_chunk(chunk), chunk.first_line_number, plan.max_record_bytes)
     validated = _with_extra_reasons(validate(records), plan.extra_reasons)
     attempt = f"{plan.lineage.ingest_id}-{index:05d}-{uuid.uuid4().hex[:8]}"
@@ -89,14 +84,118 @@ def write_chunk(
     rejected = to_rejected(validated, plan.lineage)
     files = _write_table(accepted, plan.transactions, attempt, _transaction_figures)
     files += _write_table(rejected, plan.rejected, attempt, _rejected_figures)
+    if not plan.extra_reasons:
+        files.append(_write_ids(validated, plan.ids_location, attempt))
+    return files
+
+
+def _write_ids(validated: pa.Table, location: str, attempt: str) -> FileFigures:
+    """The (id, line) pairs of the records whose id could be read, as an Arrow IPC file."""
     readable = pc.and_(
         pc.is_null(validated["parse_error"]),
-        pc.invert(
-            pc.fill_null(pc.equal(pc.utf8_trim_whitespace(validated["transaction_id"]), ""), True)
-        ),
+        pc.invert(pc.fill_null(pc.equal(pc.utf8_trim(validated["transaction_id"], " "), ""), True)),
     )
-    ids = validated.filter(readable).select(["transaction_id", "line_number"])
-    return files, ids
+    ids = validated.filter(readable).select(IDS_SCHEMA.names).cast(IDS_SCHEMA)
+    filesystem, root = resolve(location)
+    filesystem.create_dir(root, recursive=True)
+    with (
+        filesystem.open_output_stream(f"{root}/{attempt}.arrow") as sink,
+        pa.ipc.new_file(sink, IDS_SCHEMA) as writer,
+    ):
+        writer.write_table(ids)
+    return FileFigures(IDS_TABLE, f"{location}/{attempt}.arrow", None, ids.num_rows, 0)
+
+
+def read_ids(files: list[FileFigures]) -> pa.Table:
+    """All chunks' (id, line) pairs, read back on the driver."""
+    tables = [IDS_SCHEMA.empty_table()]
+    for figures in files:
+        filesystem, path = resolve(figures.path)
+        with filesystem.open_input_file(path) as source:
+            tables.append(pa.ipc.open_file(source).read_all())
+    return pa.concat_tables(tables)
+
+
+def read_ids_of_ingests(
+    paths: list[str], ingest_ids: list[str], first: datetime, last: datetime
+) -> pa.ChunkedArray:
+    """transaction_id of the rows in these data files that belong to the given ingests and
+    have event_time in [first, last]."""
+    wanted = pa.array(ingest_ids, pa.string())
+    start, end = (
+        pa.scalar(first, pa.timestamp("us", "UTC")),
+        pa.scalar(last, pa.timestamp("us", "UTC")),
+    )
+    chunks = []
+    for path in paths:
+        filesystem, local = resolve(path)
+        rows = pq.read_table(
+            local, columns=["transaction_id", "ingest_id", "event_time"], filesystem=filesystem
+        )
+        keep = pc.and_(
+            pc.is_in(rows["ingest_id"], value_set=wanted),
+            pc.and_(
+                pc.greater_equal(rows["event_time"], start), pc.less_equal(rows["event_time"], end)
+            ),
+        )
+        chunks.extend(rows["transaction_id"].filter(keep).chunks)
+    return pa.chunked_array(chunks, pa.string())
+
+
+def whole_file_reasons(
+    ids: pa.Table, known: pa.Array | pa.ChunkedArray
+) -> dict[int, tuple[ExtraReason, ...]]:
+    """Lines whose id appears on an earlier line of the file, or is in `known` ids.
+
+    Pure Arrow: a hash aggregate over the file's ids and a hash look-up in the known ones,
+    without a shuffle of whole records.
+    """
+    grouped = ids.group_by("transaction_id").aggregate(
+        [("line_number", "count"), ("line_number", "min")]
+    )
+    repeated = grouped.filter(pc.greater(grouped["line_number_count"], 1))
+    first_line = dict(
+        zip(
+            repeated["transaction_id"].to_pylist(),
+            repeated["line_number_min"].to_pylist(),
+            strict=True,
+        )
+    )
+    known_set = known.combine_chunks() if isinstance(known, pa.ChunkedArray) else known
+    is_known = pc.is_in(ids["transaction_id"], value_set=known_set)
+    is_suspect = pc.or_(
+        is_known, pc.is_in(ids["transaction_id"], value_set=repeated["transaction_id"])
+    )
+    suspects = ids.filter(is_suspect)
+    known_flags = is_known.filter(is_suspect)
+    extra: dict[int, tuple[ExtraReason, ...]] = {}
+    for transaction_id, line, known_id in zip(
+        suspects["transaction_id"].to_pylist(),
+        suspects["line_number"].to_pylist(),
+        known_flags.to_pylist(),
+        strict=True,
+    ):
+        reasons = []
+        first = first_line.get(transaction_id)
+        if first is not None and line > first:
+            reasons.append(
+                ExtraReason(
+                    c.DUPLICATE_IN_FILE,
+                    f"{c.DUPLICATE_IN_FILE}: transaction_id '{transaction_id}' already "
+                    f"appears on line {first}",
+                )
+            )
+        if known_id:
+            reasons.append(
+                ExtraReason(
+                    c.ALREADY_INGESTED,
+                    f"{c.ALREADY_INGESTED}: transaction_id '{transaction_id}' is already in "
+                    "transactions",
+                )
+            )
+        if reasons:
+            extra[line] = tuple(reasons)
+    return extra
 
 
 def _with_extra_reasons(
@@ -204,30 +303,16 @@ def _rejected_figures(rows: pa.Table) -> dict[str, object]:
 def task_function(
     plan: ChunkPlan,
 ) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
-    """The `mapInArrow` function: each input row is a chunk; output rows per TASK_OUTPUT_SCHEMA."""
+    """The `mapInArrow` function: each input row is a chunk; one output row per file written."""
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
             for row in batch.to_pylist():
                 index = row.pop("chunk")
-                files, ids = write_chunk(LandingChunk(**row), index, plan)
-                size = ids.num_rows
-                yield pa.RecordBatch.from_arrays(
-                    [
-                        pa.array(["id"] * size, pa.string()),
-                        pa.array(np.full(size, index, dtype=np.int64)),
-                        ids["transaction_id"].combine_chunks(),
-                        ids["line_number"].combine_chunks(),
-                        pa.nulls(size, pa.string()),
-                    ],
-                    schema=TASK_OUTPUT_SCHEMA,
-                )
+                files = write_chunk(LandingChunk(**row), index, plan)
                 yield pa.RecordBatch.from_pylist(
-                    [
-                        {"kind": "file", "chunk": index, "file": json.dumps(figures.__dict__)}
-                        for figures in files
-                    ]
-                    or [{"kind": "chunk", "chunk": index}],
+                    [{"chunk": index, "file": json.dumps(figures.__dict__)} for figures in files]
+                    or [{"chunk": index, "file": None}],
                     schema=TASK_OUTPUT_SCHEMA,
                 )
 
@@ -236,7 +321,3 @@ def task_function(
 
 def figures_from_json(text: str) -> FileFigures:
     return FileFigures(**json.loads(text))
-
-
-def decimal_total(values: list[str]) -> Decimal:
-    return sum((Decimal(value) for value in values), Decimal(0))
