@@ -169,3 +169,11 @@ def test_crs_before_the_line_feed_belong_to_the_line_end_with_or_without_quotes(
     first, second = records(f"{plain}\n{quoted}\n".encode())
     assert first["description"] == second["description"] == "hello"
     assert second["parse_error"] is None
+
+
+def test_many_undecodable_lines_cost_linear_time_and_are_each_flagged():
+    bad = VALID.replace("hello", "caf").encode() + b"\xe9"
+    lines = [bad if n % 100 == 0 else VALID.encode() for n in range(20_000)]
+    result = records(b"\n".join(lines) + b"\n\xc3")
+    flagged = [r["line_number"] for r in result if r["parse_error"] == c.INVALID_ENCODING]
+    assert flagged == [n + 2 for n in range(0, 20_000, 100)] + [20_002]

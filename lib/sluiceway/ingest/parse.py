@@ -9,6 +9,8 @@ split in Arrow without a Python loop, and only quote-bearing records are split i
 
 from __future__ import annotations
 
+import codecs
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -24,6 +26,7 @@ from sluiceway.contract import (
 from sluiceway.ingest.boundaries import LineIndex, RecordSpan, line_index, quoted_records
 
 FIELD_COUNT = len(COLUMN_NAMES)
+DECODE_WINDOW = 64 * 1024
 
 # The output of the tokenizer: one row per record, fields as text, nothing typed yet.
 # `raw_line` is null for plain lines (it is the fields joined by commas, see
@@ -68,22 +71,35 @@ def tokenize(
 
 
 def _lines_with_bad_encoding(data: bytes, lines: LineIndex) -> np.ndarray:
-    """Which lines are not UTF-8; decoding the whole range first keeps the common case cheap.
+    """Which lines are not UTF-8: decode from each bad line's successor on, without copies.
 
-    A multi-byte character never spans an LF, so line by line is exact.
+    A multi-byte character never spans an LF, so restarting at a line start is exact, and
+    every byte is decoded once whatever the number of bad lines.
     """
     flags = np.zeros(len(lines), dtype=bool)
     try:
         data.decode(ENCODING)
         return flags
     except UnicodeDecodeError as error:
-        first_bad = int(np.searchsorted(lines.ends, error.start))
-    starts, ends = lines.starts.tolist(), lines.ends.tolist()
-    for index in range(first_bad, len(lines)):
+        position = int(lines.starts[np.searchsorted(lines.ends, error.start)])
+    view = memoryview(data)
+    # Windows keep each decode call short: the decoder sizes its output by its input.
+    while position < len(data):
+        window = view[position : position + DECODE_WINDOW]
         try:
-            data[starts[index] : ends[index]].decode(ENCODING)
-        except UnicodeDecodeError:
-            flags[index] = True
+            _text, consumed = codecs.utf_8_decode(window, "strict", False)
+        except UnicodeDecodeError as error:
+            line = int(np.searchsorted(lines.ends, position + error.start))
+            flags[line] = True
+            if line + 1 >= len(lines):
+                break
+            position = int(lines.starts[line + 1])
+            continue
+        if consumed == 0:  # an incomplete character at the very end of the data
+            line = int(np.searchsorted(lines.ends, position))
+            flags[min(line, len(lines) - 1)] = True
+            break
+        position += consumed
     return flags
 
 
