@@ -119,7 +119,7 @@ def main() -> int:
     parser.add_argument("--records", type=int, default=1_000_000, help="records per day")
     parser.add_argument("--days", type=int, default=3, help="consecutive days processed")
     parser.add_argument("--dir", default=".bench/process")
-    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
 
     folder = Path(args.dir)
