@@ -213,15 +213,15 @@ def _print_ingest_result(result: IngestResult) -> None:
     if result.status == "skipped":
         return
     print(f"  source            {result.source_file}")
-    print(f"  records read      {result.lines_read:>12,}")
-    print(f"  accepted          {result.accepted:>12,}")
-    print(f"  rejected          {result.rejected:>12,}")
+    print(f"  lines read        {result.lines_read:>12,}")
+    print(f"  records accepted  {result.accepted:>12,}")
+    print(f"  records rejected  {result.rejected:>12,}")
     for reason, count in sorted(result.rejected_by_reason.items(), key=lambda item: -item[1]):
         print(f"    {reason:<24}{count:>10,}")
     for currency, total in sorted(result.accepted_amount_by_currency.items()):
         print(f"  accepted {currency}      {total:>18,.2f}")
     print(
-        f"  took {result.duration_seconds:.1f} s ({result.records_per_second:,.0f} records/s); "
+        f"  took {result.duration_seconds:.1f} s ({result.lines_per_second:,.0f} lines/s); "
         f"snapshots transactions={result.transactions_snapshot_id} "
         f"rejected_records={result.rejected_snapshot_id}"
     )
