@@ -42,11 +42,13 @@ def complete(path: Path, content: bytes) -> Path:
     return path
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def sluiceway_logs_propagate() -> Iterator[None]:
-    """The CLI configures the sluiceway logger (JSON to stderr, no propagation); undo it."""
+    """An earlier test in the same run may have configured the sluiceway logger (JSON to
+    stderr, no propagation); let its records reach caplog here, then put it back."""
     logger = logging.getLogger(LOGGER_NAME)
     saved = (list(logger.handlers), logger.propagate, logger.level)
+    logger.propagate = True
     yield
     logger.handlers[:], logger.propagate, logger.level = saved
 

@@ -303,6 +303,13 @@ def remove_staged(data_path: str) -> None:
     filesystem.delete_file(staged)
 
 
+def remove_staged_folder(location: str) -> None:
+    """Delete a folder of staged files (and the folder), if it exists."""
+    filesystem, path = resolve(location)
+    if filesystem.get_file_info(path).type == pafs.FileType.Directory:
+        filesystem.delete_dir(path)
+
+
 def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
     if first:
         yield first

@@ -29,6 +29,7 @@ from sluiceway.ingest.landing import (
     LandingScan,
     canonical_source,
     remove_staged,
+    remove_staged_folder,
     resolve,
     scan_landing_file,
 )
@@ -336,7 +337,7 @@ def _write_and_stage(
             read_ids(id_files), _earlier_ids(spark, settings, ingest_id, files)
         )
     finally:
-        _delete_files(id_files)
+        remove_staged_folder(plan.ids_location)
     say(f"checked ids against the file and completed ingests in {time.monotonic() - clock:.1f} s")
     if extra:
         affected = _chunks_with_lines(chunks, extra)
