@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,13 +11,13 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
+from fixtures.ingest_jobs import start_ingest
 from sluiceway.ingest import ingest_file
 from sluiceway.settings import Settings
 from sluiceway.tables import INGEST_LEDGER, REJECTED_RECORDS, TRANSACTIONS
 
 pytestmark = pytest.mark.reliability
 
-REPO = Path(__file__).resolve().parents[2]
 FAILPOINTS = (
     "after_ledger_started",
     "after_staged",
@@ -28,25 +25,6 @@ FAILPOINTS = (
     "after_rejected_commit",
     "after_ledger_completed",
 )
-
-
-def start_job(settings: Settings, landing: Path, failpoint: str = "") -> subprocess.Popen:
-    """The real job script in its own process and JVM, as spark-submit or Glue would run it."""
-    environ = {**os.environ, "SLUICEWAY_FAILPOINT": failpoint, "PYSPARK_PYTHON": sys.executable}
-    return subprocess.Popen(
-        [
-            sys.executable,
-            str(REPO / "jobs" / "ingest_landing.py"),
-            f"--source={landing}",
-            f"--warehouse={settings.warehouse}",
-            f"--namespace={settings.namespace}",
-            "--spark-master=local[2]",
-        ],
-        env=environ,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
 
 
 def table_state(spark, settings: Settings) -> dict:
@@ -90,9 +68,9 @@ def test_job_killed_at_a_commit_boundary_then_rerun_equals_a_clean_run(
 ):
     landing = landing_with_defects[0]
     target = dataclasses.replace(settings, namespace=f"kill_{failpoint}")
-    job = start_job(target, landing, failpoint)
-    output, _ = job.communicate(timeout=600)
-    assert job.returncode == -signal.SIGKILL, output
+    job = start_ingest(target, landing, failpoint)
+    output, errors = job.communicate(timeout=600)
+    assert job.returncode == -signal.SIGKILL, (output, errors)
     rerun = ingest_file(spark, target, str(landing))
     expected_status = "skipped" if failpoint == "after_ledger_completed" else "completed"
     assert rerun.status == expected_status, rerun.message
@@ -104,7 +82,7 @@ def test_job_killed_mid_write_then_rerun_equals_a_clean_run(
 ):
     landing = landing_with_defects[0]
     target = dataclasses.replace(settings, namespace="kill_mid_write")
-    job = start_job(target, landing)
+    job = start_ingest(target, landing)
     ledger_dir = Path(settings.warehouse) / target.namespace / INGEST_LEDGER / "data"
     deadline = time.monotonic() + 300
     # The ledger's `started` row is written before any data: kill right after it appears.

@@ -351,23 +351,20 @@ def _write_and_stage(
     clock = time.monotonic()
     accepted = [f for f in written if f.table == TRANSACTIONS]
     rejected = [f for f in written if f.table == REJECTED_RECORDS]
-    transactions_snapshot = stage_files(
-        spark,
-        settings,
-        TRANSACTIONS,
-        [WrittenFile(f.path, f.partition) for f in accepted],
-        ingest_id,
+    snapshots = {
+        table: stage_files(
+            spark,
+            settings,
+            table,
+            [WrittenFile(f.path, f.partition) for f in table_files],
+            ingest_id,
+        )
+        for table, table_files in ((TRANSACTIONS, accepted), (REJECTED_RECORDS, rejected))
+    }
+    staged_records = sum(
+        staged_record_count(spark, settings, table, snapshot)
+        for table, snapshot in snapshots.items()
     )
-    rejected_snapshot = stage_files(
-        spark,
-        settings,
-        REJECTED_RECORDS,
-        [WrittenFile(f.path, f.partition) for f in rejected],
-        ingest_id,
-    )
-    staged_records = staged_record_count(
-        spark, settings, TRANSACTIONS, transactions_snapshot
-    ) + staged_record_count(spark, settings, REJECTED_RECORDS, rejected_snapshot)
     say(
         f"staged {len(written)} files ({staged_records:,} records) in "
         f"{time.monotonic() - clock:.1f} s"
@@ -375,8 +372,8 @@ def _write_and_stage(
     return StagedIngest(
         _counts(scan.physical_lines, staged_records, accepted, rejected),
         written,
-        transactions_snapshot,
-        rejected_snapshot,
+        snapshots[TRANSACTIONS],
+        snapshots[REJECTED_RECORDS],
     )
 
 
