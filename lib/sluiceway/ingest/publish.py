@@ -142,16 +142,24 @@ def publish(
 
 
 def data_files_between(
-    spark: SparkSession, settings: Settings, name: str, column: str, first: str, last: str
+    spark: SparkSession, settings: Settings, name: str, ranges: dict[str, tuple[str, str]]
 ) -> list[str] | None:
-    """Paths of the table's current data files that may hold `column` in [first, last]
-    (ISO timestamps), pruned by Iceberg's partition and column metrics; None when some file
-    has delete files, so that reading the Parquet files alone would not be the table."""
+    """Paths of the table's current data files that may hold rows with every column in its
+    [low, high] range, pruned by Iceberg's partitions and column metrics (min/max per file);
+    None when some file has delete files, so that reading the Parquet files alone would not
+    be the table."""
     jvm = spark._jvm  # type: ignore[attr-defined]
     expressions = jvm.org.apache.iceberg.expressions.Expressions
-    within = getattr(expressions, "and")(
-        expressions.greaterThanOrEqual(column, first), expressions.lessThanOrEqual(column, last)
-    )
+    both = getattr(expressions, "and")
+    within = expressions.alwaysTrue()
+    for column, (low, high) in ranges.items():
+        within = both(
+            within,
+            both(
+                expressions.greaterThanOrEqual(column, low),
+                expressions.lessThanOrEqual(column, high),
+            ),
+        )
     table = _iceberg_table(spark, settings, name)
     table.refresh()
     if table.currentSnapshot() is None:

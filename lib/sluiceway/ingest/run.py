@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema
@@ -333,9 +334,8 @@ def _write_and_stage(
         for index, chunk_files in files.items()
     }
     try:
-        extra = whole_file_reasons(
-            read_ids(id_files), _earlier_ids(spark, settings, ingest_id, files)
-        )
+        ids = read_ids(id_files)
+        extra = whole_file_reasons(ids, _earlier_ids(spark, settings, ingest_id, files, ids))
     finally:
         remove_staged_folder(plan.ids_location)
     say(f"checked ids against the file and completed ingests in {time.monotonic() - clock:.1f} s")
@@ -404,11 +404,13 @@ def _earlier_ids(
     settings: Settings,
     ingest_id: str,
     files: dict[int, list[FileFigures]],
+    ids: pa.Table,
 ) -> pa.ChunkedArray:
     """Ids of completed ingests within the look-back window around this file's events.
 
-    Iceberg plans the data files (partition and metrics pruning, through the session's
-    catalog); Arrow reads just their id columns, without turning them into Spark rows.
+    Iceberg plans the data files, pruned by day partition and by each file's transaction_id
+    min/max against this file's id range (sequential ids skip whole days); Arrow reads just
+    their id columns, without turning them into Spark rows.
     """
     events = [
         (f.first_event_micros, f.last_event_micros)
@@ -416,7 +418,8 @@ def _earlier_ids(
         for f in chunk_files
         if f.first_event_micros is not None and f.last_event_micros is not None
     ]
-    if not events:
+    id_range = pc.min_max(ids["transaction_id"])
+    if not events or not id_range["min"].is_valid:
         return pa.chunked_array([], pa.string())
     window = timedelta(days=settings.duplicate_lookback_days)
     first = _from_micros(min(start for start, _ in events)) - window
@@ -430,7 +433,13 @@ def _earlier_ids(
         .collect()
     ]
     paths = data_files_between(
-        spark, settings, TRANSACTIONS, "event_time", first.isoformat(), last.isoformat()
+        spark,
+        settings,
+        TRANSACTIONS,
+        {
+            "event_time": (first.isoformat(), last.isoformat()),
+            "transaction_id": (id_range["min"].as_py(), id_range["max"].as_py()),
+        },
     )
     if paths is None:
         return _earlier_ids_through_spark(spark, settings, completed, first, last)

@@ -162,6 +162,10 @@ def whole_file_reasons(
         )
     )
     known_set = known.combine_chunks() if isinstance(known, pa.ChunkedArray) else known
+    if len(known_set) > ids.num_rows:
+        # Hash the smaller side: keep only the known ids this file holds, then look those up.
+        file_ids = grouped["transaction_id"]
+        known_set = known_set.filter(pc.is_in(known_set, value_set=file_ids))
     is_known = pc.is_in(ids["transaction_id"], value_set=known_set)
     is_suspect = pc.or_(
         is_known, pc.is_in(ids["transaction_id"], value_set=repeated["transaction_id"])
