@@ -217,9 +217,12 @@ def time_scan(landing: Path, cache: Path) -> float:
     from sluiceway.contract import MAX_RECORD_BYTES
     from sluiceway.ingest.landing import scan_landing_file
 
-    started = time.monotonic()
-    scan_landing_file(str(landing), 16 << 20, str(cache / "staging"), MAX_RECORD_BYTES)
-    return time.monotonic() - started
+    timings = []
+    for _attempt in range(3):  # the best of three: the page cache and the machine vary
+        started = time.monotonic()
+        scan_landing_file(str(landing), 16 << 20, str(cache / "staging"), MAX_RECORD_BYTES)
+        timings.append(time.monotonic() - started)
+    return min(timings)
 
 
 def main() -> None:
