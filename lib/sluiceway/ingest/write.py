@@ -26,7 +26,16 @@ from sluiceway import contract as c
 from sluiceway.ingest.landing import LandingChunk, read_chunk, resolve
 from sluiceway.ingest.parse import tokenize
 from sluiceway.ingest.publish import WriteTarget
-from sluiceway.ingest.validate import Lineage, add_reason, to_rejected, to_transactions, validate
+from sluiceway.ingest.validate import (
+    Lineage,
+    add_reason,
+    duplicate_details,
+    duplicates_in_file,
+    readable_ids,
+    to_rejected,
+    to_transactions,
+    validate,
+)
 
 EPOCH = date(1970, 1, 1)
 MICROS_PER_DAY = 86_400 * 1_000_000
@@ -91,10 +100,7 @@ def write_chunk(chunk: LandingChunk, index: int, plan: ChunkPlan) -> list[FileFi
 
 def _write_ids(validated: pa.Table, location: str, attempt: str) -> FileFigures:
     """The (id, line) pairs of the records whose id could be read, as an Arrow IPC file."""
-    readable = pc.and_(
-        pc.is_null(validated["parse_error"]),
-        pc.invert(pc.fill_null(pc.equal(pc.utf8_trim(validated["transaction_id"], " "), ""), True)),
-    )
+    readable = pa.array(readable_ids(validated))
     ids = validated.filter(readable).select(IDS_SCHEMA.names).cast(IDS_SCHEMA)
     filesystem, root = resolve(location)
     filesystem.create_dir(root, recursive=True)
@@ -147,49 +153,28 @@ def whole_file_reasons(
 ) -> dict[int, tuple[ExtraReason, ...]]:
     """Lines whose id appears on an earlier line of the file, or is in `known` ids.
 
-    Pure Arrow: a hash aggregate over the file's ids and a hash look-up in the known ones,
-    without a shuffle of whole records.
+    The same duplicate rule as `sluiceway check` (validate.duplicates_in_file) plus a hash
+    look-up in the known ids, without a shuffle of whole records.
     """
-    grouped = ids.group_by("transaction_id").aggregate(
-        [("line_number", "count"), ("line_number", "min")]
-    )
-    repeated = grouped.filter(pc.greater(grouped["line_number_count"], 1))
-    first_line = dict(
-        zip(
-            repeated["transaction_id"].to_pylist(),
-            repeated["line_number_min"].to_pylist(),
-            strict=True,
-        )
-    )
+    transaction_ids = ids["transaction_id"].combine_chunks()
+    lines = ids["line_number"].to_numpy()
+    repeated, first_lines = duplicates_in_file(transaction_ids, lines)
     known_set = known.combine_chunks() if isinstance(known, pa.ChunkedArray) else known
-    if len(known_set) > ids.num_rows:
+    if len(known_set) > len(transaction_ids):
         # Hash the smaller side: keep only the known ids this file holds, then look those up.
-        file_ids = grouped["transaction_id"]
-        known_set = known_set.filter(pc.is_in(known_set, value_set=file_ids))
-    is_known = pc.is_in(ids["transaction_id"], value_set=known_set)
-    is_suspect = pc.or_(
-        is_known, pc.is_in(ids["transaction_id"], value_set=repeated["transaction_id"])
-    )
-    suspects = ids.filter(is_suspect)
-    known_flags = is_known.filter(is_suspect)
+        known_set = known_set.filter(pc.is_in(known_set, value_set=transaction_ids))
+    is_known = pc.is_in(transaction_ids, value_set=known_set).to_numpy(zero_copy_only=False)
+    suspects = np.flatnonzero(repeated | is_known)
+    chosen = transaction_ids.take(pa.array(suspects, pa.int64()))
+    duplicate_texts = duplicate_details(chosen, first_lines[suspects]).to_pylist()
     extra: dict[int, tuple[ExtraReason, ...]] = {}
-    for transaction_id, line, known_id in zip(
-        suspects["transaction_id"].to_pylist(),
-        suspects["line_number"].to_pylist(),
-        known_flags.to_pylist(),
-        strict=True,
+    for position, transaction_id, duplicate_text in zip(
+        suspects.tolist(), chosen.to_pylist(), duplicate_texts, strict=True
     ):
         reasons = []
-        first = first_line.get(transaction_id)
-        if first is not None and line > first:
-            reasons.append(
-                ExtraReason(
-                    c.DUPLICATE_IN_FILE,
-                    f"{c.DUPLICATE_IN_FILE}: transaction_id '{transaction_id}' already "
-                    f"appears on line {first}",
-                )
-            )
-        if known_id:
+        if repeated[position]:
+            reasons.append(ExtraReason(c.DUPLICATE_IN_FILE, duplicate_text))
+        if is_known[position]:
             reasons.append(
                 ExtraReason(
                     c.ALREADY_INGESTED,
@@ -197,8 +182,7 @@ def whole_file_reasons(
                     "transactions",
                 )
             )
-        if reasons:
-            extra[line] = tuple(reasons)
+        extra[int(lines[position])] = tuple(reasons)
     return extra
 
 
