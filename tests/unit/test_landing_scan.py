@@ -183,3 +183,10 @@ def test_header_only_file_has_no_chunks(tmp_path: Path):
 def test_missing_file_names_the_path(tmp_path: Path):
     with pytest.raises(LandingFileError, match=r"nope\.csv: file not found"):
         scan_landing_file(str(tmp_path / "nope.csv"), 1024, str(tmp_path), CAP)
+
+
+def test_gzip_of_nothing_is_an_empty_file_not_an_empty_first_line(tmp_path: Path):
+    landing = tmp_path / "empty.csv.gz"
+    landing.write_bytes(gzip.compress(b""))
+    with pytest.raises(LandingFileError, match=r"no header: the file is empty"):
+        scan_landing_file(str(landing), 1024, str(tmp_path / "staging"), CAP)

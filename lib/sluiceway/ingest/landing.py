@@ -271,7 +271,7 @@ def scan_landing_file(
             raise LandingFileError(
                 source,
                 "no header",
-                "the file is empty" if not file_bytes else "the first line is empty",
+                "the file is empty" if not planner.header else "the first line is empty",
                 f"Nothing was written. The first line must be {HEADER_LINE!r}; "
                 "a day without transactions is a file with only that line",
             )
