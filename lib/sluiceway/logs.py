@@ -59,9 +59,15 @@ def configure_logging(job: str, level: str = "INFO", run_id: str | None = None) 
     return run_id
 
 
-def get_logger(name: str) -> logging.Logger:
-    """A child of the sluiceway logger, so one configuration covers the library."""
-    return logging.getLogger(f"{LOGGER_NAME}.{name}")
+def get_logger(module: str) -> logging.Logger:
+    """The logger of a module, called as `LOGGER = get_logger(__name__)` everywhere.
+
+    Every module of the package is a child of the sluiceway logger, so one configuration
+    covers the library; a job script (`__main__`) is placed under it by its file name.
+    """
+    if module == LOGGER_NAME or module.startswith(f"{LOGGER_NAME}."):
+        return logging.getLogger(module)
+    return logging.getLogger(f"{LOGGER_NAME}.{module.rpartition('.')[2]}")
 
 
 def log_event(logger: logging.Logger, message: str, **fields: Any) -> None:
