@@ -1,6 +1,11 @@
 """Per-record processing of accepted transactions: engine, handlers, reference data."""
 
-from sluiceway.processing.engine import ProcessOptions, ProcessResult, process_records
+from sluiceway.processing.engine import (
+    ProcessOptions,
+    ProcessResult,
+    RecordsLeftPending,
+    process_records,
+)
 from sluiceway.processing.handlers import ArrowHandler, BatchHandler, Handler, resolve_handler
 
 __all__ = [
@@ -9,6 +14,7 @@ __all__ = [
     "Handler",
     "ProcessOptions",
     "ProcessResult",
+    "RecordsLeftPending",
     "process_records",
     "resolve_handler",
 ]
