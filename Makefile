@@ -35,9 +35,10 @@ test-unit: $(STAMP) ## the fast tier: no Spark, no servers
 test-integration: $(STAMP) ## real Spark, Iceberg, DuckDB and local servers
 	$(BIN)/python -m pytest -m "integration or reliability" $(PYTEST_ARGS)
 
-lint: $(STAMP) ## ruff over code and notebooks
+lint: $(STAMP) ## ruff over code and notebooks, mypy (strict) over lib/
 	$(BIN)/ruff check lib jobs tests notebooks bench
 	$(BIN)/ruff format --check lib jobs tests notebooks bench
+	$(BIN)/mypy
 
 format: $(STAMP) ## apply ruff's formatting and safe fixes
 	$(BIN)/ruff check --fix lib jobs tests notebooks bench
@@ -130,4 +131,4 @@ image: image-build ## push both images to the pipeline stack's ECR repositories 
 	docker push "$$emr:$(IMAGE_TAG)"
 
 clean: ## remove the local warehouse, caches and build output (keeps .venv)
-	rm -rf $(WAREHOUSE) spark-warehouse dist build .pytest_cache .ruff_cache
+	rm -rf $(WAREHOUSE) spark-warehouse dist build .pytest_cache .ruff_cache .mypy_cache
