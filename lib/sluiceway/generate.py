@@ -30,10 +30,10 @@ import pyarrow.csv as pacsv
 
 from sluiceway import contract as c
 from sluiceway.errors import ConfigurationError
+from sluiceway.locations import manifest_location
 
 ROWS_PER_BLOCK = 250_000
 QUOTED_SHARE = 0.02  # valid rows whose description needs quoting
-MANIFEST_SUFFIX = ".manifest.json"
 LINE_ENDINGS: dict[str, bytes] = {"lf": b"\n", "crlf": b"\r\n", "cr": b"\r"}
 DEFAULT_LINE_ENDING = "lf"
 
@@ -101,8 +101,8 @@ class Manifest:
 
 
 def manifest_path(landing_file: str | Path) -> Path:
-    """Where the manifest of a landing file lives: beside it, same name plus .manifest.json."""
-    return Path(f"{landing_file}{MANIFEST_SUFFIX}")
+    """The manifest file `generate_landing_file` writes beside a local landing file."""
+    return Path(manifest_location(str(landing_file)))
 
 
 def _choice(rng: np.random.Generator, weights: dict[str, float], size: int) -> np.ndarray:

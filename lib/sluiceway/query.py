@@ -35,7 +35,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sluiceway.errors import ConfigurationError, SluicewayError
+from sluiceway.locations import is_s3
 from sluiceway.settings import ENV_PREFIX, Settings, load_settings
+from sluiceway.statuses import COMPLETED
 from sluiceway.tables import DEFINITIONS
 
 if TYPE_CHECKING:
@@ -63,7 +65,7 @@ QUERY_FORMATS = ("table", "csv", "json")
 
 def is_athena(settings: Settings) -> bool:
     """Tables on S3 are read through Athena; a local warehouse through DuckDB."""
-    return settings.warehouse.startswith("s3://")
+    return is_s3(settings.warehouse)
 
 
 def analyst_settings(environ: Mapping[str, str], **parameters: Any) -> Settings:
@@ -119,7 +121,7 @@ def ingest_snapshots(
     frame = query(
         settings,
         f"SELECT {', '.join(PINNED_SNAPSHOT_COLUMNS.values())} FROM ingest_ledger "
-        f"WHERE ingest_id = '{_literal(ingest_id)}' AND status = 'completed' "
+        f"WHERE ingest_id = '{_literal(ingest_id)}' AND status = '{COMPLETED}' "
         "ORDER BY finished_at DESC LIMIT 1",
         athena=athena,
     )

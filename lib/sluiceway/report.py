@@ -17,6 +17,7 @@ from pathlib import Path
 from sluiceway.errors import SluicewayError
 from sluiceway.query import AthenaClient, existing_tables, is_athena, query
 from sluiceway.settings import Settings
+from sluiceway.statuses import COMPLETED
 
 # AWS Glue price per DPU-hour (us-east-1, Spark jobs, Glue 2.0+), source:
 # https://aws.amazon.com/glue/pricing/ (checked 2026). Glue bills per second, 1-minute minimum.
@@ -49,7 +50,7 @@ REPORT_SQL: dict[str, ReportQuery] = {
     # An empty ingest id means the latest completed ingest.
     "ledger": ReportQuery(
         "ingest_ledger",
-        "SELECT * FROM ingest_ledger WHERE status = 'completed' "
+        f"SELECT * FROM ingest_ledger WHERE status = '{COMPLETED}' "
         "AND ('{ingest_id}' = '' OR ingest_id = '{ingest_id}') ORDER BY finished_at DESC LIMIT 1",
     ),
     # Records and the physical lines they cover (a quoted field can span lines).

@@ -14,6 +14,7 @@ from typing import Any
 
 from sluiceway.contract import MAX_RECORD_BYTES
 from sluiceway.errors import ConfigurationError
+from sluiceway.locations import is_s3
 
 PROFILES = ("local", "glue", "emr-serverless", "batch")
 ENV_PREFIX = "SLUICEWAY_"
@@ -58,7 +59,7 @@ class Settings:
         """
         if self.staging_dir:
             return self.staging_dir
-        if self.profile != "local" and "://" in self.warehouse:
+        if self.profile != "local" and is_s3(self.warehouse):
             return f"{self.warehouse.rstrip('/')}/_staging"
         return f"{tempfile.gettempdir()}/sluiceway-staging"
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sluiceway.errors import ConfigurationError
+from sluiceway.locations import is_s3
 from sluiceway.logs import get_logger, log_event
 from sluiceway.settings import Settings
 
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 ICEBERG_EXTENSIONS = "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions"
 MIN_JAVA = 17
 PROGRESS_EVERY_SECONDS = 5.0
-LOGGER = get_logger("spark")
+LOGGER = get_logger(__name__)
 # Spark's own chatter at WARN drowns the job's progress lines on a terminal.
 LOG4J_CONF = Path(__file__).parent / "data" / "log4j2.properties"
 # The job scripts of a repository checkout (they are not part of the wheel).
@@ -98,7 +99,7 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.sql.iceberg.handle-timestamp-without-timezone": "false",
     }
-    if settings.profile in ("local", "batch") and not settings.warehouse.startswith("s3"):
+    if settings.profile in ("local", "batch") and not is_s3(settings.warehouse):
         conf.update(
             {
                 "spark.jars": str(iceberg_runtime_jar()),

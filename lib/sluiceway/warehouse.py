@@ -13,12 +13,12 @@ import tempfile
 from pathlib import Path
 
 from sluiceway.errors import ConfigurationError
+from sluiceway.locations import is_s3, is_uri
 from sluiceway.settings import Settings
 
 # Table locations end up inside quoted SQL strings (DuckDB's iceberg_scan, Athena DDL).
 UNSAFE_CHARACTERS = "'\"`\\\n\r\t"
 NAMESPACE_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-REMOTE_SCHEMES = ("s3://", "s3a://")
 
 
 def check_warehouse(settings: Settings, writable: bool = True) -> None:
@@ -40,8 +40,8 @@ def check_warehouse(settings: Settings, writable: bool = True) -> None:
             f"namespace {settings.namespace!r} is not a plain name (letters, digits, "
             "underscores, not starting with a digit); it is the Glue database name"
         )
-    if "://" in where:
-        if not where.startswith(REMOTE_SCHEMES):
+    if is_uri(where):
+        if not is_s3(where):
             raise ConfigurationError(
                 f"warehouse {where} is neither a local folder nor an s3:// URI"
             )

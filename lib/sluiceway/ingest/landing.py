@@ -17,7 +17,6 @@ import uuid
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from pyarrow import fs as pafs
@@ -26,6 +25,7 @@ from sluiceway.contract import COLUMN_NAMES, HEADER_LINE
 from sluiceway.errors import LandingFileError
 from sluiceway.ingest import source as landing_source
 from sluiceway.ingest.boundaries import line_index, quoted_records
+from sluiceway.locations import canonical_source, resolve
 
 BLOCK_BYTES = 8 * 1024 * 1024
 GZIP_MAGIC = b"\x1f\x8b"
@@ -65,18 +65,6 @@ class LandingScan:
     physical_lines: int = 0
     staged: bool = False
     cr_line_ends: bool = False
-
-
-def resolve(source: str) -> tuple[pafs.FileSystem, str]:
-    """A filesystem and path for a local path or an s3:// URI."""
-    if "://" in source:
-        return pafs.FileSystem.from_uri(source)
-    return pafs.LocalFileSystem(), str(Path(source).resolve())
-
-
-def canonical_source(source: str) -> str:
-    """The name recorded as source_file: an absolute path or the URI as given."""
-    return source if "://" in source else str(Path(source).resolve())
 
 
 class _Gunzip:

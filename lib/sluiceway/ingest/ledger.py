@@ -13,16 +13,13 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from sluiceway.statuses import COMPLETED as COMPLETED
 from sluiceway.tables import DEFINITIONS, INGEST_LEDGER, REJECTED_RECORDS, TRANSACTIONS
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
     from sluiceway.settings import Settings
-
-STARTED = "started"
-COMPLETED = "completed"
-FAILED = "failed"
 
 
 @dataclass(frozen=True)

@@ -10,15 +10,13 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from pathlib import Path
 from typing import Any
 
 from pyarrow import fs as pafs
 
 from sluiceway.errors import LandingFileError
-from sluiceway.ingest.landing import resolve
+from sluiceway.locations import resolve
 
-MANIFEST_SUFFIX = ".manifest.json"
 _MANIFEST_COUNTS = ("records", "accepted", "rejected")
 
 
@@ -71,12 +69,6 @@ def balance_problems(counts: Counts) -> list[str]:
             f"+ rejected {counts.rejected} found in the tables"
         )
     return problems
-
-
-def default_manifest_location(source: str) -> str:
-    """The manifest sits beside the landing file: NAME.manifest.json."""
-    suffixed = f"{source}{MANIFEST_SUFFIX}"
-    return suffixed if "://" in source else str(Path(suffixed))
 
 
 def read_manifest(location: str) -> Manifest | None:

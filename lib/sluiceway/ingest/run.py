@@ -28,10 +28,8 @@ from sluiceway.ingest import ledger
 from sluiceway.ingest.landing import (
     LandingChunk,
     LandingScan,
-    canonical_source,
     remove_staged,
     remove_staged_folder,
-    resolve,
     scan_landing_file,
 )
 from sluiceway.ingest.publish import (
@@ -46,7 +44,6 @@ from sluiceway.ingest.reconcile import (
     Counts,
     Manifest,
     balance_problems,
-    default_manifest_location,
     manifest_problems,
     read_manifest,
 )
@@ -65,12 +62,13 @@ from sluiceway.ingest.write import (
     whole_file_reasons,
 )
 from sluiceway.lease import writer_lease
+from sluiceway.locations import canonical_source, manifest_location, resolve
 from sluiceway.logs import get_logger, log_event
 from sluiceway.settings import Settings
 from sluiceway.spark import task_progress
+from sluiceway.statuses import COMPLETED, FAILED, SKIPPED, STARTED
 from sluiceway.tables import INGEST_LEDGER, REJECTED_RECORDS, TRANSACTIONS, ensure_tables
 
-SKIPPED = "skipped"
 LOG = get_logger("ingest")
 
 
@@ -94,7 +92,7 @@ class IngestResult:
     @property
     def exit_code(self) -> int:
         """0 for completed or skipped, 3 when reconciliation failed."""
-        return 3 if self.status == ledger.FAILED else 0
+        return 3 if self.status == FAILED else 0
 
     @property
     def lines_per_second(self) -> float:
@@ -135,7 +133,7 @@ def ingest_file(
         source_version,
     )
     try:
-        checked_manifest = read_manifest(manifest or default_manifest_location(source))
+        checked_manifest = read_manifest(manifest or manifest_location(source))
         ingest_id = ingest_id_for(scan.sha256)
         say(
             f"scanned {source_file}: {scan.file_bytes / 1e6:.1f} MB, "
@@ -152,7 +150,7 @@ def ingest_file(
         with writer_lease(settings, "ingest"):
             ensure_tables(spark, settings, (TRANSACTIONS, REJECTED_RECORDS, INGEST_LEDGER))
             previous = ledger.find_entry(spark, settings, ingest_id)
-            if previous is not None and previous.status == ledger.COMPLETED:
+            if previous is not None and previous.status == COMPLETED:
                 return _already_ingested(previous, ingest_id, source_file)
             if previous is not None:
                 say(f"an earlier attempt of {ingest_id} did not finish: removing its rows")
@@ -161,7 +159,7 @@ def ingest_file(
                 ingest_id=ingest_id,
                 source_file=source_file,
                 sha256=scan.sha256,
-                status=ledger.STARTED,
+                status=STARTED,
                 started_at=started_at,
                 source_version=source_version,
                 file_bytes=scan.file_bytes,
@@ -232,7 +230,7 @@ def _finish(
     problems = balance_problems(counts)
     if manifest is not None:
         problems += manifest_problems(counts, manifest)
-    status = ledger.FAILED if problems else ledger.COMPLETED
+    status = FAILED if problems else COMPLETED
     if problems:
         message = "reconciliation failed: " + "; ".join(problems) + "; nothing was published"
         _delete_files(staged.files)
@@ -427,7 +425,7 @@ def _earlier_ids(
     completed = [
         row.ingest_id
         for row in spark.table(settings.table(INGEST_LEDGER))
-        .where(F.col("status") == ledger.COMPLETED)
+        .where(F.col("status") == COMPLETED)
         .where(F.col("ingest_id") != ingest_id)
         .select("ingest_id")
         .collect()

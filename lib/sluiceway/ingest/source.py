@@ -17,7 +17,6 @@ import functools
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -25,8 +24,8 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from sluiceway.errors import LandingFileError
+from sluiceway.locations import is_s3, local_path, split_s3
 
-S3_SCHEME = "s3://"
 # S3's answers when the version id names nothing readable: deleted or never existed
 # (NoSuchVersion, or a bare 404 on HEAD), malformed (InvalidArgument), a delete marker
 # (MethodNotAllowed), or the key is gone altogether (NoSuchKey).
@@ -40,17 +39,17 @@ _CHANGED_ACTION = (
 
 @dataclass(frozen=True)
 class S3Object:
-    """Bucket and key of an s3:// landing location."""
+    """Bucket and key of an S3 landing location."""
 
     bucket: str
     key: str
 
 
 def s3_object(location: str) -> S3Object | None:
-    """Bucket and key of an s3:// URI; None for a local path."""
-    if not location.startswith(S3_SCHEME):
+    """Bucket and key of an S3 URI; None for a local path."""
+    if not is_s3(location):
         return None
-    bucket, _, key = location.removeprefix(S3_SCHEME).partition("/")
+    bucket, key = split_s3(location)
     if not bucket or not key:
         raise LandingFileError(
             location, "not an S3 object URI", "expected s3://bucket/key", "Fix the landing URI"
@@ -174,13 +173,9 @@ def _refuse_local_version(location: str, version: str | None) -> None:
         )
 
 
-def _local_path(location: str) -> Path:
-    return Path(location.removeprefix("file://"))
-
-
 def _open_local(location: str) -> int:
     try:
-        return os.open(_local_path(location), os.O_RDONLY)
+        return os.open(local_path(location), os.O_RDONLY)
     except OSError as error:
         raise LandingFileError(
             location, "file not found", str(error), "Check the path and its permissions"

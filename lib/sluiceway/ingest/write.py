@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from sluiceway import contract as c
-from sluiceway.ingest.landing import LandingChunk, read_chunk, resolve
+from sluiceway.ingest.landing import LandingChunk, read_chunk
 from sluiceway.ingest.parse import tokenize
 from sluiceway.ingest.publish import WriteTarget
 from sluiceway.ingest.validate import (
@@ -36,6 +36,7 @@ from sluiceway.ingest.validate import (
     to_transactions,
     validate,
 )
+from sluiceway.locations import resolve
 
 EPOCH = date(1970, 1, 1)
 MICROS_PER_DAY = 86_400 * 1_000_000

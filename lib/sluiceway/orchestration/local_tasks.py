@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from sluiceway.errors import ConfigurationError
+from sluiceway.locations import is_s3
 from sluiceway.logs import get_logger, log_event
 from sluiceway.orchestration.asl import TIMEOUT, TaskCall, TaskFailed
 from sluiceway.settings import Settings
@@ -41,7 +42,7 @@ JOB_SCRIPTS = {
 ENGINES = ("glue", "emr-serverless")
 STDERR_TAIL_LINES = 20
 
-_logger = get_logger("orchestration")
+LOGGER = get_logger(__name__)
 
 
 def local_substitutions(settings: Settings, engine: str = "glue") -> dict[str, str]:
@@ -69,7 +70,7 @@ def local_substitutions(settings: Settings, engine: str = "glue") -> dict[str, s
 
 def outcome_folder(settings: Settings) -> str:
     """Where offline jobs write their outcomes: beside a local warehouse, else a temp folder."""
-    if "://" in settings.warehouse:
+    if is_s3(settings.warehouse):
         return str(Path(tempfile.gettempdir()) / "sluiceway-outcomes")
     return str(Path(settings.warehouse).resolve())
 
@@ -100,7 +101,7 @@ class LocalTaskRunner:
             return self._run_job(call, self._batch_command(call.parameters))
         if call.resource == SNS_PUBLISH:
             self.notifications.append(dict(call.parameters))
-            log_event(_logger, "failure notification", state=call.state, **call.parameters)
+            log_event(LOGGER, "failure notification", state=call.state, **call.parameters)
             return {"MessageId": f"local-{len(self.notifications)}"}
         if call.resource == PUT_METRIC_DATA:
             self.metrics.extend(call.parameters["MetricData"])
@@ -155,7 +156,7 @@ class LocalTaskRunner:
     def _run_job(self, call: TaskCall, command: list[str]) -> dict[str, Any]:
         self._script(command[1], call.state)
         self.commands.append(command)
-        log_event(_logger, "job started", state=call.state, attempt=call.attempt, command=command)
+        log_event(LOGGER, "job started", state=call.state, attempt=call.attempt, command=command)
         try:
             finished = subprocess.run(
                 command,
@@ -173,7 +174,7 @@ class LocalTaskRunner:
             tail = finished.stderr.strip().splitlines()[-STDERR_TAIL_LINES:]
             cause = {"Job": command[1], "ExitCode": finished.returncode, "StderrTail": tail}
             raise TaskFailed("States.TaskFailed", json.dumps(cause))
-        log_event(_logger, "job succeeded", state=call.state, attempt=call.attempt)
+        log_event(LOGGER, "job succeeded", state=call.state, attempt=call.attempt)
         return {"JobRunState": "SUCCEEDED", "Job": command[1], "ExitCode": 0}
 
 

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sluiceway.ingest.ledger import FAILED
-from sluiceway.ingest.run import SKIPPED
+from sluiceway.statuses import FAILED, SKIPPED
 
 if TYPE_CHECKING:
     from sluiceway.ingest import IngestResult

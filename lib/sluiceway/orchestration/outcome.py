@@ -14,10 +14,10 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from sluiceway.errors import ExitCode
+from sluiceway.locations import is_s3, local_path, split_s3
 from sluiceway.logs import get_logger
 
 OUTCOME_OPTION = "--outcome-uri"
@@ -35,7 +35,7 @@ KINDS: dict[ExitCode, str] = {
     ExitCode.ENDPOINT_UNAVAILABLE: RETRY_LATER,
 }
 
-_logger = get_logger("outcome")
+LOGGER = get_logger(__name__)
 
 
 def outcome_of(exit_code: int) -> dict[str, Any]:
@@ -68,19 +68,19 @@ def record_outcome(exit_code: int, argv: Sequence[str]) -> int:
     try:
         _write(uri, body)
     except Exception as error:  # any failure to report must not change the exit code
-        _logger.warning("could not write the job outcome to %s: %s", uri, error)
+        LOGGER.warning("could not write the job outcome to %s: %s", uri, error)
     return exit_code
 
 
 def _write(uri: str, body: str) -> None:
-    if uri.startswith("s3://"):
+    if is_s3(uri):
         import boto3
 
-        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        bucket, key = split_s3(uri)
         boto3.client("s3").put_object(
             Bucket=bucket, Key=key, Body=body.encode(), ContentType="application/json"
         )
         return
-    path = Path(uri)
+    path = local_path(uri)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(body, encoding="utf-8")
