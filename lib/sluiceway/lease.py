@@ -370,7 +370,10 @@ class DynamoDbLease:
         from botocore.exceptions import ClientError
 
         try:
-            return getattr(self.client, operation)(TableName=self.table, **parameters)
+            answer: dict[str, Any] = getattr(self.client, operation)(
+                TableName=self.table, **parameters
+            )
+            return answer
         except ClientError as error:
             code = error.response.get("Error", {}).get("Code", "")
             if code == "ConditionalCheckFailedException":

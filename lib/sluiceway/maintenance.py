@@ -82,7 +82,9 @@ def check_table_names(tables: tuple[str, ...]) -> None:
 
 def data_file_count(spark: SparkSession, settings: Settings, table: str) -> int:
     """Live data files of a table, from its `files` metadata table."""
-    return spark.sql(f"SELECT COUNT(*) AS n FROM {settings.table(table)}.files").collect()[0].n
+    rows = spark.sql(f"SELECT COUNT(*) AS n FROM {settings.table(table)}.files").collect()
+    count: int = rows[0].n
+    return count
 
 
 def _existing_tables(spark: SparkSession, settings: Settings) -> list[str]:

@@ -24,6 +24,7 @@ import bisect
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import NDArray
 
 from sluiceway.contract import BAD_QUOTING, COLUMN_NAMES, UNTERMINATED_QUOTE
 
@@ -38,8 +39,8 @@ FIELD_COUNT = len(COLUMN_NAMES)
 class LineIndex:
     """Physical lines of a buffer: start offsets and end offsets (the end excludes the LF)."""
 
-    starts: np.ndarray
-    ends: np.ndarray
+    starts: NDArray[np.int64]
+    ends: NDArray[np.int64]
     terminated: int  # how many lines end in LF (all but possibly the last)
 
     def __len__(self) -> int:
@@ -118,8 +119,11 @@ def quoted_records(
 
 
 def _simple_lines(
-    buffer: np.ndarray, lines: LineIndex, quotes: np.ndarray, quote_line: np.ndarray
-) -> np.ndarray:
+    buffer: NDArray[np.uint8],
+    lines: LineIndex,
+    quotes: NDArray[np.int64],
+    quote_line: NDArray[np.int64],
+) -> NDArray[np.bool_]:
     """Lines with one well-formed quoted field (`a,"b, c",d`): decided without Python."""
     counts = np.bincount(quote_line, minlength=len(lines))
     first = np.searchsorted(quotes, lines.starts)

@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from numpy.typing import NDArray
 
 from sluiceway import contract as c
 from sluiceway.errors import ExitCode, LandingFileError
@@ -315,7 +316,7 @@ def _first_rejected(
     scan: LandingScan,
     chunks: list[_ChunkCheck],
     duplicates: pa.Table,
-    first_lines: np.ndarray,
+    first_lines: NDArray[np.int64],
     show: int,
 ) -> tuple[RejectedLine, ...]:
     """The first `show` rejected records of the file, duplicates included.

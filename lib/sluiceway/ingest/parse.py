@@ -14,6 +14,7 @@ import codecs
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from numpy.typing import NDArray
 
 from sluiceway.contract import (
     COLUMN_NAMES,
@@ -70,7 +71,7 @@ def tokenize(
     return pa.Table.from_batches(parts, RECORD_SCHEMA)
 
 
-def _lines_with_bad_encoding(data: bytes, lines: LineIndex) -> np.ndarray:
+def _lines_with_bad_encoding(data: bytes, lines: LineIndex) -> NDArray[np.bool_]:
     """Which lines are not UTF-8: decode from each bad line's successor on, without copies.
 
     A multi-byte character never spans an LF, so restarting at a line start is exact, and
@@ -103,7 +104,7 @@ def _lines_with_bad_encoding(data: bytes, lines: LineIndex) -> np.ndarray:
     return flags
 
 
-def _line_array(data: bytes, lines: LineIndex, selected: np.ndarray) -> pa.StringArray:
+def _line_array(data: bytes, lines: LineIndex, selected: NDArray[np.int64]) -> pa.StringArray:
     """The selected lines as an Arrow string array, without copying the bytes line by line."""
     offsets = np.append(lines.starts, len(data)).astype(np.int64)
     whole = pa.LargeBinaryArray.from_buffers(
@@ -114,7 +115,7 @@ def _line_array(data: bytes, lines: LineIndex, selected: np.ndarray) -> pa.Strin
 
 
 def _plain_records(
-    data: bytes, lines: LineIndex, selected: np.ndarray, first_line_number: int
+    data: bytes, lines: LineIndex, selected: NDArray[np.int64], first_line_number: int
 ) -> pa.RecordBatch:
     """Lines without quotes: split on the delimiter in Arrow, no Python loop."""
     raw = _line_array(data, lines, selected)
@@ -149,7 +150,7 @@ def _plain_records(
 
 
 def _incomplete_records(
-    raw: pa.Array, fields: pa.Array, counts: pa.Array, line_numbers: np.ndarray
+    raw: pa.Array, fields: pa.Array, counts: pa.Array, line_numbers: NDArray[np.int64]
 ) -> pa.RecordBatch:
     """Lines with the wrong number of fields keep only their first field (the transaction id)."""
     size = len(raw)

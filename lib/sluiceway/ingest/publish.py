@@ -46,11 +46,16 @@ class WrittenFile:
     partition: str | None  # e.g. event_time_day=2026-11-25
 
 
+def _jvm(spark: SparkSession) -> Any:
+    """py4j's view of the driver JVM, where Iceberg's Java API is (None only once stopped)."""
+    jvm = spark._jvm
+    assert jvm is not None, "the Spark session is stopped"
+    return jvm
+
+
 def _iceberg_table(spark: SparkSession, settings: Settings, name: str) -> Any:
-    jvm = spark._jvm  # type: ignore[attr-defined]
-    return jvm.org.apache.iceberg.spark.Spark3Util.loadIcebergTable(
-        spark._jsparkSession,  # type: ignore[attr-defined]
-        settings.table(name),
+    return _jvm(spark).org.apache.iceberg.spark.Spark3Util.loadIcebergTable(
+        spark._jsparkSession, settings.table(name)
     )
 
 
@@ -85,7 +90,7 @@ def stage_files(
     """Append the files as a snapshot that `main` does not reference yet; its id, or None."""
     if not files:
         return None
-    jvm = spark._jvm  # type: ignore[attr-defined]
+    jvm = _jvm(spark)
     table = _iceberg_table(spark, settings, name)
     table.refresh()
     metrics_config = jvm.org.apache.iceberg.MetricsConfig.forTable(table)
@@ -148,7 +153,7 @@ def data_files_between(
     [low, high] range, pruned by Iceberg's partitions and column metrics (min/max per file);
     None when some file has delete files, so that reading the Parquet files alone would not
     be the table."""
-    jvm = spark._jvm  # type: ignore[attr-defined]
+    jvm = _jvm(spark)
     expressions = jvm.org.apache.iceberg.expressions.Expressions
     both = getattr(expressions, "and")
     within = expressions.alwaysTrue()

@@ -454,7 +454,7 @@ def _earlier_ids_through_spark(
         .where(F.col("event_time").between(F.lit(first), F.lit(last)))
         .select("transaction_id")
     )
-    batches = earlier._collect_as_arrow()  # type: ignore[attr-defined]
+    batches = earlier._collect_as_arrow()
     return pa.chunked_array([batch.column(0) for batch in batches], pa.string())
 
 
@@ -489,7 +489,11 @@ def _counts(
     for figures in rejected:
         for reason, count in figures.count_by_reason.items():
             reasons[reason] = reasons.get(reason, 0) + count
-    events = [f for f in accepted if f.first_event_micros is not None]
+    events = [
+        (f.first_event_micros, f.last_event_micros)
+        for f in accepted
+        if f.first_event_micros is not None and f.last_event_micros is not None
+    ]
     return Counts(
         lines_read=lines_read,
         accepted=sum(f.records for f in accepted),
@@ -500,12 +504,8 @@ def _counts(
         rejected_by_reason=reasons,
         accepted_amount_by_currency=amounts,
         accepted_count_by_currency=counts,
-        first_event_time=_from_micros(min(f.first_event_micros for f in events))  # type: ignore[type-var]
-        if events
-        else None,
-        last_event_time=_from_micros(max(f.last_event_micros for f in events))  # type: ignore[type-var]
-        if events
-        else None,
+        first_event_time=_from_micros(min(start for start, _ in events)) if events else None,
+        last_event_time=_from_micros(max(end for _, end in events)) if events else None,
     )
 
 

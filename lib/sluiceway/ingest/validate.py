@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from numpy.typing import NDArray
 
 from sluiceway import contract as c
 from sluiceway.tables import REJECTED_RECORDS, TRANSACTIONS, arrow_schema
@@ -77,8 +78,8 @@ class _Rule:
     """
 
     code: str | None
-    broken: np.ndarray
-    detail: Callable[[np.ndarray], pa.Array]
+    broken: NDArray[np.bool_]
+    detail: Callable[[NDArray[np.int64]], pa.Array]
 
 
 def validate(records: pa.Table) -> pa.Table:
@@ -121,33 +122,35 @@ class _Columns:
         self.field_count = self.get("field_count").fill_null(-1).to_numpy(zero_copy_only=False)
         # Field rules apply only to records with one field per column and no parse error.
         self.shaped = ~self.unparsed & (self.field_count == len(c.COLUMN_NAMES))
-        self._present: dict[str, np.ndarray] = {}
+        self._present: dict[str, NDArray[np.bool_]] = {}
 
     def get(self, name: str) -> pa.Array:
         if name not in self._arrays:
             self._arrays[name] = self.records.column(name).combine_chunks()
         return self._arrays[name]
 
-    def present(self, name: str) -> np.ndarray:
+    def present(self, name: str) -> NDArray[np.bool_]:
         if name not in self._present:
             self._present[name] = self.shaped & ~blank(self.get(name))
         return self._present[name]
 
-    def quoted(self, name: str, prefix: str, suffix: str) -> Callable[[np.ndarray], pa.Array]:
+    def quoted(
+        self, name: str, prefix: str, suffix: str
+    ) -> Callable[[NDArray[np.int64]], pa.Array]:
         """Detail `<prefix>name '<value>'<suffix>` for the given rows."""
 
-        def detail(rows: np.ndarray) -> pa.Array:
+        def detail(rows: NDArray[np.int64]) -> pa.Array:
             values = self.get(name).take(pa.array(rows, pa.int64()))
             return pc.binary_join_element_wise(f"{prefix}{name} '", values, f"'{suffix}", "")
 
         return detail
 
 
-def blank(values: pa.Array) -> np.ndarray:
+def blank(values: pa.Array) -> NDArray[np.bool_]:
     """Null, empty or only spaces (Spark's trim, so a tab is not blank)."""
     offsets, data = _buffers(values)
     length = offsets[1:] - offsets[:-1]
-    missing = pc.is_null(values).to_numpy(zero_copy_only=False) | (length == 0)
+    missing: NDArray[np.bool_] = pc.is_null(values).to_numpy(zero_copy_only=False) | (length == 0)
     first = np.zeros(len(values), dtype=np.uint8)
     filled = np.flatnonzero(length > 0)
     first[filled] = data[offsets[filled]]
@@ -158,7 +161,7 @@ def blank(values: pa.Array) -> np.ndarray:
     return missing
 
 
-def _constant(text: str) -> Callable[[np.ndarray], pa.Array]:
+def _constant(text: str) -> Callable[[NDArray[np.int64]], pa.Array]:
     return lambda rows: pa.repeat(pa.scalar(text), len(rows))
 
 
@@ -166,11 +169,11 @@ def _shape_rules(columns: _Columns) -> list[_Rule]:
     known = (c.INVALID_ENCODING, c.UNTERMINATED_QUOTE, c.BAD_QUOTING)
     known_details = pa.array([f"{code}: {c.REASONS[code]}" for code in known])
 
-    def parse_error_detail(rows: np.ndarray) -> pa.Array:
+    def parse_error_detail(rows: NDArray[np.int64]) -> pa.Array:
         errors = columns.get("parse_error").take(pa.array(rows, pa.int64()))
         return known_details.take(pc.index_in(errors, value_set=pa.array(known)))
 
-    def field_count_detail(rows: np.ndarray) -> pa.Array:
+    def field_count_detail(rows: NDArray[np.int64]) -> pa.Array:
         counts = pc.cast(columns.get("field_count").take(pa.array(rows, pa.int64())), pa.string())
         return pc.binary_join_element_wise(
             f"{c.WRONG_FIELD_COUNT}: ", counts, f" fields, expected {len(c.COLUMN_NAMES)}", ""
@@ -276,7 +279,9 @@ def _event_time_rules(columns: _Columns) -> tuple[pa.Array, list[_Rule]]:
     return value, rules
 
 
-def event_time_micros(text: pa.Array, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def event_time_micros(
+    text: pa.Array, candidates: NDArray[np.bool_]
+) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
     """Microseconds since the epoch (UTC), and where the text names a real instant.
 
     Only `candidates` are read. The contract's pattern decides the shape (RE2, whole column);
@@ -295,12 +300,13 @@ def event_time_micros(text: pa.Array, candidates: np.ndarray) -> tuple[np.ndarra
     flat = window.reshape(-1)
     row_start = np.arange(len(rows), dtype=np.int64) * _EVENT_TIME_MAX_BYTES
 
-    def byte(position: np.ndarray | int) -> np.ndarray:
-        if isinstance(position, int):
-            return window[:, position]
-        return flat[row_start + position]
+    def byte(position: NDArray[np.int64] | int) -> NDArray[np.uint8]:
+        picked: NDArray[np.uint8] = (
+            window[:, position] if isinstance(position, int) else flat[row_start + position]
+        )
+        return picked
 
-    def number(position: np.ndarray | int, width: int) -> np.ndarray:
+    def number(position: NDArray[np.int64] | int, width: int) -> NDArray[np.int64]:
         value = np.zeros(len(rows), dtype=np.int64)
         for place in range(width):
             value = value * 10 + byte(position + place) - ord("0")
@@ -336,7 +342,9 @@ def event_time_micros(text: pa.Array, candidates: np.ndarray) -> tuple[np.ndarra
     return micros, real
 
 
-def _windows(text: pa.Array, rows: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+def _windows(
+    text: pa.Array, rows: NDArray[np.int64], width: int
+) -> tuple[NDArray[np.uint8], NDArray[np.int64]]:
     """The first `width` bytes of each selected string (zero-padded), and its length in bytes.
 
     One gather of fixed-width rows from a strided view of the data: far cheaper than a gather
@@ -349,7 +357,7 @@ def _windows(text: pa.Array, rows: np.ndarray, width: int) -> tuple[np.ndarray, 
     return view[start], offsets[rows + 1] - start
 
 
-def _buffers(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+def _buffers(text: pa.Array) -> tuple[NDArray[np.int64], NDArray[np.uint8]]:
     """A string array's offsets (int64, one more than values) and data bytes, zero-copy."""
     text = text.cast(pa.string())
     _, offsets_buffer, data_buffer = text.buffers()
@@ -360,14 +368,17 @@ def _buffers(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return offsets.astype(np.int64), data
 
 
-def days_from_civil(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np.ndarray:
+def days_from_civil(
+    year: NDArray[np.int64], month: NDArray[np.int64], day: NDArray[np.int64]
+) -> NDArray[np.int64]:
     """Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm)."""
-    shifted = year - (month <= 2)
+    shifted: NDArray[np.int64] = year - (month <= 2)
     era = np.floor_divide(shifted, 400)
     year_of_era = shifted - era * 400
     day_of_year = (153 * ((month + 9) % 12) + 2) // 5 + day - 1
     day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
-    return era * 146097 + day_of_era - 719468
+    days: NDArray[np.int64] = era * 146097 + day_of_era - 719468
+    return days
 
 
 def _mcc_rule(columns: _Columns) -> _Rule:
@@ -393,7 +404,7 @@ def _length_rule(columns: _Columns, column: c.Column) -> _Rule:
         characters = pc.utf8_length(values.take(pa.array(suspects, pa.int64())))
         too_long[suspects[characters.to_numpy(zero_copy_only=False) > column.max_length]] = True
 
-    def detail(rows: np.ndarray) -> pa.Array:
+    def detail(rows: NDArray[np.int64]) -> pa.Array:
         characters = pc.utf8_length(values.take(pa.array(rows, pa.int64())))
         return pc.binary_join_element_wise(
             f"{c.FIELD_TOO_LONG}: {column.name} has ",
@@ -405,8 +416,11 @@ def _length_rule(columns: _Columns, column: c.Column) -> _Rule:
     return _Rule(c.FIELD_TOO_LONG, too_long, detail)
 
 
-def _matches(values: pa.Array, pattern: str) -> np.ndarray:
-    return pc.match_substring_regex(values, pattern).fill_null(False).to_numpy(zero_copy_only=False)
+def _matches(values: pa.Array, pattern: str) -> NDArray[np.bool_]:
+    matched: NDArray[np.bool_] = (
+        pc.match_substring_regex(values, pattern).fill_null(False).to_numpy(zero_copy_only=False)
+    )
+    return matched
 
 
 def _reasons(rules: Sequence[_Rule], parse_error: pa.Array, size: int) -> pa.ListArray:
@@ -434,7 +448,7 @@ def _reasons(rules: Sequence[_Rule], parse_error: pa.Array, size: int) -> pa.Lis
 
 def _reason_detail(rules: Sequence[_Rule], size: int) -> pa.Array:
     """Each record's details in rule order, joined by "; "; "" for an accepted record."""
-    keys: list[np.ndarray] = []
+    keys: list[NDArray[np.int64]] = []
     texts: list[pa.Array] = []
     for position, rule in enumerate(rules):
         rows = np.flatnonzero(rule.broken)
@@ -453,20 +467,23 @@ def _reason_detail(rules: Sequence[_Rule], size: int) -> pa.Array:
     return pc.binary_join(pa.ListArray.from_arrays(_offsets(counts), values), DETAIL_SEPARATOR)
 
 
-def _offsets(counts: np.ndarray) -> pa.Array:
+def _offsets(counts: NDArray[np.int32]) -> pa.Array:
     return pa.array(np.concatenate([[0], np.cumsum(counts, dtype=np.int64)]).astype(np.int32))
 
 
-def readable_ids(records: pa.Table) -> np.ndarray:
+def readable_ids(records: pa.Table) -> NDArray[np.bool_]:
     """Records whose transaction_id the duplicate rules can trust: not blank, and not from a
     line the tokenizer could not parse (its first field may be a fragment)."""
     ids = records.column("transaction_id").combine_chunks()
-    return ~blank(ids) & pc.is_null(records.column("parse_error")).to_numpy(zero_copy_only=False)
+    parsed: NDArray[np.bool_] = pc.is_null(records.column("parse_error")).to_numpy(
+        zero_copy_only=False
+    )
+    return ~blank(ids) & parsed
 
 
 def duplicates_in_file(
-    transaction_ids: pa.Array | pa.ChunkedArray, line_numbers: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+    transaction_ids: pa.Array | pa.ChunkedArray, line_numbers: NDArray[np.int64]
+) -> tuple[NDArray[np.bool_], NDArray[np.int64]]:
     """Which records repeat an id seen on an earlier line (the first stays), and that line.
 
     Pass only readable records (`readable_ids`), from the whole file, in any order. One hash
@@ -482,7 +499,7 @@ def duplicates_in_file(
     return line_numbers > first_line, first_line
 
 
-def duplicate_details(transaction_ids: pa.Array, first_lines: np.ndarray) -> pa.Array:
+def duplicate_details(transaction_ids: pa.Array, first_lines: NDArray[np.int64]) -> pa.Array:
     """The detail of each duplicate: its id and the line it first appeared on."""
     return pc.binary_join_element_wise(
         f"{c.DUPLICATE_IN_FILE}: transaction_id '",

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -252,7 +252,7 @@ def _by_day(table: pa.Table, target: WriteTarget) -> list[tuple[str | None, pa.T
         return [(None, table)]
     micros = table[target.partition_source].cast(pa.int64()).to_numpy(zero_copy_only=False)
     days = np.floor_divide(micros, MICROS_PER_DAY)
-    parts = []
+    parts: list[tuple[str | None, pa.Table]] = []
     for day in np.unique(days):
         label = (EPOCH + timedelta(days=int(day))).isoformat()
         parts.append((f"{target.partition_name}={label}", table.filter(pa.array(days == day))))
@@ -291,10 +291,10 @@ def _rejected_figures(rows: pa.Table) -> dict[str, object]:
 
 def task_function(
     plan: ChunkPlan,
-) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+) -> Callable[[Iterable[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
     """The `mapInArrow` function: each input row is a chunk; one output row per file written."""
 
-    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    def run(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
             for row in batch.to_pylist():
                 index = row.pop("chunk")

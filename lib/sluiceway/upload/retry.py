@@ -46,7 +46,8 @@ def error_code(error: BaseException) -> str:
 def http_status(error: BaseException) -> int | None:
     """The HTTP status of a ClientError, None for network-level errors."""
     if isinstance(error, ClientError):
-        return error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        status: int | None = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return status
     return None
 
 
@@ -84,7 +85,8 @@ class RetryPolicy:
     def delay(self, attempt: int) -> float:
         """Backoff before attempt `attempt + 1`: doubling, capped, with jitter so that
         parallel parts do not retry in lockstep."""
-        return min(self.max_delay, self.first_delay * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+        backoff = min(self.max_delay, self.first_delay * 2.0 ** (attempt - 1))
+        return backoff * random.uniform(0.5, 1.0)
 
     def call(
         self,

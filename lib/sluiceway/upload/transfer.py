@@ -18,7 +18,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import boto3
 from botocore.config import Config
@@ -32,6 +32,8 @@ MIN_PART_SIZE = 5 * MiB  # S3's minimum for every part but the last
 MAX_PARTS = 10_000  # S3's maximum number of parts in one upload
 METADATA_SHA256 = "sha256"  # stored as x-amz-meta-sha256: the file's identity, hex
 HASH_CHUNK = 8 * MiB
+
+T = TypeVar("T")
 
 
 class LandingConflictError(SluicewayError):
@@ -208,19 +210,20 @@ class Transfer:
             stored.get("VersionId"),
         )
 
-    def _call(self, operation: Callable[[], Any], what: str) -> Any:
+    def _call(self, operation: Callable[[], T], what: str) -> T:
         return self.settings.retry.call(operation, f"{what} {self.target}", self.logger)
 
     def _head(self) -> dict[str, Any] | None:
         def head() -> dict[str, Any] | None:
             try:
-                return self.client.head_object(
+                found: dict[str, Any] = self.client.head_object(
                     Bucket=self.bucket, Key=self.key, ChecksumMode="ENABLED"
                 )
             except ClientError as error:
-                if error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
+                if http_status(error) == 404:
                     return None
                 raise
+            return found
 
         try:
             return self._call(head, "HeadObject")
