@@ -37,7 +37,7 @@ from sluiceway.errors import ConfigurationError, ExitCode, SluicewayError
 from sluiceway.logs import get_logger, log_event
 from sluiceway.settings import Settings
 
-LOGGER = get_logger("lease")
+LOGGER = get_logger(__name__)
 POLL_SECONDS = 1.0
 PROGRESS_EVERY_SECONDS = 10.0
 _PROC = Path("/proc")

@@ -69,7 +69,7 @@ from sluiceway.spark import task_progress
 from sluiceway.statuses import COMPLETED, FAILED, SKIPPED, STARTED
 from sluiceway.tables import INGEST_LEDGER, REJECTED_RECORDS, TRANSACTIONS, ensure_tables
 
-LOG = get_logger("ingest")
+LOGGER = get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,7 @@ def ingest_file(
             f"{scan.physical_lines:,} lines, {len(scan.chunks)} chunks"
         )
         log_event(
-            LOG,
+            LOGGER,
             "landing file scanned",
             ingest_id=ingest_id,
             file_bytes=scan.file_bytes,
@@ -185,7 +185,7 @@ def _already_ingested(
         + (f" at {finished:%Y-%m-%d %H:%M:%S} UTC" if finished else "")
         + "; nothing changed"
     )
-    log_event(LOG, message, ingest_id=ingest_id)
+    log_event(LOGGER, message, ingest_id=ingest_id)
     return IngestResult(
         ingest_id,
         source_file,
@@ -272,7 +272,7 @@ def _finish(
     )
     failpoints.reach(settings, "after_ledger_completed")
     log_event(
-        LOG,
+        LOGGER,
         message,
         ingest_id=ingest_id,
         status=status,

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
 STATE_DIR_NAME = ".sluiceway-upload"
 FAILED_EXIT_CODE = 4
-_log = get_logger("upload")
+LOGGER = get_logger(__name__)
 
 # Outcome statuses, in the order the summary lists them.
 UPLOADED = "uploaded"
@@ -194,7 +194,7 @@ def _failed_check(options: UploadOptions, path: Path, key: str) -> FileOutcome |
 
     result = check_landing_file(str(path), options.check_settings, show=0)
     if result.passed:
-        _log.info(
+        LOGGER.info(
             "check passed: %s (%d of %d records would be rejected)",
             path.name,
             result.rejected,
@@ -210,7 +210,7 @@ def _failed_check(options: UploadOptions, path: Path, key: str) -> FileOutcome |
             },
         )
         return None
-    _log.error(
+    LOGGER.error(
         "check_failed: %s fails the whole-file rule '%s'; not uploaded, left in %s",
         path.name,
         result.failed_rule,
@@ -256,7 +256,7 @@ def _taken(path: Path) -> Iterator[int | None]:
 def _upload(client: Any, options: UploadOptions, path: Path, fd: int, key: str) -> FileOutcome:
     before = os.fstat(fd)
     landing = LandingFile(path, fd, before.st_size, file_sha256(fd, before.st_size))
-    result = Transfer(client, options.bucket, key, landing, options.transfer, _log).run()
+    result = Transfer(client, options.bucket, key, landing, options.transfer, LOGGER).run()
     after = os.fstat(fd)
     if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
         raise UploadFailedError(
@@ -266,7 +266,7 @@ def _upload(client: Any, options: UploadOptions, path: Path, fd: int, key: str) 
         )
     archived = _archive(path, options.archive_dir)
     megabytes = landing.size / 1024 / 1024
-    _log.info(
+    LOGGER.info(
         "%s %s -> s3://%s/%s",
         result.outcome,
         path.name,
@@ -321,7 +321,7 @@ def _forget(store: ObservationStore, name: str) -> None:
 
 def _log_problem(event: str, name: str, key: str, error: BaseException) -> None:
     """The one JSON line per failing file that monitoring and a person read."""
-    _log.error(
+    LOGGER.error(
         "%s: %s",
         event,
         name,
