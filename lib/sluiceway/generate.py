@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -105,13 +106,18 @@ def manifest_path(landing_file: str | Path) -> Path:
     return Path(manifest_location(str(landing_file)))
 
 
-def _choice(rng: np.random.Generator, weights: dict[str, float], size: int) -> np.ndarray:
+def _choice(rng: np.random.Generator, weights: dict[str, float], size: int) -> np.ndarray[Any, Any]:
     keys = np.array(list(weights))
     probabilities = np.array(list(weights.values()))
-    return keys[rng.choice(len(keys), size=size, p=probabilities / probabilities.sum())]
+    chosen: np.ndarray[Any, Any] = keys[
+        rng.choice(len(keys), size=size, p=probabilities / probabilities.sum())
+    ]
+    return chosen
 
 
-def _bulk_block(rng: np.random.Generator, first_index: int, size: int, day: datetime) -> dict:
+def _bulk_block(
+    rng: np.random.Generator, first_index: int, size: int, day: datetime
+) -> dict[str, Any]:
     """One block of valid records as numpy/Arrow columns, plus the amount in cents."""
     index = np.arange(first_index, first_index + size)
     # A skewed pool of accounts, so some accounts are busy (the risk rules look for that).

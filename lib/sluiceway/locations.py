@@ -55,9 +55,10 @@ def resolve(location: str) -> tuple[pafs.FileSystem, str]:
 
     if is_s3(location):
         # pyarrow knows `s3://` only; `s3a://` is the same bucket and key.
-        return pafs.FileSystem.from_uri("s3://" + location.split("://", 1)[1])
+        location = "s3://" + location.split("://", 1)[1]
     if is_uri(location):
-        return pafs.FileSystem.from_uri(location)
+        files, path = pafs.FileSystem.from_uri(location)
+        return files, str(path)
     return pafs.LocalFileSystem(), str(Path(location).resolve())
 
 

@@ -14,7 +14,7 @@ import pytest
 from fixtures.analytics import NOTEBOOKS, assert_athena_sql, notebook_queries
 from sluiceway.cli import main
 from sluiceway.query import query
-from sluiceway.report import REPORT_SQL
+from sluiceway.report_facts import REPORT_SQL
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,7 @@ import pytest
 from sluiceway.errors import ConfigurationError, ExitCode
 from sluiceway.lease import WriterBusyError, writer_lease
 from sluiceway.maintenance import MaintenanceOptions, data_file_count, maintain_tables
-from sluiceway.query import run_query
+from sluiceway.query_duckdb import run_query
 from sluiceway.tables import ensure_tables
 
 pytestmark = pytest.mark.integration

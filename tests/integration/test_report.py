@@ -8,7 +8,7 @@ import pytest
 
 from sluiceway.cli import main
 from sluiceway.query import query
-from sluiceway.report import GLUE_DPU_HOUR_USD, gather
+from sluiceway.report_facts import GLUE_DPU_HOUR_USD, gather
 
 pytestmark = pytest.mark.integration
 
@@ -101,7 +101,8 @@ def test_report_on_an_empty_warehouse_says_what_to_do(isolated_settings, tmp_pat
 
 def test_query_pinned_to_an_ingest_reads_its_snapshot(analytics_warehouse) -> None:
     from sluiceway.errors import SluicewayError
-    from sluiceway.query import ingest_snapshots, pin_athena_sql
+    from sluiceway.query import ingest_snapshots
+    from sluiceway.query_dialect import pin_athena_sql
 
     built = analytics_warehouse
     pins = ingest_snapshots(built.settings, built.ingest_id)

@@ -23,17 +23,12 @@ from sqlglot import exp
 
 from fixtures.analytics import RecordingAthena, assert_athena_sql
 from sluiceway.cli import main
-from sluiceway.query import (
-    STACK_DATABASE,
-    STACK_WORKGROUP,
-    analyst_settings,
-    format_frame,
-    parse_athena_value,
-    pin_athena_sql,
-    query,
-    type_nested_columns,
-)
-from sluiceway.report import REPORT_SQL, gather, render
+from sluiceway.query import STACK_DATABASE, STACK_WORKGROUP, analyst_settings, query
+from sluiceway.query_athena import parse_athena_value, type_nested_columns
+from sluiceway.query_dialect import pin_athena_sql
+from sluiceway.query_output import format_frame
+from sluiceway.report import render
+from sluiceway.report_facts import REPORT_SQL, gather
 from sluiceway.settings import load_settings
 
 pytestmark = pytest.mark.unit

@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, NoReturn
 
 from pyarrow import fs as pafs
 
@@ -99,7 +99,7 @@ def read_manifest(location: str) -> Manifest | None:
     )
 
 
-def _malformed(location: str, detail: str) -> Any:
+def _malformed(location: str, detail: str) -> NoReturn:
     raise LandingFileError(
         location,
         "malformed manifest",

@@ -82,7 +82,8 @@ def resolve_version(location: str) -> str | None:
     except ClientError as error:
         _raise_landing_error(location, None, error)
         raise
-    return head.get("VersionId")
+    version: str | None = head.get("VersionId")
+    return version
 
 
 def open_blocks(location: str, version: str | None, block_bytes: int) -> Iterator[bytes]:

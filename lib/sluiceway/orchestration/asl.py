@@ -128,9 +128,9 @@ def load_definition(
         definition = json.loads(Path(source).read_text(encoding="utf-8"))
     else:
         definition = json.loads(str(source))
-    definition = _substitute(definition, substitutions or {})
-    validate_definition(definition)
-    return definition
+    substituted: dict[str, Any] = _substitute(definition, substitutions or {})
+    validate_definition(substituted)
+    return substituted
 
 
 def placeholders(source: str | Path | Mapping[str, Any]) -> set[str]:

@@ -213,7 +213,7 @@ def _json_merge(left: Any, right: Any, deep: bool) -> dict[str, Any]:
 def _math_add(value: Any, step: Any) -> int:
     if not all(isinstance(item, int) and not isinstance(item, bool) for item in (value, step)):
         raise PathNotFound(f"States.MathAdd needs two integers, got {value!r} and {step!r}")
-    return value + step
+    return int(value) + int(step)
 
 
 INTRINSICS: dict[str, Callable[..., Any]] = {
