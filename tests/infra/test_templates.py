@@ -222,6 +222,10 @@ def test_the_glue_conf_is_rendered_once_from_the_startup_conf(pipeline: dict[str
         assert set(conf["Fn::Sub"][1]) == {"Warehouse"}
     assert "spark.sql.catalog.lake.warehouse=s3://${Warehouse}/" in expected
     assert not expected.startswith("--conf")
+    # One definition (template.glue_conf_argument): each job's `--conf` is one token line.
+    source = (TEMPLATES / "pipeline.yaml").read_text()
+    lines = [line.strip() for line in source.splitlines() if line.strip().startswith('"--conf"')]
+    assert lines == ['"--conf": "{{glue-conf-argument:glue}}"'] * 3
 
 
 def test_staged_landing_files_expire_where_the_aws_profiles_stage_them(

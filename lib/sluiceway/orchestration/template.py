@@ -9,7 +9,9 @@ The Spark conf a driver needs at start (`sluiceway.spark.startup_conf`) is writt
 Python, and rendered where the template says `{{glue-conf:PROFILE}}` (Glue's `--conf` value:
 `k=v --conf k=v ...`) or `{{spark-submit-conf:PROFILE}}` (`--conf k=v --conf k=v ...`, the EMR
 Serverless sparkSubmitParameters). The warehouse appears as `${Warehouse}`, so the token sits
-inside an `!Sub` that maps `Warehouse` to the bucket. Everything else is copied byte for byte.
+inside an `!Sub` that maps `Warehouse` to the bucket. `"{{glue-conf-argument:PROFILE}}"`, quotes
+included, becomes that whole `!Sub` (as JSON), so each Glue job's `--conf` is one template line
+and the argument is defined here once. Everything else is copied byte for byte.
 """
 
 from __future__ import annotations
@@ -24,9 +26,14 @@ from sluiceway.spark import startup_conf
 
 _INCLUDE = re.compile(r"^(?P<indent>\s*)Definition:\s+(?P<path>\S+\.asl\.json)\s*(#.*)?$")
 _CONF_TOKEN = re.compile(r"\{\{(?P<style>[a-z-]+):(?P<profile>[a-z-]+)\}\}")
+# A quoted YAML string in the template (so the template itself stays valid YAML), a mapping
+# once rendered.
+_ARGUMENT_TOKEN = re.compile(r'"\{\{(?P<style>glue-conf-argument):(?P<profile>[a-z-]+)\}\}"')
 CONF_STYLES = ("glue-conf", "spark-submit-conf")
 # The rendered conf's warehouse is an Fn::Sub variable the template maps to the bucket.
 TEMPLATE_WAREHOUSE = "s3://${Warehouse}/"
+# The bucket behind `${Warehouse}`: the storage stack's export, as pipeline.yaml imports it.
+WAREHOUSE_BUCKET = {"Fn::ImportValue": {"Fn::Sub": "${StorageStackName}-WarehouseBucket"}}
 
 
 def rendered_conf(style: str, profile: str) -> str:
@@ -39,6 +46,13 @@ def rendered_conf(style: str, profile: str) -> str:
         # Glue takes one `--conf` argument; the further pairs ride in its value.
         return " --conf ".join(pairs)
     return " ".join(f"--conf {pair}" for pair in pairs)
+
+
+def glue_conf_argument(profile: str) -> str:
+    """A Glue job's whole `--conf` default argument: the conf in an `Fn::Sub` that maps
+    `Warehouse` to the warehouse bucket, as JSON (valid YAML flow syntax)."""
+    conf = rendered_conf("glue-conf", profile)
+    return json.dumps({"Fn::Sub": [conf, {"Warehouse": WAREHOUSE_BUCKET}]})
 
 
 def render_template(template: Path, output: Path) -> list[Path]:
@@ -73,8 +87,10 @@ def render_template(template: Path, output: Path) -> list[Path]:
 def _render_conf(line: str, where: str) -> str:
     def replace(match: re.Match[str]) -> str:
         try:
+            if match["style"] == "glue-conf-argument":
+                return glue_conf_argument(match["profile"])
             return rendered_conf(match["style"], match["profile"])
         except ConfigurationError as error:
             raise ConfigurationError(f"{where}: {match.group(0)}: {error}") from error
 
-    return _CONF_TOKEN.sub(replace, line)
+    return _CONF_TOKEN.sub(replace, _ARGUMENT_TOKEN.sub(replace, line))
