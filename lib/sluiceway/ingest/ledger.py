@@ -2,7 +2,8 @@
 
 An ingest writes its ledger row as `started` before touching data and as `completed` (or
 `failed`) last; a file whose row is `completed` is never ingested again, and any other row
-means an earlier attempt died and its partial rows must be removed first.
+means an earlier attempt died and its partial rows must be removed first. The status words
+live in `sluiceway.statuses`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from sluiceway.statuses import COMPLETED as COMPLETED
 from sluiceway.tables import DEFINITIONS, INGEST_LEDGER, REJECTED_RECORDS, TRANSACTIONS
 
 if TYPE_CHECKING:
