@@ -7,7 +7,7 @@ nothing. Ingest, process and maintain therefore take this lease before they read
 will write; a second writer waits up to `lease_wait_seconds`, then exits busy
 (`WriterBusyError`, exit code 4) naming the holder, and never touches the tables.
 
-Two backends, chosen by the warehouse (docs/adr/writer-lease.md):
+Two backends, chosen by the warehouse (docs/adr/0008-writer-lease.md):
 - a local warehouse: the file `WAREHOUSE/NAMESPACE.lease` (holder's job, pid, host, start
   time), created atomically with a hard link; a lease whose holder died on this host is taken
   over under a short `flock`, so two takers cannot both win;

@@ -39,7 +39,7 @@ LOG4J_CONF = Path(__file__).parent / "data" / "log4j2.properties"
 JOBS_DIR = Path(__file__).resolve().parents[2] / "jobs"
 ICEBERG_RUNTIME = "iceberg-spark-runtime"
 # EMR Serverless: the Iceberg runtime EMR ships, and the Python 3.11 that the custom image
-# (infra/emr-serverless/Dockerfile) installs; see docs/adr/emr-serverless-custom-image.md.
+# (infra/emr-serverless/Dockerfile) installs; see docs/adr/0006-emr-serverless-custom-image.md.
 EMR_ICEBERG_JAR = "/usr/share/aws/iceberg/lib/iceberg-spark3-runtime.jar"
 EMR_PYTHON = "/usr/bin/python3.11"
 # Conf read when the driver JVM starts or the first session is created: a running driver
