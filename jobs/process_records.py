@@ -1,9 +1,11 @@
 """Processing job: accepted records of an ingest -> processed_transactions / processing_failures.
 
 Runs as an AWS Glue 5 script, on EMR Serverless, on AWS Batch, or locally:
-`sluiceway submit process_records -- --source landing.csv`. Exit 0 when every processed
-ingest reconciles (accepted = processed + failed), 2 on bad arguments, 3 otherwise, 5 when
-an endpoint outage left records pending (retry the run later; nothing was dead-lettered).
+`sluiceway submit process_records -- --source landing.csv`. Its arguments are
+`sluiceway process`'s (sluiceway.job_arguments). Exit 0 when every processed ingest
+reconciles (accepted = processed + failed), 2 on bad arguments, 3 otherwise, 4 when another
+run holds the namespace's writer lease, 5 when an endpoint outage left records pending (retry
+the run later; nothing was dead-lettered).
 """
 
 from __future__ import annotations
@@ -11,21 +13,21 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from sluiceway.errors import SluicewayError
-from sluiceway.logs import configure_logging, get_logger
+from sluiceway.job_arguments import ProcessArgs
+from sluiceway.logs import get_logger
 from sluiceway.orchestration.metrics import publish_process_metrics
 from sluiceway.orchestration.outcome import record_outcome
-from sluiceway.processing import ProcessResult, process_records
-from sluiceway.processing.arguments import ProcessArgs
-from sluiceway.processing.engine import RecordsLeftPending
+from sluiceway.pipeline import process, run_step, start_spark
+from sluiceway.processing import ProcessResult, RecordsLeftPending
 from sluiceway.settings import Settings
-from sluiceway.spark import build_session
-from sluiceway.warehouse import check_warehouse
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
+
+LOGGER = get_logger("jobs.process_records")
 
 
 def publish_metrics_safely(settings: Settings, result: ProcessResult) -> None:
@@ -37,20 +39,14 @@ def publish_metrics_safely(settings: Settings, result: ProcessResult) -> None:
         client = boto3.client("cloudwatch", region_name=settings.aws_region)
         publish_process_metrics(client, settings, result.metrics.records_failed)
     except (BotoCoreError, ClientError) as error:
-        get_logger("process").warning("could not publish process metrics: %s", error)
+        LOGGER.warning("could not publish process metrics: %s", error)
 
 
-def main(argv: list[str] | None = None) -> int:
+def process_records(argv: Sequence[str]) -> int:
     """Parse Glue-style arguments, build the session, process; print the run summary."""
-    try:
-        args = ProcessArgs.parse(sys.argv[1:] if argv is None else argv, os.environ)
-        configure_logging("process", args.settings.log_level)
-        check_warehouse(args.settings)
-        spark = build_session(args.settings, app_name="sluiceway-process")
-        result = run(spark, args)
-    except SluicewayError as error:
-        print(f"process_records: error: {error}", file=sys.stderr)
-        return error.exit_code
+    args = ProcessArgs.parse(argv, os.environ)
+    spark = start_spark("process", args.settings)
+    result = run(spark, args)
     if args.settings.profile != "local":
         publish_metrics_safely(args.settings, result)
     summary = {
@@ -68,12 +64,16 @@ def main(argv: list[str] | None = None) -> int:
 def run(spark: SparkSession, args: ProcessArgs) -> ProcessResult:
     """The run's result, also after an outage: its dead letters are counted all the same."""
     try:
-        return process_records(
-            spark, args.settings, args.options, ingest_id=args.ingest_id, source=args.source
-        )
+        return process(spark, args)
     except RecordsLeftPending as error:
         print(f"process_records: error: {error}", file=sys.stderr)
         return error.result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_step(
+        "process_records", lambda: process_records(sys.argv[1:] if argv is None else argv)
+    )
 
 
 if __name__ == "__main__":

@@ -6,56 +6,46 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sluiceway.errors import ExitCode, SluicewayError
-from sluiceway.settings import PROFILES, Settings, load_settings
+from sluiceway import pipeline
+from sluiceway.errors import ExitCode
+from sluiceway.job_arguments import (
+    IngestArgs,
+    MaintainArgs,
+    ProcessArgs,
+    RunArgs,
+    add_ingest_arguments,
+    add_maintain_arguments,
+    add_process_arguments,
+    add_run_arguments,
+    add_settings_options,
+    settings_arguments,
+    settings_from,
+    settings_in,
+)
+from sluiceway.logs import get_logger
 
 if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
-
-    from sluiceway.ingest.run import IngestResult
+    from sluiceway.generate import Manifest
+    from sluiceway.ingest import IngestResult
     from sluiceway.processing import ProcessResult
+    from sluiceway.settings import Settings
 
+    SubParsers = argparse._SubParsersAction[argparse.ArgumentParser]
+
+LOGGER = get_logger(__name__)
 Handler = Callable[[argparse.Namespace], int]
-
-
-def settings_from(args: argparse.Namespace) -> Settings:
-    """Settings with precedence defaults < profile < SLUICEWAY_* environment < options."""
-    return load_settings(
-        environ=os.environ,
-        arguments={
-            "profile": getattr(args, "profile", None),
-            "warehouse": getattr(args, "warehouse", None),
-            "spark_master": getattr(args, "spark_master", None),
-        },
-    )
-
-
-def add_settings_options(parser: argparse.ArgumentParser) -> None:
-    """--profile and --warehouse, shared by every command that touches the tables."""
-    parser.add_argument(
-        "--warehouse",
-        help="Iceberg warehouse (local folder or s3:// URI); default ./warehouse "
-        "or $SLUICEWAY_WAREHOUSE",
-    )
-    parser.add_argument("--profile", choices=PROFILES, help="where this runs; default local")
-
-
-def add_spark_master_option(parser: argparse.ArgumentParser) -> None:
-    """--spark-master, for the commands that start Spark (local and batch profiles)."""
-    parser.add_argument(
-        "--spark-master",
-        help="Spark master, e.g. local[4] or spark://host:7077; default local[*] "
-        "or $SLUICEWAY_SPARK_MASTER",
-    )
+# Generating fewer records takes a few seconds: no progress lines for them.
+GENERATE_PROGRESS_FROM = 1_000_000
 
 
 def _contract(args: argparse.Namespace) -> int:
     from sluiceway.contract import contract_markdown
 
     print(contract_markdown())
-    return 0
+    return ExitCode.OK
 
 
 # What each exit code tells the operator (README "Exit codes" shows the same table).
@@ -96,7 +86,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _upload(args: argparse.Namespace) -> int:
     import json
-    from pathlib import Path
 
     from sluiceway.logs import configure_logging
     from sluiceway.upload import (
@@ -107,7 +96,7 @@ def _upload(args: argparse.Namespace) -> int:
         s3_client,
     )
 
-    settings = settings_from(args)
+    settings = settings_from(args, os.environ)
     configure_logging("upload", settings.log_level)
     options = UploadOptions(
         watch_dir=Path(args.watch_dir),
@@ -130,7 +119,7 @@ def _upload(args: argparse.Namespace) -> int:
     return report.exit_code
 
 
-def register_upload(commands: argparse._SubParsersAction) -> None:
+def register_upload(commands: SubParsers) -> None:
     """`sluiceway upload`: the cron job that moves complete landing files into S3 once."""
     parser = commands.add_parser(
         "upload",
@@ -183,12 +172,13 @@ def _check(args: argparse.Namespace) -> int:
 
     from sluiceway.ingest.check import check_landing_file
 
-    result = check_landing_file(args.file, settings_from(args), args.show, args.workers)
+    settings = settings_from(args, os.environ)
+    result = check_landing_file(args.file, settings, args.show, args.workers)
     print(json.dumps(result.to_json()) if args.format == "json" else result.to_text())
     return result.exit_code
 
 
-def register_check(commands: argparse._SubParsersAction) -> None:
+def register_check(commands: SubParsers) -> None:
     """`sluiceway check`: pre-flight a landing file with the ingest's rules, no Spark."""
     parser = commands.add_parser(
         "check",
@@ -231,11 +221,29 @@ def _progress(message: str) -> None:
     print(f"... {message}", file=sys.stderr, flush=True)
 
 
-def _generate(args: argparse.Namespace) -> int:
-    from sluiceway.generate import DEFAULT_LINE_ENDING, generate_landing_file, manifest_path
+def _generate_progress(records: int) -> Callable[[int], None] | None:
+    """Progress lines on stderr while a large file is generated."""
+    if records < GENERATE_PROGRESS_FROM:
+        return None
 
     def report(done: int) -> None:
-        print(f"... {done:,} / {args.records:,} records", file=sys.stderr, flush=True)
+        print(f"... {done:,} / {records:,} records", file=sys.stderr, flush=True)
+
+    return report
+
+
+def _print_generated(out: str, manifest: Manifest) -> None:
+    from sluiceway.generate import manifest_path
+
+    print(
+        f"wrote {out}: {manifest.records:,} records ({manifest.lines:,} lines), "
+        f"{manifest.accepted:,} valid, {manifest.rejected:,} with defects; "
+        f"manifest {manifest_path(out)}"
+    )
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from sluiceway.generate import generate_landing_file
 
     manifest = generate_landing_file(
         args.out,
@@ -243,20 +251,15 @@ def _generate(args: argparse.Namespace) -> int:
         seed=args.seed,
         defect_rate=args.defect_rate,
         compress=args.gzip,
-        progress=report if args.records >= 1_000_000 else None,
-        # `demo` calls this without the file-shape options.
-        line_ending=getattr(args, "line_ending", DEFAULT_LINE_ENDING),
-        gzip_members=getattr(args, "gzip_members", 1),
+        progress=_generate_progress(args.records),
+        line_ending=args.line_ending,
+        gzip_members=args.gzip_members,
     )
-    print(
-        f"wrote {args.out}: {manifest.records:,} records ({manifest.lines:,} lines), "
-        f"{manifest.accepted:,} valid, {manifest.rejected:,} with defects; "
-        f"manifest {manifest_path(args.out)}"
-    )
-    return 0
+    _print_generated(args.out, manifest)
+    return ExitCode.OK
 
 
-def register_generate(commands: argparse._SubParsersAction) -> None:
+def register_generate(commands: SubParsers) -> None:
     parser = commands.add_parser(
         "generate",
         help="write a deterministic sample landing file (and its manifest)",
@@ -286,38 +289,18 @@ def register_generate(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=_generate)
 
 
-def _start_spark(job: str, settings: Settings) -> SparkSession:
-    """JSON logs for the job, a progress line, then the session (Spark start takes seconds)."""
-    from sluiceway.logs import configure_logging
-    from sluiceway.spark import build_session
-    from sluiceway.warehouse import check_warehouse
-
-    configure_logging(job, settings.log_level)
-    check_warehouse(settings)
-    _progress(f"starting Spark ({settings.profile} profile, warehouse {settings.warehouse})")
-    return build_session(settings, app_name=f"sluiceway-{job}")
-
-
-def add_landing_arguments(parser: argparse.ArgumentParser) -> None:
-    """PATH, --manifest and --source-version: what `ingest` and `run` read."""
-    parser.add_argument("path", help="landing file: local path or s3://bucket/key")
-    parser.add_argument("--manifest", help="manifest to check (default: PATH.manifest.json)")
-    parser.add_argument("--source-version", help="S3 version id of the landing object")
-
-
 def _ingest(args: argparse.Namespace) -> int:
-    from sluiceway.ingest import ingest_file
+    return _ingest_and_print(IngestArgs.from_namespace(args, os.environ))
 
-    settings = settings_from(args)
-    spark = _start_spark("ingest", settings)
-    result = ingest_file(
-        spark, settings, args.path, args.manifest, args.source_version, progress=_progress
-    )
+
+def _ingest_and_print(request: IngestArgs) -> int:
+    spark = pipeline.start_spark("ingest", request.settings, _progress)
+    result = pipeline.ingest(spark, request, _progress)
     _print_ingest_result(result)
     return result.exit_code
 
 
-def register_ingest(commands: argparse._SubParsersAction) -> None:
+def register_ingest(commands: SubParsers) -> None:
     parser = commands.add_parser(
         "ingest",
         help="validate a landing file into the Iceberg tables",
@@ -327,28 +310,23 @@ def register_ingest(commands: argparse._SubParsersAction) -> None:
         "changes nothing. Exit codes: 0 ok or already ingested, 2 bad input, 3 reconciliation "
         "failed.",
     )
-    add_landing_arguments(parser)
-    add_settings_options(parser)
-    add_spark_master_option(parser)
+    add_ingest_arguments(parser, source_option=False)
     parser.set_defaults(handler=_ingest)
 
 
+def _analyst_settings(args: argparse.Namespace) -> Settings:
+    """The settings options, with the deployed stack's Athena defaults for an s3:// warehouse."""
+    from sluiceway.query import analyst_settings
+
+    return analyst_settings(os.environ, **settings_arguments(args))
+
+
 def _query(args: argparse.Namespace) -> int:
-    from sluiceway.query import analyst_settings, format_frame, query
-    from sluiceway.warehouse import check_warehouse
-
-    settings = analyst_settings(
-        os.environ,
-        profile=getattr(args, "profile", None),
-        warehouse=getattr(args, "warehouse", None),
-        namespace=getattr(args, "namespace", None),
-    )
-    check_warehouse(settings, writable=False)
-    print(format_frame(query(settings, args.sql), args.format), end="")
-    return 0
+    print(pipeline.run_query(_analyst_settings(args), args.sql, args.format), end="")
+    return ExitCode.OK
 
 
-def register_query(commands: argparse._SubParsersAction) -> None:
+def register_query(commands: SubParsers) -> None:
     parser = commands.add_parser(
         "query",
         help="run Athena (Trino) SQL over the tables (DuckDB locally, Athena for s3://)",
@@ -361,46 +339,24 @@ def register_query(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("sql", help='e.g. "SELECT status, COUNT(*) FROM transactions GROUP BY 1"')
     parser.add_argument("--format", choices=("table", "csv", "json"), default="table")
-    parser.add_argument(
-        "--namespace", help="Iceberg namespace (the Glue database on AWS); default sluiceway"
-    )
-    add_settings_options(parser)
+    add_settings_options(parser, spark=False)
     parser.set_defaults(handler=_query)
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    landing = Path(args.data_dir) / f"landing-demo-{args.records}.csv"
-    if not landing.exists():
-        _generate(
-            argparse.Namespace(
-                records=args.records, out=str(landing), seed=7, defect_rate=0.002, gzip=False
-            )
-        )
-    status = _ingest(
-        argparse.Namespace(
-            path=str(landing),
-            manifest=None,
-            source_version=None,
-            warehouse=args.warehouse,
-            profile=args.profile,
-        )
+    landing = pipeline.demo_landing_file(
+        args.data_dir, args.records, progress=_generate_progress(args.records)
     )
+    if landing.generated:
+        _print_generated(str(landing.path), landing.generated)
+    settings = settings_from(args, os.environ)
+    status = _ingest_and_print(IngestArgs(str(landing.path), None, None, settings))
     print("\nSELECT status, COUNT(*) FROM transactions GROUP BY status")
-    _query(
-        argparse.Namespace(
-            sql="SELECT status, COUNT(*) AS records FROM transactions GROUP BY status "
-            "ORDER BY records DESC",
-            format="table",
-            warehouse=args.warehouse,
-            profile=args.profile,
-        )
-    )
+    print(pipeline.run_query(_analyst_settings(args), pipeline.DEMO_QUERY, "table"), end="")
     return status
 
 
-def register_demo(commands: argparse._SubParsersAction) -> None:
+def register_demo(commands: SubParsers) -> None:
     parser = commands.add_parser(
         "demo",
         help="generate a sample file, ingest it, and query the result",
@@ -409,18 +365,17 @@ def register_demo(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--records", type=int, default=200_000, help="records to generate")
     parser.add_argument("--data-dir", default=".data", help="where the sample file goes")
-    add_settings_options(parser)
+    add_settings_options(parser, spark=True)
     parser.set_defaults(handler=_demo)
 
 
 def _statemachine_run(args: argparse.Namespace) -> int:
     import time
-    from pathlib import Path
 
     from sluiceway.orchestration import run_pipeline
 
     execution, _runner = run_pipeline(
-        settings_from(args),
+        settings_from(args, os.environ),
         args.source,
         source_version=args.source_version,
         engine=args.engine,
@@ -440,8 +395,6 @@ def _statemachine_run(args: argparse.Namespace) -> int:
 
 
 def _statemachine_render(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from sluiceway.orchestration.template import render_template
 
     for template in map(Path, args.templates):
@@ -449,10 +402,10 @@ def _statemachine_render(args: argparse.Namespace) -> int:
         inlined = render_template(template, output)
         names = ", ".join(path.name for path in inlined) or "no definitions"
         print(f"{output} ({names} inlined)")
-    return 0
+    return ExitCode.OK
 
 
-def register_statemachine(commands: argparse._SubParsersAction) -> None:
+def register_statemachine(commands: SubParsers) -> None:
     parser = commands.add_parser(
         "statemachine",
         help="run the deployed Step Functions definition locally, or render the templates",
@@ -474,7 +427,7 @@ def register_statemachine(commands: argparse._SubParsersAction) -> None:
     run.add_argument(
         "--no-backoff", action="store_true", help="retry at once instead of waiting the backoff"
     )
-    add_settings_options(run)
+    add_settings_options(run, spark=False)
     run.set_defaults(handler=_statemachine_run)
     render = actions.add_parser(
         "render",
@@ -508,20 +461,14 @@ def _print_process_result(result: ProcessResult) -> None:
 
 
 def _process(args: argparse.Namespace) -> int:
-    from sluiceway.processing import process_records
-    from sluiceway.processing.arguments import process_options
-
-    settings = settings_from(args)
-    options = process_options(args)
-    spark = _start_spark("process", settings)
-    result = process_records(spark, settings, options, ingest_id=args.ingest_id, source=args.source)
+    request = ProcessArgs.from_namespace(args, os.environ)
+    spark = pipeline.start_spark("process", request.settings, _progress)
+    result = pipeline.process(spark, request)
     _print_process_result(result)
     return result.exit_code
 
 
-def register_process(commands: argparse._SubParsersAction) -> None:
-    from sluiceway.processing.arguments import add_process_options
-
+def register_process(commands: SubParsers) -> None:
     parser = commands.add_parser(
         "process",
         help="run a handler over accepted records (default: the financial handler)",
@@ -531,31 +478,27 @@ def register_process(commands: argparse._SubParsersAction) -> None:
         "is left. Exit codes: 0 reconciled, 2 bad input, 3 not reconciled, 4 another run "
         "holds the namespace's writer lease, 5 endpoint unavailable (records left pending).",
     )
-    parser.add_argument("--ingest-id", help="ingest id from ingest_ledger")
-    parser.add_argument("--source", help="landing file as given to `sluiceway ingest`")
-    add_process_options(parser)
-    add_settings_options(parser)
-    add_spark_master_option(parser)
+    add_process_arguments(parser)
     parser.set_defaults(handler=_process)
 
 
 def _redrive(args: argparse.Namespace) -> int:
     from sluiceway.processing.redrive import redrive
 
-    settings = settings_from(args)
-    spark = _start_spark("redrive", settings)
+    settings = settings_from(args, os.environ)
+    spark = pipeline.start_spark("redrive", settings, _progress)
     result = redrive(spark, settings, ingest_id=args.ingest_id, error_class=args.error_class)
     if not result.redriven:
         print("redrive: no matching dead letters; nothing changed")
-        return 0
+        return ExitCode.OK
     print(
         f"redrive: {result.redriven:,} dead letters put back to pending "
         f"({', '.join(result.ingest_ids)}); `sluiceway process` retries them"
     )
-    return 0
+    return ExitCode.OK
 
 
-def register_redrive(commands: argparse._SubParsersAction) -> None:
+def register_redrive(commands: SubParsers) -> None:
     parser = commands.add_parser(
         "redrive",
         help="put dead letters (processing_failures) back to pending",
@@ -565,33 +508,20 @@ def register_redrive(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--ingest-id", help="only this ingest's dead letters")
     parser.add_argument("--error-class", help="only dead letters of this error class")
-    add_settings_options(parser)
-    add_spark_master_option(parser)
+    add_settings_options(parser, spark=True)
     parser.set_defaults(handler=_redrive)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from sluiceway.ingest import ingest_file
-    from sluiceway.processing import process_records
-    from sluiceway.processing.arguments import process_options
-
-    settings = settings_from(args)
-    options = process_options(args)
-    spark = _start_spark("run", settings)
-    ingested = ingest_file(
-        spark, settings, args.path, args.manifest, args.source_version, progress=_progress
-    )
-    _print_ingest_result(ingested)
-    if ingested.exit_code:
-        return ingested.exit_code
-    result = process_records(spark, settings, options, ingest_id=ingested.ingest_id)
-    _print_process_result(result)
+    request = RunArgs.from_namespace(args, os.environ)
+    spark = pipeline.start_spark("run", request.landing.settings, _progress)
+    result = pipeline.ingest_then_process(spark, request, _print_ingest_result, _progress)
+    if result.processed:
+        _print_process_result(result.processed)
     return result.exit_code
 
 
-def register_run(commands: argparse._SubParsersAction) -> None:
-    from sluiceway.processing.arguments import add_process_options
-
+def register_run(commands: SubParsers) -> None:
     parser = commands.add_parser(
         "run",
         help="ingest a landing file, then process it (what the state machine does)",
@@ -599,42 +529,21 @@ def register_run(commands: argparse._SubParsersAction) -> None:
         "then process its accepted records. Exit codes: 0 reconciled, 2 bad input, "
         "3 reconciliation failed (ingest or processing).",
     )
-    add_landing_arguments(parser)
-    add_process_options(parser)
-    add_settings_options(parser)
-    add_spark_master_option(parser)
+    add_run_arguments(parser)
     parser.set_defaults(handler=_run)
 
 
 def _maintain(args: argparse.Namespace) -> int:
     import json
-    from datetime import timedelta
 
-    from sluiceway.errors import ConfigurationError
-    from sluiceway.maintenance import MaintenanceOptions, check_table_names, maintain_tables
-
-    settings = settings_from(args)
-    tables = tuple(args.table or ())
-    check_table_names(tables)  # options and names are checked before Spark starts
-
-    def days(option: str, value: float) -> timedelta:
-        try:
-            return timedelta(days=value)
-        except (OverflowError, ValueError) as error:
-            raise ConfigurationError(f"{option} {value:g} is out of range ({error})") from error
-
-    options = MaintenanceOptions(
-        snapshot_retention=days("--retention-days", args.retention_days),
-        retain_last=args.retain_last,
-        orphan_age=days("--orphan-age-days", args.orphan_age_days),
-    )
-    spark = _start_spark("maintain", settings)
-    for result in maintain_tables(spark, settings, options, tables):
+    request = MaintainArgs.from_namespace(args, os.environ)
+    spark = pipeline.start_spark("maintain", request.settings, _progress)
+    for result in pipeline.maintain(spark, request):
         print(json.dumps(result.__dict__))
     return ExitCode.OK
 
 
-def register_maintain(commands: argparse._SubParsersAction) -> None:
+def register_maintain(commands: SubParsers) -> None:
     """`sluiceway maintain`: compact and expire the Iceberg tables (jobs/maintain_tables.py)."""
     parser = commands.add_parser(
         "maintain",
@@ -644,30 +553,20 @@ def register_maintain(commands: argparse._SubParsersAction) -> None:
         "another run writes, maintenance is skipped with one line naming it (exit code 4). "
         "Prints one JSON line per table with data files before and after.",
     )
-    parser.add_argument("--table", action="append", help="only this table (repeatable)")
-    parser.add_argument("--retention-days", type=float, default=7.0, help="snapshot age kept")
-    parser.add_argument("--retain-last", type=int, default=10, help="snapshots always kept")
-    parser.add_argument(
-        "--orphan-age-days", type=float, default=3.0, help="only older orphan files are removed"
-    )
-    add_settings_options(parser)
+    add_maintain_arguments(parser)
     parser.set_defaults(handler=_maintain)
 
 
 def _report(args: argparse.Namespace) -> int:
-    from sluiceway.query import analyst_settings
     from sluiceway.report import write_report
 
-    settings = analyst_settings(
-        os.environ, profile=args.profile, warehouse=args.warehouse, namespace=args.namespace
-    )
-    facts = write_report(settings, args.out, args.ingest_id)
+    facts = write_report(_analyst_settings(args), args.out, args.ingest_id)
     state = "reconciled" if facts.reconciled else "NOT reconciled"
     print(f"wrote {args.out}: ingest {facts.ingest_id}, {state}")
-    return 0 if facts.reconciled else 3
+    return ExitCode.OK if facts.reconciled else ExitCode.RECONCILIATION_FAILED
 
 
-def register_report(commands: argparse._SubParsersAction) -> None:
+def register_report(commands: SubParsers) -> None:
     """`sluiceway report`: a self-contained HTML page about one ingest and its processing."""
     parser = commands.add_parser(
         "report",
@@ -680,27 +579,20 @@ def register_report(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--ingest-id", help="the ingest to report on; default the latest")
     parser.add_argument("--out", required=True, help="HTML file to write")
-    parser.add_argument(
-        "--namespace", help="Iceberg namespace (the Glue database on AWS); default sluiceway"
-    )
-    add_settings_options(parser)
+    add_settings_options(parser, spark=False)
     parser.set_defaults(handler=_report)
 
 
 def _submit(args: argparse.Namespace) -> int:
-    from sluiceway.job_arguments import add_job_settings_options, job_settings
     from sluiceway.spark import submit_job
 
     arguments = args.job_arguments[1:] if args.job_arguments[:1] == ["--"] else args.job_arguments
     # The job's own arguments decide its settings (profile, warehouse), as they will inside it.
-    job_options = argparse.ArgumentParser(add_help=False)
-    add_job_settings_options(job_options)
-    parsed, _rest = job_options.parse_known_args(arguments)
-    settings = job_settings(parsed, os.environ)
+    settings = settings_in(arguments, os.environ)
     return submit_job(settings, args.job, arguments, print_only=args.print_only)
 
 
-def register_submit(commands: argparse._SubParsersAction) -> None:
+def register_submit(commands: SubParsers) -> None:
     """`sluiceway submit JOB -- ARGS`: spark-submit with the Iceberg runtime and the job's conf."""
     parser = commands.add_parser(
         "submit",
@@ -724,7 +616,7 @@ def register_submit(commands: argparse._SubParsersAction) -> None:
 
 
 # Each entry adds one sub-command to the parser (see the register_* functions above).
-COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
+COMMANDS: tuple[Callable[[SubParsers], None], ...] = (
     register_generate,
     register_check,
     register_ingest,
@@ -746,10 +638,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler: Handler = args.handler
     try:
-        return handler(args)
-    except SluicewayError as error:
-        print(f"sluiceway {args.command}: error: {error}", file=sys.stderr)
-        return error.exit_code
+        return pipeline.run_step(f"sluiceway {args.command}", lambda: handler(args))
     except KeyboardInterrupt:
         print(f"sluiceway {args.command}: interrupted", file=sys.stderr)
         return 130
@@ -761,11 +650,11 @@ def _unexpected(command: str, error: Exception) -> int:
     """Log the whole trace (Python and Java) as one JSON line, then print one line."""
     import logging
 
-    from sluiceway.logs import LOGGER_NAME, configure_logging, get_logger
+    from sluiceway.logs import LOGGER_NAME, configure_logging
 
     if not logging.getLogger(LOGGER_NAME).handlers:
         configure_logging(command)
-    get_logger("cli").error("unexpected error in sluiceway %s", command, exc_info=error)
+    LOGGER.error("unexpected error in sluiceway %s", command, exc_info=error)
     print(
         f"sluiceway {command}: unexpected error: {_one_line(error)}; details in the JSON log above",
         file=sys.stderr,

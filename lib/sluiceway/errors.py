@@ -33,12 +33,6 @@ class LandingFileError(SluicewayError):
         super().__init__(f"{source}: {rule}: {detail}. {action}")
 
 
-class ReconciliationError(SluicewayError):
-    """Counts or amount totals do not add up; the run is marked failed, nothing is hidden."""
-
-    exit_code: int = ExitCode.RECONCILIATION_FAILED
-
-
 class EndpointUnavailableError(SluicewayError):
     """Retries of a retryable error ran out: records were left pending, none dead-lettered."""
 

@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import pytest
 
 from sluiceway.cli import main
 from sluiceway.generate import generate_landing_file
 from sluiceway.tables import PROCESSED_TRANSACTIONS, PROCESSING_FAILURES
 
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+    from sluiceway.settings import Settings
+
 pytestmark = pytest.mark.integration
 
 
 def test_run_ingests_then_processes_and_reconciles(
-    spark, isolated_settings, tmp_path, monkeypatch, capsys
+    spark: SparkSession,
+    isolated_settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     settings = isolated_settings
     # The CLI builds its session from the environment; these match the shared test session,
@@ -35,7 +47,9 @@ def test_run_ingests_then_processes_and_reconciles(
     assert f"processed {processed:,} + failed {failed:,}" in out
 
 
-def test_process_rejects_a_malformed_handler_option_before_starting_spark(capsys) -> None:
+def test_process_rejects_a_malformed_handler_option_before_starting_spark(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     code = main(["process", "--handler", "http", "--handler-option", "endpoint"])
     assert code == 2
     assert "is not key=value" in capsys.readouterr().err

@@ -21,18 +21,18 @@ def subcommands() -> list[str]:
 
 
 @pytest.mark.parametrize("command", subcommands())
-def test_every_subcommand_has_help(command: str, capsys: pytest.CaptureFixture):
+def test_every_subcommand_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as done:
         main([command, "--help"])
     assert done.value.code == 0
     assert "usage: sluiceway " + command in capsys.readouterr().out
 
 
-def test_the_core_subcommands_exist():
+def test_the_core_subcommands_exist() -> None:
     assert {"generate", "ingest", "query", "contract", "demo"} <= set(subcommands())
 
 
-def test_missing_java_is_a_clear_error_not_a_stack_trace(tmp_path: Path):
+def test_missing_java_is_a_clear_error_not_a_stack_trace(tmp_path: Path) -> None:
     landing = tmp_path / "x.csv"
     landing.write_text("x\n")
     environ = {k: v for k, v in os.environ.items() if k != "JAVA_HOME"}
@@ -57,7 +57,7 @@ def test_missing_java_is_a_clear_error_not_a_stack_trace(tmp_path: Path):
     assert "Traceback" not in done.stderr
 
 
-def test_generate_then_contract_output(tmp_path: Path, capsys: pytest.CaptureFixture):
+def test_generate_then_contract_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "g.csv"
     assert main(["generate", "--records", "100", "--out", str(out), "--defect-rate", "0.1"]) == 0
     assert "wrote " in capsys.readouterr().out and out.exists()
@@ -66,7 +66,9 @@ def test_generate_then_contract_output(tmp_path: Path, capsys: pytest.CaptureFix
     assert "| `amount` | decimal(18,2) | yes |" in capsys.readouterr().out
 
 
-def test_query_without_tables_names_the_warehouse(tmp_path: Path, capsys: pytest.CaptureFixture):
+def test_query_without_tables_names_the_warehouse(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["query", "SELECT * FROM transactions", "--warehouse", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "query failed" in err and str(tmp_path) in err and "sluiceway ingest" in err
