@@ -8,13 +8,14 @@ from pyspark.sql import functions as F
 
 from fixtures.processing_records import NO_RATE_CURRENCY
 from sluiceway.processing import ProcessOptions, process_records
-from sluiceway.processing.engine import UnknownIngestError, idempotency_key_column
 from sluiceway.processing.financial import (
     FX_RATE_MISSING,
     FinancialHandler,
     assess_with_spark,
 )
 from sluiceway.processing.partition import idempotency_key
+from sluiceway.processing.run import idempotency_key_column
+from sluiceway.processing.select import UnknownIngestError
 from sluiceway.tables import PROCESSED_TRANSACTIONS, PROCESSING_FAILURES, TRANSACTIONS
 
 pytestmark = pytest.mark.integration

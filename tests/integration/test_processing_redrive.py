@@ -6,8 +6,8 @@ import pytest
 
 from fixtures.processing_records import NO_RATE_CURRENCY
 from sluiceway.cli import main
-from sluiceway.processing.engine import reconcile
 from sluiceway.processing.financial import FX_RATE_MISSING
+from sluiceway.processing.reconcile import reconcile
 from sluiceway.tables import FX_RATES, PROCESSING_FAILURES, current_snapshot_id
 
 pytestmark = pytest.mark.integration

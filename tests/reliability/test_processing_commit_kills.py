@@ -1,8 +1,8 @@
 """SIGKILL at every point of a wave's commit, re-run after each: every record exactly once.
 
-A wave is checkpointed once, then its results and its dead letters are committed from that
-copy (two Iceberg commits). The job is killed for real (lib/sluiceway/failpoints.py) after
-the checkpoint, between the two commits and after both; each next run must finish what the
+A wave's tasks write its outcome files, then the driver commits its results and its dead
+letters (two Iceberg appends). The job is killed for real (lib/sluiceway/failpoints.py) after
+the files are written, between the two commits and after both; each next run must finish what the
 killed one left, and at no point may a record have both a result and a dead letter, or two
 of either.
 """
@@ -14,10 +14,10 @@ import signal
 import pytest
 
 from fixtures.processing_records import job_summary, process_job
-from sluiceway.processing.engine import (
+from sluiceway.processing.commit import (
     AFTER_FAILURES_COMMIT,
     AFTER_RESULTS_COMMIT,
-    AFTER_WAVE_CHECKPOINT,
+    AFTER_WAVE_WRITTEN,
 )
 from sluiceway.tables import PROCESSED_TRANSACTIONS, PROCESSING_FAILURES
 
@@ -51,7 +51,7 @@ def test_kills_at_every_commit_point_leave_each_record_exactly_once(
     arguments = ("--ingest-id", ingest_id, "--batch-size", "10")
     # What each killed run has committed when it dies: (results, dead letters).
     expected = {
-        AFTER_WAVE_CHECKPOINT: (0, 0),
+        AFTER_WAVE_WRITTEN: (0, 0),
         AFTER_RESULTS_COMMIT: (RECORDS - DEAD, 0),
         # This run only had the 10 dead letters left to do (its predecessor committed the rest).
         AFTER_FAILURES_COMMIT: (RECORDS - DEAD, DEAD),

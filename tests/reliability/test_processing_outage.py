@@ -11,7 +11,7 @@ import pytest
 
 from sluiceway.cli import main
 from sluiceway.errors import ExitCode
-from sluiceway.processing.engine import reconcile
+from sluiceway.processing.reconcile import reconcile
 from sluiceway.tables import PROCESSED_TRANSACTIONS, PROCESSING_FAILURES
 
 pytestmark = pytest.mark.reliability

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from fixtures.processing_records import job_summary, process_job
-from sluiceway.processing.engine import reconcile
 from sluiceway.processing.http_endpoint import HttpHandler
+from sluiceway.processing.reconcile import reconcile
 from sluiceway.tables import PROCESSED_TRANSACTIONS, PROCESSING_FAILURES
 
 pytestmark = pytest.mark.reliability

@@ -24,7 +24,8 @@ from fixtures.processing_records import REPOSITORY
 from sluiceway.errors import ExitCode
 from sluiceway.lease import lease_file, writer_lease
 from sluiceway.maintenance import data_file_count
-from sluiceway.processing.engine import AFTER_WAVE_CHECKPOINT, reconcile
+from sluiceway.processing.commit import AFTER_WAVE_WRITTEN
+from sluiceway.processing.reconcile import reconcile
 from sluiceway.settings import Settings
 from sluiceway.tables import PROCESSED_TRANSACTIONS, PROCESSING_FAILURES, TRANSACTIONS
 
@@ -112,7 +113,7 @@ def test_a_second_process_run_during_a_wave_commit_exits_busy_and_changes_nothin
     )  # fmt: skip
     marker = tmp_path / "first-run-paused"
     # The first run stops for real inside its (one) wave's commit, holding the lease.
-    pause = f"pause@{AFTER_WAVE_CHECKPOINT}@{marker}"
+    pause = f"pause@{AFTER_WAVE_WRITTEN}@{marker}"
     first = sluiceway(settings, tmp_path, "first", *arguments, failpoint=pause)
     second = None
     try:

@@ -1,12 +1,12 @@
 """Per-record processing of accepted transactions: engine, handlers, reference data."""
 
-from sluiceway.processing.engine import (
+from sluiceway.processing.handlers import ArrowHandler, BatchHandler, Handler, resolve_handler
+from sluiceway.processing.run import (
     ProcessOptions,
     ProcessResult,
     RecordsLeftPending,
     process_records,
 )
-from sluiceway.processing.handlers import ArrowHandler, BatchHandler, Handler, resolve_handler
 
 __all__ = [
     "ArrowHandler",

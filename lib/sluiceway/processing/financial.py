@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from numpy.typing import NDArray
 
 from sluiceway.processing.fx import DailyRateIndex, FxRates, load_fx_rates, read_fx_rates
 from sluiceway.processing.handlers import ArrowHandler
@@ -169,6 +170,7 @@ class FinancialHandler(ArrowHandler):
     def handle_arrow(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         if self._index is None:
             self.setup()
+        assert self._index is not None, "setup() builds the rate index"
         rules = self.rules
         rate = self._index.lookup(batch.column("currency"), batch.column("event_time"))
         amount = batch.column("amount").cast(MONEY)
@@ -242,8 +244,9 @@ def _cents(value: pa.Array) -> pa.Array:
     return pc.round(value, ndigits=2, round_mode="half_towards_infinity").cast(MONEY)
 
 
-def _filled(mask: pa.Array) -> np.ndarray:
-    return pc.fill_null(mask, False).to_numpy(zero_copy_only=False).astype(bool)
+def _filled(mask: pa.Array) -> NDArray[np.bool_]:
+    filled: NDArray[np.bool_] = pc.fill_null(mask, False).to_numpy(zero_copy_only=False)
+    return filled.astype(bool)
 
 
 def with_recent_counts(records: DataFrame, settings: Settings, rules: FinancialRules) -> DataFrame:
@@ -256,7 +259,8 @@ def with_recent_counts(records: DataFrame, settings: Settings, rules: FinancialR
     from pyspark.sql import functions as F
 
     bounds = records.agg(F.min("event_time").alias("low"), F.max("event_time").alias("high"))
-    low, high = bounds.first()
+    row = bounds.first()
+    low, high = (row.low, row.high) if row is not None else (None, None)
     if low is None:
         return records.withColumn(RECENT_COUNT, F.lit(0).cast("bigint"))
     window = (

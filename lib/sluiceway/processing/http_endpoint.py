@@ -112,22 +112,26 @@ class HttpHandler(BatchHandler):
 
     def _connection(self) -> http.client.HTTPConnection:
         """One keep-alive connection per thread, reused for every batch it sends."""
-        connection = getattr(self._local, "connection", None)
+        local = self._local
+        if local is None:
+            local = self._local = threading.local()
+        connection: http.client.HTTPConnection | None = getattr(local, "connection", None)
         if connection is None:
             parts = urlsplit(self.endpoint)
             secure = parts.scheme == "https"
             kind = http.client.HTTPSConnection if secure else http.client.HTTPConnection
-            connection = kind(parts.hostname, parts.port, timeout=self.timeout_seconds)
-            self._local.connection = connection
+            connection = kind(parts.hostname or "", parts.port, timeout=self.timeout_seconds)
+            local.connection = connection
             self._connections.append(connection)
         return connection
 
     def _drop_connection(self) -> None:
         # After a timeout the late answer could arrive on this socket: never reuse it.
-        connection = getattr(self._local, "connection", None)
-        if connection is not None:
+        local = self._local
+        connection = getattr(local, "connection", None)
+        if local is not None and connection is not None:
             connection.close()
-            self._local.connection = None
+            local.connection = None
 
     def handle(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         keys = [record["idempotency_key"] for record in records]
@@ -138,6 +142,7 @@ class HttpHandler(BatchHandler):
         path = urlsplit(self.endpoint).path or "/"
         if self._limiter is None:
             self.setup()
+        assert self._limiter is not None, "setup() creates the rate limiter"
         self._limiter.acquire()
         connection = self._connection()
         try:

@@ -21,6 +21,15 @@ class RunMetrics:
     batch_latencies_ms: list[float] = field(default_factory=list)
     seconds: float = 0.0
 
+    def add(self, wave: RunMetrics) -> None:
+        """Count a wave's records, attempts and batch latencies into the run's."""
+        self.records_ok += wave.records_ok
+        self.records_failed += wave.records_failed
+        self.records_pending += wave.records_pending
+        self.records_retried += wave.records_retried
+        self.attempts += wave.attempts
+        self.batch_latencies_ms.extend(wave.batch_latencies_ms)
+
     @property
     def records(self) -> int:
         return self.records_ok + self.records_failed

@@ -16,7 +16,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -39,19 +39,20 @@ MAX_ERROR_MESSAGE = 2000
 EVENT_TIME = pa.timestamp("us", tz="UTC")
 
 # The columns of the records the engine needs besides the handler's own inputs.
-ENGINE_INPUT_COLUMNS = ("transaction_id", "ingest_id", "event_time")
+ENGINE_INPUT_COLUMNS = ("transaction_id", "ingest_id", "idempotency_key", "event_time")
 
 # Rows per call of a vectorized handler: Spark's own Arrow batch size
 # (spark.sql.execution.arrow.maxRecordsPerBatch), rounded down to whole handler batches.
 SLICE_ROWS = 10_000
 
-# One row per input record; the Spark side adds the idempotency key back (it is derived, so
-# it need not cross the Arrow boundary twice), writes the row to processed_transactions or
-# processing_failures (pending rows go nowhere) and computes the run's metrics from it.
+# One row per input record. `processing/outcomes.py` writes the `processed` rows to
+# processed_transactions and the `failed` ones to processing_failures (pending rows go
+# nowhere), and sums every row into the run's metrics.
 OUTCOME_SCHEMA = pa.schema(
     [
         pa.field("transaction_id", pa.string()),
         pa.field("ingest_id", pa.string()),
+        pa.field("idempotency_key", pa.string()),
         pa.field("handler", pa.string()),
         pa.field("event_time", EVENT_TIME),
         pa.field("outcome", pa.string()),
@@ -61,13 +62,6 @@ OUTCOME_SCHEMA = pa.schema(
         pa.field("batch_latency_ms", pa.float64()),
     ]
 )
-OUTCOME_DDL = (
-    "transaction_id string, ingest_id string, handler string, "
-    "event_time timestamp, outcome string, result string, base_currency string, "
-    "amount_base decimal(18,2), fee_base decimal(18,2), risk_flags array<string>, "
-    "error_class string, error_message string, attempts int, batch_id string, "
-    "batch_latency_ms double"
-)
 
 
 def idempotency_key(ingest_id: str, transaction_id: str, step: str) -> str:
@@ -75,7 +69,7 @@ def idempotency_key(ingest_id: str, transaction_id: str, step: str) -> str:
 
     The ingest id is itself derived from the file's sha256, so the same record of the same
     file always gets the same key, and a different step (handler) gets a different one.
-    The Spark expression in engine.idempotency_key_column computes the same value.
+    The Spark expression in processing.run.idempotency_key_column computes the same value.
     """
     return hashlib.sha256(f"{ingest_id}/{transaction_id}/{step}".encode()).hexdigest()
 
@@ -147,7 +141,7 @@ def process_partition(
             return
         # Bounded concurrency for I/O-bound handlers: at most `concurrency` batches in flight.
         with ThreadPoolExecutor(max_workers=handler.concurrency) as pool:
-            in_flight = deque()
+            in_flight: deque[Future[pa.RecordBatch]] = deque()
             for sequence, batch in numbered:
                 in_flight.append(pool.submit(runner.run, batch, _batch_id(prefix, sequence)))
                 if len(in_flight) >= handler.concurrency:
@@ -286,6 +280,7 @@ class _BatchRunner:
         return {
             "transaction_id": rows.column("transaction_id"),
             "ingest_id": rows.column("ingest_id"),
+            "idempotency_key": rows.column("idempotency_key"),
             "handler": pa.repeat(pa.scalar(self.plan.handler.name, pa.string()), count),
             "event_time": _as_type(rows.column("event_time"), EVENT_TIME),
             "attempts": pa.repeat(pa.scalar(attempts, pa.int32()), count),

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     from sluiceway.settings import Settings
 
-LOGGER = get_logger("redrive")
+LOGGER = get_logger(__name__)
 # Ingest ids and error classes are identifiers; anything else is a typo or an injection.
 IDENTIFIER = re.compile(r"^[A-Za-z0-9_.:-]+$")
 

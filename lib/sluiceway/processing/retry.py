@@ -51,7 +51,7 @@ class RetryPolicy:
         A server's Retry-After wins over the computed backoff (it knows its own load), capped
         so a misbehaving server cannot park a task for an hour.
         """
-        retry_after = getattr(error, "retry_after", None)
+        retry_after: float | None = getattr(error, "retry_after", None)
         if retry_after is not None:
             return min(max(retry_after, 0.0), self.max_retry_after_seconds)
         ceiling = min(self.max_delay_seconds, self.base_delay_seconds * 2 ** (attempt - 1))

@@ -1,0 +1,75 @@
+"""A wave's outcome, as its tasks reported it, committed: results, then dead letters.
+
+The tasks wrote the files; the driver registers only those of the task attempts Spark kept
+(the rows `collect` returned), so a re-run task cannot give a record two outcomes. Results
+and dead letters are two tables, so two commits; a kill between them leaves the wave's dead
+letters uncommitted, and those records are pending for the next run, which decides them
+again. No record can be in both tables, because a run only processes records with neither.
+See docs/adr/0005-idempotent-processing-results.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from sluiceway import failpoints
+from sluiceway.iceberg_files import append_files
+from sluiceway.ingest.publish import WrittenFile
+from sluiceway.processing.metrics import RunMetrics
+from sluiceway.processing.outcomes import BATCH, FILE, PENDING_CAUSE
+from sluiceway.tables import PROCESSED_TRANSACTIONS, PROCESSING_FAILURES
+
+if TYPE_CHECKING:
+    from pyspark.sql import Row, SparkSession
+
+    from sluiceway.settings import Settings
+
+# The failpoints of a wave's commit, in order (see lib/sluiceway/failpoints.py).
+AFTER_WAVE_WRITTEN = "process_after_wave_written"
+AFTER_RESULTS_COMMIT = "process_after_results_commit"
+AFTER_FAILURES_COMMIT = "process_after_failures_commit"
+WAVE_PROPERTY = "sluiceway.process-wave"
+
+
+@dataclass
+class WaveOutcome:
+    """What a wave's tasks reported: their files per table, counts, and why records are
+    pending ("" when none are)."""
+
+    files: dict[str, list[WrittenFile]] = field(default_factory=dict)
+    metrics: RunMetrics = field(default_factory=RunMetrics)
+    pending_cause: str = ""
+
+
+def read_wave(rows: list[Row]) -> WaveOutcome:
+    """The wave's outcome from its tasks' summary rows (processing/outcomes.py)."""
+    wave = WaveOutcome({PROCESSED_TRANSACTIONS: [], PROCESSING_FAILURES: []})
+    metrics = wave.metrics
+    causes = []
+    for row in rows:
+        if row.kind == BATCH:
+            metrics.records_ok += row.ok
+            metrics.records_failed += row.failed
+            metrics.records_pending += row.pending
+            metrics.records_retried += row.retried
+            metrics.attempts += row.attempts
+            metrics.batch_latencies_ms.append(row.latency_ms)
+        elif row.kind == FILE:
+            wave.files[row.table].append(WrittenFile(row.path, row.partition))
+        elif row.kind == PENDING_CAUSE:
+            causes.append(f"{row.error_class}: {row.error_message}"[:300])
+    wave.pending_cause = causes[0] if causes else ""
+    return wave
+
+
+def commit_wave(spark: SparkSession, settings: Settings, wave: WaveOutcome, label: str) -> None:
+    """Append the wave's results, then its dead letters (one commit each)."""
+    failpoints.reach(settings, AFTER_WAVE_WRITTEN)
+    properties = {WAVE_PROPERTY: label}
+    append_files(spark, settings, PROCESSED_TRANSACTIONS, wave.files[PROCESSED_TRANSACTIONS],
+                 properties)  # fmt: skip
+    failpoints.reach(settings, AFTER_RESULTS_COMMIT)
+    append_files(spark, settings, PROCESSING_FAILURES, wave.files[PROCESSING_FAILURES],
+                 properties)  # fmt: skip
+    failpoints.reach(settings, AFTER_FAILURES_COMMIT)

@@ -1,0 +1,272 @@
+"""The processing run on the driver: choose the pending records, spread them over the cores,
+run the handler in `mapInArrow`, and commit each wave's outcomes.
+
+Why `mapInArrow` and not a row UDF: records reach Python as Arrow batches (no per-row
+pickling), the handler gets whole batches for retries and I/O, and per-partition setup runs
+once per task. The tasks write the outcome files themselves and return only counts and
+paths (processing/outcomes.py); the driver commits them (processing/commit.py) and checks
+the tables reconcile (processing/reconcile.py). Why this is idempotent: see
+docs/adr/0005-idempotent-processing-results.md.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from pyspark import StorageLevel
+
+from sluiceway.errors import EndpointUnavailableError, ExitCode
+from sluiceway.ingest.publish import write_target
+from sluiceway.lease import writer_lease
+from sluiceway.logs import get_logger, log_event
+from sluiceway.processing.commit import commit_wave, read_wave
+from sluiceway.processing.handlers import Handler, resolve_handler
+from sluiceway.processing.metrics import RunMetrics
+from sluiceway.processing.outcomes import TASK_OUTPUT_DDL, WavePlan, task_function
+from sluiceway.processing.partition import ENGINE_INPUT_COLUMNS, PartitionPlan
+from sluiceway.processing.reconcile import Reconciliation, reconcile
+from sluiceway.processing.retry import RetryPolicy
+from sluiceway.processing.select import IngestScope, resolve_scope, select_pending
+from sluiceway.tables import (
+    INGEST_LEDGER,
+    PROCESSED_TRANSACTIONS,
+    PROCESSING_FAILURES,
+    TRANSACTIONS,
+    ensure_tables,
+)
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame, SparkSession
+
+    from sluiceway.settings import Settings
+
+LOGGER = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class ProcessOptions:
+    """How one run processes: which handler, batch size, retries, how often it commits."""
+
+    handler: str = "financial"
+    handler_options: Mapping[str, str] = field(default_factory=dict)
+    batch_size: int = 500
+    max_attempts: int = 4
+    base_delay_seconds: float = 0.2
+    max_delay_seconds: float = 10.0
+    # 0 = derived from the cluster's cores and the number of batches.
+    partitions: int = 0
+    # A kill loses at most this many records' work: each wave is committed on its own.
+    commit_every: int = 1_000_000
+
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(self.max_attempts, self.base_delay_seconds, self.max_delay_seconds)
+
+
+@dataclass
+class ProcessResult:
+    """What a run did; `exit_code` 0 when every touched ingest reconciles, 3 when one does not,
+    5 when an endpoint outage left records pending."""
+
+    handler: str
+    ingest_ids: tuple[str, ...]
+    pending: int
+    waves: int
+    partitions: int
+    metrics: RunMetrics
+    reconciliation: list[Reconciliation]
+    left_pending: int = 0
+
+    @property
+    def reconciled(self) -> bool:
+        return all(item.reconciled for item in self.reconciliation)
+
+    @property
+    def exit_code(self) -> int:
+        if self.left_pending:
+            return ExitCode.ENDPOINT_UNAVAILABLE
+        return ExitCode.OK if self.reconciled else ExitCode.RECONCILIATION_FAILED
+
+
+class RecordsLeftPending(EndpointUnavailableError):
+    """Retries of a retryable error ran out: what was done is committed, the rest is pending."""
+
+    def __init__(self, result: ProcessResult, cause: str) -> None:
+        self.result = result
+        super().__init__(
+            f"endpoint unavailable: {result.left_pending:,} records left pending ({cause}); "
+            "nothing was dead-lettered for it, run again when the endpoint answers"
+        )
+
+
+def process_records(
+    spark: SparkSession,
+    settings: Settings,
+    options: ProcessOptions | None = None,
+    ingest_id: str | None = None,
+    source: str | None = None,
+) -> ProcessResult:
+    """Process the accepted records of one ingest (by id or source file), or of all ingests.
+
+    Raises RecordsLeftPending (exit code 5) when an endpoint outage outlasted the retries.
+    """
+    options = options or ProcessOptions()
+    # One writer per namespace (lib/sluiceway/lease.py): pending records are chosen under it.
+    with writer_lease(settings, "process"):
+        started = time.monotonic()
+        ensure_tables(
+            spark,
+            settings,
+            (TRANSACTIONS, INGEST_LEDGER, PROCESSED_TRANSACTIONS, PROCESSING_FAILURES),
+        )
+        scope = resolve_scope(spark, settings, ingest_id, source)
+        handler = resolve_handler(options.handler, options.handler_options)
+        selection = select_pending(spark, settings, scope)
+        records = selection.records
+        if selection.known_count is None:
+            # Counted here, then read again by the handler's bind and the waves.
+            records = records.persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            pending = records.count() if selection.known_count is None else selection.known_count
+            return _process(spark, settings, options, handler, records, scope, pending, started)
+        finally:
+            records.unpersist()
+
+
+def _process(
+    spark: SparkSession,
+    settings: Settings,
+    options: ProcessOptions,
+    handler: Handler,
+    records: DataFrame,
+    scope: IngestScope,
+    pending: int,
+    started: float,
+) -> ProcessResult:
+    selected = time.monotonic()
+    ingest_ids = scope.ingest_ids
+    if ingest_ids is None:
+        ingest_ids = tuple(r.ingest_id for r in records.select("ingest_id").distinct().collect())
+    metrics = RunMetrics()
+    waves = max(1, math.ceil(pending / max(1, options.commit_every)))
+    partitions = plan_partitions(spark, pending / waves, options)
+    log_event(
+        LOGGER, "processing started", handler=handler.name, ingest_ids=list(ingest_ids),
+        pending=pending, waves=waves, partitions=partitions, batch_size=options.batch_size,
+        selection_seconds=round(selected - started, 2),
+    )  # fmt: skip
+    cause = ""
+    if pending:
+        cause = _run_waves(spark, settings, handler, records, options, waves, partitions, metrics)
+    metrics.seconds = time.monotonic() - started
+    reconciling = time.monotonic()
+    result = ProcessResult(
+        handler=handler.name,
+        ingest_ids=ingest_ids,
+        pending=pending,
+        waves=waves,
+        partitions=partitions,
+        metrics=metrics,
+        reconciliation=reconcile(spark, settings, ingest_ids, scope),
+        left_pending=pending - metrics.records if cause else 0,
+    )
+    log_event(
+        LOGGER, "processing finished", handler=handler.name, **metrics.summary(),
+        reconciled=result.reconciled, left_pending=result.left_pending,
+        reconcile_seconds=round(time.monotonic() - reconciling, 2),
+        reconciliation=[item.__dict__ for item in result.reconciliation],
+    )  # fmt: skip
+    if result.left_pending:
+        raise RecordsLeftPending(result, cause)
+    return result
+
+
+def _run_waves(
+    spark: SparkSession,
+    settings: Settings,
+    handler: Handler,
+    records: DataFrame,
+    options: ProcessOptions,
+    waves: int,
+    partitions: int,
+    metrics: RunMetrics,
+) -> str:
+    """Run and commit the waves; stop at the first wave that left records pending.
+
+    Returns why records were left pending (the endpoint's last error), or "" when none were.
+    """
+    from pyspark.sql import functions as F
+
+    bound = handler.bind(records, settings).withColumn(
+        "idempotency_key", idempotency_key_column(handler.name)
+    )
+    if waves > 1:
+        bound = bound.persist(StorageLevel.MEMORY_AND_DISK)
+    targets = {
+        name: write_target(spark, settings, name)
+        for name in (PROCESSED_TRANSACTIONS, PROCESSING_FAILURES)
+    }
+    try:
+        for wave in range(waves):
+            selected = bound
+            if waves > 1:
+                selected = bound.filter(
+                    F.pmod(F.xxhash64("transaction_id"), F.lit(waves)) == F.lit(wave)
+                )
+            plan = WavePlan(
+                PartitionPlan(handler, options.batch_size, options.retry_policy(), wave), targets
+            )
+            began = time.monotonic()
+            outcome = read_wave(run_wave(selected, plan, partitions).collect())
+            handled = time.monotonic()
+            commit_wave(spark, settings, outcome, f"{wave + 1}/{waves}")
+            metrics.add(outcome.metrics)
+            log_event(
+                LOGGER, "processing wave committed", wave=f"{wave + 1}/{waves}",
+                **metrics.summary(), handler_seconds=round(handled - began, 2),
+                commit_seconds=round(time.monotonic() - handled, 2),
+            )  # fmt: skip
+            if outcome.pending_cause:
+                # The breaker opened: the remaining waves would only hammer the endpoint.
+                log_event(LOGGER, "processing stopped: endpoint unavailable", wave=wave,
+                          waves=waves, cause=outcome.pending_cause)  # fmt: skip
+                return outcome.pending_cause
+        return ""
+    finally:
+        bound.unpersist()
+
+
+def plan_partitions(spark: SparkSession, records: float, options: ProcessOptions) -> int:
+    """Enough partitions that every core works, few enough that batches stay full."""
+    if options.partitions:
+        return options.partitions
+    cores = spark.sparkContext.defaultParallelism
+    batches = math.ceil(records / options.batch_size)
+    return max(1, min(max(cores, batches // 4), cores * 4, max(batches, 1)))
+
+
+def lay_out(records: DataFrame, handler: Handler, partitions: int) -> DataFrame:
+    """The records the handler reads, hash-partitioned and sorted by transaction id.
+
+    Same partition and order on a task retry: the retried task rebuilds the same batches,
+    so batch ids in processing_failures mean the same thing on every attempt.
+    """
+    if handler.columns:
+        records = records.select(*dict.fromkeys((*ENGINE_INPUT_COLUMNS, *handler.columns)))
+    return records.repartition(partitions, "transaction_id").sortWithinPartitions("transaction_id")
+
+
+def run_wave(records: DataFrame, plan: WavePlan, partitions: int) -> DataFrame:
+    """The wave's task summaries (processing/outcomes.py); collecting them runs the wave."""
+    laid_out = lay_out(records, plan.partition.handler, partitions)
+    return laid_out.mapInArrow(task_function(plan), TASK_OUTPUT_DDL)  # type: ignore[arg-type]
+
+
+def idempotency_key_column(step: str) -> Column:
+    """sha256(ingest_id / transaction_id / step), as partition.idempotency_key computes it."""
+    from pyspark.sql import functions as F
+
+    return F.sha2(F.concat_ws("/", "ingest_id", "transaction_id", F.lit(step)), 256)
