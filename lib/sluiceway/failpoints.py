@@ -29,6 +29,13 @@ def reach(settings: Settings, name: str) -> None:
         _pause(Path(settings.failpoint.split("@", 2)[2]))
 
 
+def reach_in_task(armed: str, name: str, attempt: int) -> None:
+    """In a Spark task (which has no Settings, only the armed name): kill the Python worker,
+    on the task's first attempt only, so that Spark's retry of the task can finish the job."""
+    if armed == name and attempt == 0:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def _pause(marker: Path) -> None:
     marker.touch()
     deadline = time.monotonic() + PAUSE_LIMIT_SECONDS

@@ -14,8 +14,9 @@ import pytest
 
 from fixtures.processing_records import job_summary, process_job
 from sluiceway.processing.http_endpoint import HttpHandler
+from sluiceway.processing.outcomes import AFTER_TASK_FILES_WRITTEN
 from sluiceway.processing.reconcile import reconcile
-from sluiceway.tables import PROCESSED_TRANSACTIONS, PROCESSING_FAILURES
+from sluiceway.tables import PROCESSED_TRANSACTIONS, PROCESSING_FAILURES, ensure_tables
 
 pytestmark = pytest.mark.reliability
 
@@ -72,3 +73,34 @@ def test_retried_spark_tasks_leave_one_result_and_one_effect_per_record(
         RECORDS, RECORDS, 0, 0,
     )  # fmt: skip
     assert len(state.effects) == RECORDS and state.applied_once()
+
+
+def test_files_of_a_failed_task_attempt_are_never_registered(
+    spark, isolated_settings, seed
+) -> None:
+    """Every task's first attempt is killed once its outcome file is written; Spark runs it
+    again. The killed attempts' files stay orphans: the table holds each record once."""
+    settings = isolated_settings
+    ingest_id = seed(spark, settings, RECORDS, name="orphan.csv", every_no_rate=0)
+    ensure_tables(spark, settings, (PROCESSED_TRANSACTIONS,))
+    data = Path(settings.warehouse) / settings.namespace / PROCESSED_TRANSACTIONS / "data"
+
+    job = process_job(
+        settings, "--ingest-id", ingest_id, "--partitions", "2",
+        master="local[2,3]", failpoint=AFTER_TASK_FILES_WRITTEN,
+    )  # fmt: skip
+    stdout, stderr = job.communicate(timeout=300)
+
+    assert job.returncode == 0, stderr[-3000:]
+    assert "Python worker exited unexpectedly" in stderr, stderr[-3000:]
+    spark.sql(f"REFRESH TABLE {settings.table(PROCESSED_TRANSACTIONS)}")
+    files = spark.sql(f"SELECT file_path FROM {settings.table(PROCESSED_TRANSACTIONS)}.files")
+    registered = {Path(row.file_path).name for row in files.collect()}
+    on_disk = {path.name for path in data.rglob("*.parquet")}
+    orphans = on_disk - registered
+    assert len(orphans) == 2 and len(registered) == 2, (on_disk, registered)
+    [check] = reconcile(spark, settings, (ingest_id,))
+    assert (check.accepted, check.processed, check.failed, check.duplicates) == (
+        RECORDS, RECORDS, 0, 0,
+    )  # fmt: skip
+    assert job_summary(stdout)["reconciled"]

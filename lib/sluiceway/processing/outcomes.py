@@ -10,13 +10,14 @@ driver registers the files of the attempts Spark kept (lib/sluiceway/iceberg_fil
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sluiceway import failpoints
 from sluiceway.iceberg_files import write_by_day
 from sluiceway.ingest.publish import WriteTarget, WrittenFile
 from sluiceway.processing.partition import (
@@ -28,6 +29,8 @@ from sluiceway.processing.partition import (
 )
 from sluiceway.tables import PROCESSED_TRANSACTIONS, PROCESSING_FAILURES
 
+# A task's first attempt dies here, its files written (see lib/sluiceway/failpoints.py).
+AFTER_TASK_FILES_WRITTEN = "process_task_after_files_written"
 BATCH = "batch"
 FILE = "file"
 PENDING_CAUSE = "pending_cause"
@@ -69,6 +72,7 @@ class WavePlan:
 
     partition: PartitionPlan
     targets: dict[str, WriteTarget]  # by table name
+    failpoint: str = ""  # Settings.failpoint, for AFTER_TASK_FILES_WRITTEN
 
 
 def task_function(
@@ -82,14 +86,16 @@ def task_function(
         context = TaskContext.get()
         partition_id = context.partitionId() if context else 0
         outcomes = list(process_partition(batches, plan.partition, partition_id))
-        yield from summarize(outcomes, plan, f"{uuid.uuid4().hex[:8]}-p{partition_id:05d}")
+        summary = summarize(outcomes, plan, f"{uuid.uuid4().hex[:8]}-p{partition_id:05d}")
+        failpoints.reach_in_task(
+            plan.failpoint, AFTER_TASK_FILES_WRITTEN, context.attemptNumber() if context else 0
+        )
+        yield from summary
 
     return run
 
 
-def summarize(
-    outcomes: list[pa.RecordBatch], plan: WavePlan, name: str
-) -> Iterable[pa.RecordBatch]:
+def summarize(outcomes: list[pa.RecordBatch], plan: WavePlan, name: str) -> list[pa.RecordBatch]:
     """Write the task's outcome rows and describe them in TASK_OUTPUT_SCHEMA rows."""
     if not outcomes:
         return []

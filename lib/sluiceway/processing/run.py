@@ -217,7 +217,9 @@ def _run_waves(
                     F.pmod(F.xxhash64("transaction_id"), F.lit(waves)) == F.lit(wave)
                 )
             plan = WavePlan(
-                PartitionPlan(handler, options.batch_size, options.retry_policy(), wave), targets
+                PartitionPlan(handler, options.batch_size, options.retry_policy(), wave),
+                targets,
+                settings.failpoint,
             )
             began = time.monotonic()
             outcome = read_wave(run_wave(selected, plan, partitions).collect())
