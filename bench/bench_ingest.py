@@ -93,14 +93,15 @@ def run_pyspark(landing: Path, out: Path) -> float:
 
 def run_sluiceway(landing: Path, out: Path, history: list[Path]) -> tuple[float, dict]:
     from sluiceway.ingest import ingest_file
+    from sluiceway.statuses import COMPLETED
 
     settings, spark = _spark(out)
     for earlier in history:
         done = ingest_file(spark, settings, str(earlier))
-        if done.status != "completed":
+        if done.status != COMPLETED:
             raise SystemExit(f"history ingest did not complete: {done.message}")
     result = ingest_file(spark, settings, str(landing))
-    if result.status != "completed":
+    if result.status != COMPLETED:
         raise SystemExit(f"ingest did not complete: {result.message}")
     files = spark.sql(
         f"SELECT CAST(partition.event_time_day AS STRING) AS day, COUNT(*) AS files, "

@@ -26,6 +26,7 @@ from sluiceway.job_arguments import (
     settings_in,
 )
 from sluiceway.logs import get_logger
+from sluiceway.statuses import SKIPPED
 
 if TYPE_CHECKING:
     from sluiceway.generate import Manifest
@@ -200,7 +201,7 @@ def register_check(commands: SubParsers) -> None:
 
 def _print_ingest_result(result: IngestResult) -> None:
     print(f"ingest {result.ingest_id}: {result.status} — {result.message}")
-    if result.status == "skipped":
+    if result.status == SKIPPED:
         return
     print(f"  source            {result.source_file}")
     print(f"  lines read        {result.lines_read:>12,}")

@@ -9,6 +9,7 @@ files of a lost attempt are orphans that `sluiceway maintain` removes.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -16,8 +17,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sluiceway.ingest.publish import WriteTarget, WrittenFile
 from sluiceway.locations import resolve
+from sluiceway.tables import arrow_schema
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -26,14 +27,33 @@ if TYPE_CHECKING:
 
 EPOCH = date(1970, 1, 1)
 MICROS_PER_DAY = 86_400 * 1_000_000
+FIELD_ID = b"PARQUET:field_id"
+
+
+@dataclass(frozen=True)
+class WriteTarget:
+    """What a task needs to write one table's files: where, with which Parquet schema."""
+
+    table: str
+    data_location: str
+    schema: pa.Schema  # the table's Arrow schema with Iceberg field ids
+    partition_source: str | None  # the timestamp column partitioned by day, if any
+    partition_name: str | None  # the partition field's name in paths (event_time_day)
+
+
+@dataclass(frozen=True)
+class WrittenFile:
+    """A Parquet file a task wrote, and the partition directory value it belongs to."""
+
+    path: str
+    partition: str | None  # e.g. event_time_day=2026-11-25
 
 
 def jvm(spark: SparkSession) -> Any:
-    """The driver's py4j view of the JVM (Iceberg's Java API is reached through it)."""
-    view = spark._jvm
-    if view is None:
-        raise RuntimeError("the Spark session has no JVM gateway (it was stopped)")
-    return view
+    """py4j's view of the driver JVM, where Iceberg's Java API is (None only once stopped)."""
+    jvm = spark._jvm
+    assert jvm is not None, "the Spark session is stopped"
+    return jvm
 
 
 def iceberg_table(spark: SparkSession, settings: Settings, name: str) -> Any:
@@ -41,6 +61,31 @@ def iceberg_table(spark: SparkSession, settings: Settings, name: str) -> Any:
     return jvm(spark).org.apache.iceberg.spark.Spark3Util.loadIcebergTable(
         spark._jsparkSession, settings.table(name)
     )
+
+
+def write_target(spark: SparkSession, settings: Settings, name: str) -> WriteTarget:
+    """The table's data location, its Arrow schema with field ids, and its day partition."""
+    table = iceberg_table(spark, settings, name)
+    table.refresh()
+    iceberg_schema = table.schema()
+    fields = []
+    for field in arrow_schema(name):
+        nested = iceberg_schema.findField(field.name)
+        kind = field.type
+        if pa.types.is_list(kind):
+            element_id = str(nested.type().asListType().elementId()).encode()
+            kind = pa.list_(pa.field("element", kind.value_type, metadata={FIELD_ID: element_id}))
+        fields.append(
+            pa.field(field.name, kind, metadata={FIELD_ID: str(nested.fieldId()).encode()})
+        )
+    spec_fields = list(table.spec().fields())
+    source, partition_name = None, None
+    if spec_fields:
+        (spec_field,) = spec_fields
+        source = iceberg_schema.findColumnName(spec_field.sourceId())
+        partition_name = spec_field.name()
+    location = str(table.locationProvider().newDataLocation("x")).rsplit("/", 1)[0]
+    return WriteTarget(name, location, pa.schema(fields), source, partition_name)
 
 
 def by_day(table: pa.Table, target: WriteTarget) -> list[tuple[str | None, pa.Table]]:
@@ -131,3 +176,46 @@ def append_files(
         append.set(key, value)
     append.commit()
     spark.sql(f"REFRESH TABLE {settings.table(name)}")
+
+
+def data_files_between(
+    spark: SparkSession, settings: Settings, name: str, ranges: dict[str, tuple[str, str]]
+) -> list[str] | None:
+    """Paths of the table's current data files that may hold rows with every column in its
+    [low, high] range, pruned by Iceberg's partitions and column metrics (min/max per file);
+    None when some file has delete files, so that reading the Parquet files alone would not
+    be the table."""
+    expressions = jvm(spark).org.apache.iceberg.expressions.Expressions
+    both = getattr(expressions, "and")
+    within = expressions.alwaysTrue()
+    for column, (low, high) in ranges.items():
+        within = both(
+            within,
+            both(
+                expressions.greaterThanOrEqual(column, low),
+                expressions.lessThanOrEqual(column, high),
+            ),
+        )
+    table = iceberg_table(spark, settings, name)
+    table.refresh()
+    if table.currentSnapshot() is None:
+        return []
+    paths = []
+    tasks = table.newScan().filter(within).planFiles()
+    try:
+        iterator = tasks.iterator()
+        while iterator.hasNext():
+            task = iterator.next()
+            if not task.deletes().isEmpty():
+                return None
+            paths.append(_without_file_scheme(str(task.file().path())))
+    finally:
+        tasks.close()
+    return paths
+
+
+def _without_file_scheme(path: str) -> str:
+    """Hadoop's `file:/x` (or `file:///x`) as the plain local path `/x`."""
+    if path.startswith("file:"):
+        return "/" + path.removeprefix("file:").lstrip("/")
+    return path

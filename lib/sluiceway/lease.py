@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from sluiceway.errors import ConfigurationError, ExitCode, SluicewayError
+from sluiceway.locations import is_s3
 from sluiceway.logs import get_logger, log_event
 from sluiceway.settings import Settings
 
@@ -133,7 +134,7 @@ def writer_lease(
 
 def lease_for(settings: Settings) -> Lease:
     """The lease backend of the warehouse: DynamoDB for s3:// warehouses, else a local file."""
-    if "://" not in settings.warehouse:
+    if not is_s3(settings.warehouse):
         return FileLease(lease_file(settings))
     if not settings.lease_table:
         raise ConfigurationError(

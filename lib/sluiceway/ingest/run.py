@@ -24,6 +24,8 @@ from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema
 
 from sluiceway import failpoints
+from sluiceway.errors import ExitCode
+from sluiceway.iceberg_files import WrittenFile, data_files_between, write_target
 from sluiceway.ingest import ledger
 from sluiceway.ingest.landing import (
     LandingChunk,
@@ -32,14 +34,7 @@ from sluiceway.ingest.landing import (
     remove_staged_folder,
     scan_landing_file,
 )
-from sluiceway.ingest.publish import (
-    WrittenFile,
-    data_files_between,
-    publish,
-    stage_files,
-    staged_record_count,
-    write_target,
-)
+from sluiceway.ingest.publish import publish, stage_files, staged_record_count
 from sluiceway.ingest.reconcile import (
     Counts,
     Manifest,
@@ -92,7 +87,7 @@ class IngestResult:
     @property
     def exit_code(self) -> int:
         """0 for completed or skipped, 3 when reconciliation failed."""
-        return 3 if self.status == FAILED else 0
+        return ExitCode.RECONCILIATION_FAILED if self.status == FAILED else ExitCode.OK
 
     @property
     def lines_per_second(self) -> float:

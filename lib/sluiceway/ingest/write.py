@@ -15,7 +15,7 @@ import json
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime
 
 import numpy as np
 import pyarrow as pa
@@ -23,9 +23,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from sluiceway import contract as c
+from sluiceway.iceberg_files import WriteTarget, by_day, write_parquet
 from sluiceway.ingest.landing import LandingChunk, read_chunk
 from sluiceway.ingest.parse import tokenize
-from sluiceway.ingest.publish import WriteTarget
 from sluiceway.ingest.validate import (
     Lineage,
     add_reason,
@@ -37,9 +37,6 @@ from sluiceway.ingest.validate import (
     validate,
 )
 from sluiceway.locations import resolve
-
-EPOCH = date(1970, 1, 1)
-MICROS_PER_DAY = 86_400 * 1_000_000
 
 # One row per file a task wrote: its chunk, and the file's figures as JSON (FileFigures).
 TASK_OUTPUT_SCHEMA = pa.schema([pa.field("chunk", pa.int64()), pa.field("file", pa.string())])
@@ -218,25 +215,13 @@ def _write_table(
 ) -> list[FileFigures]:
     if table.num_rows == 0:
         return []
-    parts = _by_day(table, target)
-    filesystem, root = resolve(target.data_location)
     written = []
-    for partition, rows in parts:
-        folder = f"{root}/{partition}" if partition else root
-        filesystem.create_dir(folder, recursive=True)
-        path = f"{folder}/{attempt}.parquet"
-        pq.write_table(
-            rows.cast(target.schema),
-            path,
-            filesystem=filesystem,
-            compression="zstd",
-            store_decimal_as_integer=True,
-        )
-        location = f"{target.data_location}/{partition}" if partition else target.data_location
+    for partition, rows in by_day(table, target):
+        file = write_parquet(rows, target, partition, attempt)
         written.append(
             FileFigures(
                 target.table,
-                f"{location}/{attempt}.parquet",
+                file.path,
                 partition,
                 rows.num_rows,
                 _lines_covered(rows),
@@ -244,19 +229,6 @@ def _write_table(
             )
         )
     return written
-
-
-def _by_day(table: pa.Table, target: WriteTarget) -> list[tuple[str | None, pa.Table]]:
-    """The rows per day partition (`event_time_day=2026-11-25`), or all rows unpartitioned."""
-    if target.partition_source is None:
-        return [(None, table)]
-    micros = table[target.partition_source].cast(pa.int64()).to_numpy(zero_copy_only=False)
-    days = np.floor_divide(micros, MICROS_PER_DAY)
-    parts: list[tuple[str | None, pa.Table]] = []
-    for day in np.unique(days):
-        label = (EPOCH + timedelta(days=int(day))).isoformat()
-        parts.append((f"{target.partition_name}={label}", table.filter(pa.array(days == day))))
-    return parts
 
 
 def _lines_covered(rows: pa.Table) -> int:

@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sluiceway import failpoints
-from sluiceway.iceberg_files import append_files
-from sluiceway.ingest.publish import WrittenFile
+from sluiceway.iceberg_files import WrittenFile, append_files
 from sluiceway.processing.metrics import RunMetrics
 from sluiceway.processing.outcomes import BATCH, FILE, PENDING_CAUSE
 from sluiceway.tables import PROCESSED_TRANSACTIONS, PROCESSING_FAILURES

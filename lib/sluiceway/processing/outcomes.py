@@ -18,8 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sluiceway import failpoints
-from sluiceway.iceberg_files import write_by_day
-from sluiceway.ingest.publish import WriteTarget, WrittenFile
+from sluiceway.iceberg_files import WriteTarget, WrittenFile, write_by_day
 from sluiceway.processing.partition import (
     FAILED,
     PENDING,

@@ -12,8 +12,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sluiceway.iceberg_files import read_columns
-from sluiceway.ingest.publish import data_files_between
+from sluiceway.iceberg_files import data_files_between, read_columns
 from sluiceway.processing.partition import FAILED, PROCESSED
 from sluiceway.processing.select import IngestScope
 from sluiceway.statuses import COMPLETED

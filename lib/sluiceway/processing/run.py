@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from pyspark import StorageLevel
 
 from sluiceway.errors import EndpointUnavailableError, ExitCode
-from sluiceway.ingest.publish import write_target
+from sluiceway.iceberg_files import write_target
 from sluiceway.lease import writer_lease
 from sluiceway.logs import get_logger, log_event
 from sluiceway.processing.commit import commit_wave, read_wave

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sluiceway.errors import SluicewayError
-from sluiceway.ingest.publish import data_files_between
+from sluiceway.iceberg_files import data_files_between
 from sluiceway.locations import canonical_source
 from sluiceway.statuses import COMPLETED
 from sluiceway.tables import (
