@@ -20,6 +20,8 @@ class RunMetrics:
     attempts: int = 0
     batch_latencies_ms: list[float] = field(default_factory=list)
     seconds: float = 0.0
+    # The waves' own time: the handler's bind, the engine in the tasks, the outcome files.
+    wave_seconds: float = 0.0
 
     def add(self, wave: RunMetrics) -> None:
         """Count a wave's records, attempts and batch latencies into the run's."""
@@ -57,5 +59,6 @@ class RunMetrics:
             "batch_latency_ms_p99": round(self.latency_percentile(99), 1),
             "batch_latency_ms_max": round(max(self.batch_latencies_ms, default=0.0), 1),
             "seconds": round(self.seconds, 2),
+            "wave_seconds": round(self.wave_seconds, 2),
             "records_per_second": round(self.records_per_second, 1),
         }

@@ -200,11 +200,13 @@ def _run_waves(
     """
     from pyspark.sql import functions as F
 
+    binding = time.monotonic()
     bound = handler.bind(records, settings).withColumn(
         "idempotency_key", idempotency_key_column(handler.name)
     )
     if waves > 1:
         bound = bound.persist(StorageLevel.MEMORY_AND_DISK)
+    metrics.wave_seconds += time.monotonic() - binding
     targets = {
         name: write_target(spark, settings, name)
         for name in (PROCESSED_TRANSACTIONS, PROCESSING_FAILURES)
@@ -226,6 +228,7 @@ def _run_waves(
             handled = time.monotonic()
             commit_wave(spark, settings, outcome, f"{wave + 1}/{waves}")
             metrics.add(outcome.metrics)
+            metrics.wave_seconds += handled - began
             log_event(
                 LOGGER, "processing wave committed", wave=f"{wave + 1}/{waves}",
                 **metrics.summary(), handler_seconds=round(handled - began, 2),
