@@ -12,27 +12,10 @@ import os
 import sys
 from collections.abc import Sequence
 
-from sluiceway.ingest import IngestResult
 from sluiceway.job_arguments import IngestArgs
-from sluiceway.logs import get_logger
-from sluiceway.orchestration.metrics import publish_ingest_metrics
+from sluiceway.orchestration.metrics import publish_ingest_metrics, publish_safely
 from sluiceway.orchestration.outcome import record_outcome
 from sluiceway.pipeline import ingest, run_step, start_spark
-from sluiceway.settings import Settings
-
-LOGGER = get_logger("jobs.ingest_landing")
-
-
-def publish_metrics_safely(settings: Settings, result: IngestResult) -> None:
-    """The alarms' metrics; a CloudWatch hiccup must not fail an ingest that succeeded."""
-    import boto3
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    try:
-        client = boto3.client("cloudwatch", region_name=settings.aws_region)
-        publish_ingest_metrics(client, settings, result)
-    except (BotoCoreError, ClientError) as error:
-        LOGGER.warning("could not publish ingest metrics: %s", error)
 
 
 def ingest_landing(argv: Sequence[str]) -> int:
@@ -40,8 +23,9 @@ def ingest_landing(argv: Sequence[str]) -> int:
     args = IngestArgs.parse(argv, os.environ)
     spark = start_spark("ingest", args.settings)
     result = ingest(spark, args)
-    if args.settings.profile != "local":
-        publish_metrics_safely(args.settings, result)
+    publish_safely(
+        args.settings, lambda client: publish_ingest_metrics(client, args.settings, result)
+    )
     print(f"ingest {result.ingest_id}: {result.status} — {result.message}")
     return result.exit_code
 

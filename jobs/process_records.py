@@ -17,29 +17,13 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from sluiceway.job_arguments import ProcessArgs
-from sluiceway.logs import get_logger
-from sluiceway.orchestration.metrics import publish_process_metrics
+from sluiceway.orchestration.metrics import publish_process_metrics, publish_safely
 from sluiceway.orchestration.outcome import record_outcome
 from sluiceway.pipeline import process, run_step, start_spark
 from sluiceway.processing import ProcessResult, RecordsLeftPending
-from sluiceway.settings import Settings
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
-
-LOGGER = get_logger("jobs.process_records")
-
-
-def publish_metrics_safely(settings: Settings, result: ProcessResult) -> None:
-    """The dead-letter alarm's metric; a CloudWatch hiccup must not fail a finished run."""
-    import boto3
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    try:
-        client = boto3.client("cloudwatch", region_name=settings.aws_region)
-        publish_process_metrics(client, settings, result.metrics.records_failed)
-    except (BotoCoreError, ClientError) as error:
-        LOGGER.warning("could not publish process metrics: %s", error)
 
 
 def process_records(argv: Sequence[str]) -> int:
@@ -47,8 +31,12 @@ def process_records(argv: Sequence[str]) -> int:
     args = ProcessArgs.parse(argv, os.environ)
     spark = start_spark("process", args.settings)
     result = run(spark, args)
-    if args.settings.profile != "local":
-        publish_metrics_safely(args.settings, result)
+    publish_safely(
+        args.settings,
+        lambda client: publish_process_metrics(
+            client, args.settings, result.metrics.records_failed
+        ),
+    )
     summary = {
         "handler": result.handler,
         "pending": result.pending,

@@ -9,14 +9,17 @@ The job roles may put metrics into this CloudWatch namespace only.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from sluiceway.logs import get_logger
 from sluiceway.statuses import FAILED, SKIPPED
 
 if TYPE_CHECKING:
     from sluiceway.ingest import IngestResult
     from sluiceway.settings import Settings
 
+LOGGER = get_logger(__name__)
 METRIC_NAMESPACE = "Sluiceway"
 REJECTED_RATIO = "RejectedRatio"
 RECONCILIATION_MISMATCHES = "ReconciliationMismatches"
@@ -74,3 +77,19 @@ def publish_ingest_metrics(client: MetricsClient, settings: Settings, result: In
     if data:
         client.put_metric_data(Namespace=METRIC_NAMESPACE, MetricData=data)
     return len(data)
+
+
+def publish_safely(settings: Settings, publish: Callable[[MetricsClient], int]) -> None:
+    """Publish a job's metrics on the AWS profiles (`publish` gets the CloudWatch client).
+
+    A CloudWatch hiccup must not fail a job whose data work succeeded: it is logged.
+    """
+    if settings.profile == "local":
+        return
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        publish(boto3.client("cloudwatch", region_name=settings.aws_region))
+    except (BotoCoreError, ClientError) as error:
+        LOGGER.warning("could not publish the job's metrics: %s", error)

@@ -29,6 +29,14 @@ AFTER_WAVE_WRITTEN = "process_after_wave_written"
 AFTER_RESULTS_COMMIT = "process_after_results_commit"
 AFTER_FAILURES_COMMIT = "process_after_failures_commit"
 WAVE_PROPERTY = "sluiceway.process-wave"
+# RunMetrics' counters from the columns of a task's batch rows.
+BATCH_COUNTS = {
+    "records_ok": "ok",
+    "records_failed": "failed",
+    "records_pending": "pending",
+    "records_retried": "retried",
+    "attempts": "attempts",
+}
 
 
 @dataclass
@@ -43,23 +51,18 @@ class WaveOutcome:
 
 def read_wave(rows: list[Row]) -> WaveOutcome:
     """The wave's outcome from its tasks' summary rows (processing/outcomes.py)."""
-    wave = WaveOutcome({PROCESSED_TRANSACTIONS: [], PROCESSING_FAILURES: []})
-    metrics = wave.metrics
-    causes = []
+    files: dict[str, list[WrittenFile]] = {PROCESSED_TRANSACTIONS: [], PROCESSING_FAILURES: []}
     for row in rows:
-        if row.kind == BATCH:
-            metrics.records_ok += row.ok
-            metrics.records_failed += row.failed
-            metrics.records_pending += row.pending
-            metrics.records_retried += row.retried
-            metrics.attempts += row.attempts
-            metrics.batch_latencies_ms.append(row.latency_ms)
-        elif row.kind == FILE:
-            wave.files[row.table].append(WrittenFile(row.path, row.partition))
-        elif row.kind == PENDING_CAUSE:
-            causes.append(f"{row.error_class}: {row.error_message}"[:300])
-    wave.pending_cause = causes[0] if causes else ""
-    return wave
+        if row.kind == FILE:
+            files[row.table].append(WrittenFile(row.path, row.partition))
+    batches = [row for row in rows if row.kind == BATCH]
+    metrics = RunMetrics(
+        **{name: sum(row[column] for row in batches) for name, column in BATCH_COUNTS.items()},
+        batch_latencies_ms=[row.latency_ms for row in batches],
+    )
+    causes = [f"{row.error_class}: {row.error_message}"[:300] for row in rows
+              if row.kind == PENDING_CAUSE]  # fmt: skip
+    return WaveOutcome(files, metrics, causes[0] if causes else "")
 
 
 def commit_wave(spark: SparkSession, settings: Settings, wave: WaveOutcome, label: str) -> None:
