@@ -2,8 +2,9 @@
 
 The proof is physical: after day 1 is processed, every data file it left behind (its
 transactions, results and dead letters) is deleted from disk. Processing day 3 must still
-succeed and reconcile, which it can only do if pending selection, the velocity counts, both
-MERGEs and the reconciliation all prune by the ingest's event days and ingest id.
+succeed and reconcile, which it can only do if pending selection, the velocity counts and the
+reconciliation (which lists outcome files by their ingest_id bounds) all prune by the ingest's
+event days and ingest id.
 """
 
 from __future__ import annotations
