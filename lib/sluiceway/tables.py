@@ -141,8 +141,8 @@ DEFINITIONS: dict[str, TableDefinition] = {
             ("processed_at", "timestamp"),
         ),
         partitioned_by="days(event_time)",
-        # A wave's results land in one or two days: hash distribution would funnel each day
-        # through one writer task, so every task writes its own files (compacted later).
+        # The processing tasks write one file per task and day (compacted later); a Spark
+        # write here (a backfill) does the same instead of funnelling a day through one task.
         properties=(
             ("write.merge.mode", "merge-on-read"),
             ("write.distribution-mode", "none"),
