@@ -5,8 +5,9 @@ record out, in the same order):
 
 - `ArrowHandler`: vectorized, for speed; write `handle_arrow` with pyarrow compute.
 - `BatchHandler`: a list of record dicts in, a list of result dicts out; the simple shape.
-- `LambdaHandler`: runs an existing AWS Lambda `handler(event, context)` unchanged on the
-  event the Step Functions Map state used to send it — the migration path from the old design.
+- `LambdaHandler` (lambda_handler.py): runs an existing AWS Lambda `handler(event, context)`
+  unchanged on the event the Step Functions Map state used to send it — the migration path
+  from the old design.
 
 Handlers are chosen by name (`financial`, `http`, `noop`) or by `module:attribute`.
 See docs/processing.md for a worked example.
@@ -14,14 +15,10 @@ See docs/processing.md for a worked example.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import inspect
 import json
-import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -173,118 +170,11 @@ class NoopHandler(ArrowHandler):
         )
 
 
-@dataclass
-class LambdaContext:
-    """The parts of the Lambda context object that handlers actually read."""
-
-    function_name: str
-    aws_request_id: str
-    timeout_seconds: float
-    memory_limit_in_mb: int = 1024
-    invoked_function_arn: str = "arn:aws:lambda:local:000000000000:function:sluiceway"
-    function_version: str = "$LATEST"
-    log_group_name: str = "/aws/lambda/sluiceway"
-    log_stream_name: str = "sluiceway"
-    started: float = 0.0
-
-    def get_remaining_time_in_millis(self) -> int:
-        """Time left of the old Lambda timeout, so handlers that check it behave as before."""
-        return max(0, int((self.started + self.timeout_seconds - time.monotonic()) * 1000))
-
-
-class LambdaHandler(BatchHandler):
-    """Runs `handler(event, context)` unchanged on the event a Step Functions Map sent it.
-
-    The event is the Distributed Map ItemBatcher shape, `{"Items": [...], "BatchInput": {...}}`,
-    items JSON-safe (decimals and timestamps as strings). The handler may return a list of
-    results, `{"results": [...]}`, and may report failed items the SQS way, with
-    `{"batchItemFailures": [{"itemIdentifier": transaction_id}]}`.
-    """
-
-    def __init__(
-        self,
-        function: Callable[[dict[str, Any], LambdaContext], Any],
-        name: str,
-        batch_input: Mapping[str, str] | None = None,
-        timeout_seconds: float = 900.0,
-    ) -> None:
-        self.function = function
-        self.name = name
-        self.batch_input = dict(batch_input or {})
-        self.timeout_seconds = timeout_seconds
-
-    def handle(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        items = [{key: _json_safe(value) for key, value in r.items()} for r in records]
-        keys = "\n".join(str(item.get("idempotency_key")) for item in items)
-        context = LambdaContext(
-            function_name=self.name.rsplit(":", 1)[-1],
-            aws_request_id=hashlib.sha256(keys.encode()).hexdigest()[:32],
-            timeout_seconds=self.timeout_seconds,
-            started=time.monotonic(),
-        )
-        response = self.function({"Items": items, "BatchInput": self.batch_input}, context)
-        return _lambda_results(records, response, self.name)
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    return value
-
-
-def _lambda_results(
-    records: list[dict[str, Any]], response: Any, name: str
-) -> list[dict[str, Any]]:
-    response = response or {}
-    failures: set[str] = set()
-    if isinstance(response, Mapping):
-        failures = {
-            str(item.get("itemIdentifier")) for item in response.get("batchItemFailures", [])
-        }
-        listed = response.get("results")
-    else:
-        listed = response
-    by_id: dict[str, Any] = {}
-    if isinstance(listed, list):
-        by_id = {str(r["transaction_id"]): r for r in listed if isinstance(r, Mapping)}
-    elif listed is not None:
-        raise HandlerContractError(
-            f"Lambda handler {name} returned {type(listed).__name__}; return a list of results, "
-            "{'results': [...]} or {'batchItemFailures': [...]}"
-        )
-    results = []
-    for record in records:
-        transaction_id = str(record["transaction_id"])
-        if transaction_id in failures:
-            results.append(
-                {
-                    "transaction_id": transaction_id,
-                    "error_class": "LambdaItemFailure",
-                    "error_message": f"{name} listed {transaction_id} in batchItemFailures",
-                }
-            )
-            continue
-        result = by_id.get(transaction_id)
-        payload = {k: v for k, v in (result or {}).items() if k != "transaction_id"}
-        known = {k: payload.pop(k) for k in list(payload) if k in RESULT_FIELDS}
-        results.append(
-            {
-                "transaction_id": transaction_id,
-                "result": known.pop("result", None) or json.dumps(payload or "ok", default=str),
-                **known,
-            }
-        )
-    return results
-
-
 BUILTIN_HANDLERS = {
     "financial": "sluiceway.processing.financial:FinancialHandler",
     "http": "sluiceway.processing.http_endpoint:HttpHandler",
     "noop": "sluiceway.processing.handlers:NoopHandler",
 }
-LAMBDA_PREFIX = "lambda:"
 
 
 def resolve_handler(spec: str, options: Mapping[str, str] | None = None) -> Handler:
@@ -294,6 +184,9 @@ def resolve_handler(spec: str, options: Mapping[str, str] | None = None) -> Hand
     `records -> results`. The module must be importable on the executors too (on Glue, ship
     it with --extra-py-files).
     """
+    # Imported here: the adapter is itself a BatchHandler, so it imports this module.
+    from sluiceway.processing.lambda_handler import LAMBDA_PREFIX, LambdaHandler
+
     options = dict(options or {})
     if spec.startswith(LAMBDA_PREFIX):
         function = _load(spec[len(LAMBDA_PREFIX) :])
@@ -338,8 +231,6 @@ __all__ = [
     "BatchHandler",
     "FunctionHandler",
     "Handler",
-    "LambdaContext",
-    "LambdaHandler",
     "NoopHandler",
     "PermanentError",
     "resolve_handler",
