@@ -5,7 +5,7 @@ compaction, readers (DuckDB, Athena, Spark) open thousands of files. Runs as
 `sluiceway maintain` locally and as jobs/maintain_tables.py on a Glue schedule.
 
 Never while another run writes the namespace: maintenance holds the namespace's writer lease
-(lib/sluiceway/lease.py) like ingest and processing do, so during a write it changes nothing
+(lib/sluiceway/lease/) like ingest and processing do, so during a write it changes nothing
 and exits busy (code 4) with one line naming the writer.
 """
 

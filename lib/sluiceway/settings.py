@@ -40,7 +40,7 @@ class Settings:
     athena_workgroup: str = "sluiceway"
     aws_region: str | None = None
     failpoint: str = ""
-    # The writer lease (lib/sluiceway/lease.py): the DynamoDB table of s3:// warehouses, how
+    # The writer lease (lib/sluiceway/lease/): the DynamoDB table of s3:// warehouses, how
     # long a second writer waits before exiting busy, and how long a dead holder's lease lasts.
     lease_table: str = ""
     lease_wait_seconds: int = 0

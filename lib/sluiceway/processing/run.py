@@ -114,7 +114,7 @@ def process_records(
     Raises RecordsLeftPending (exit code 5) when an endpoint outage outlasted the retries.
     """
     options = options or ProcessOptions()
-    # One writer per namespace (lib/sluiceway/lease.py): pending records are chosen under it.
+    # One writer per namespace (lib/sluiceway/lease/): pending records are chosen under it.
     with writer_lease(settings, "process"):
         started = time.monotonic()
         ensure_tables(
