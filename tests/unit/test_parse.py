@@ -17,7 +17,7 @@ def records(text: bytes, first_line: int = 2) -> list[dict]:
 def test_plain_line_is_split_into_contract_fields():
     (record,) = records(VALID.encode() + b"\n")
     assert record["line_number"] == 2
-    assert record["raw_line"] is None  # rebuilt from the fields by validate.raw_text
+    assert record["raw_line"] is None  # rebuilt from the fields by table_rows.raw_text
     assert record["field_count"] == 11
     assert [record[name] for name in c.COLUMN_NAMES] == VALID.split(",")
 

@@ -12,13 +12,9 @@ import pytest
 
 from sluiceway import contract as c
 from sluiceway.ingest.parse import RECORD_SCHEMA, tokenize
-from sluiceway.ingest.validate import (
-    Lineage,
-    add_reason,
-    to_rejected,
-    to_transactions,
-    validate,
-)
+from sluiceway.ingest.reasons import add_reason
+from sluiceway.ingest.table_rows import Lineage, to_rejected, to_transactions
+from sluiceway.ingest.validate import validate
 from sluiceway.tables import REJECTED_RECORDS, TRANSACTIONS, arrow_schema
 
 pytestmark = pytest.mark.unit

@@ -33,17 +33,12 @@ from numpy.typing import NDArray
 from sluiceway import contract as c
 from sluiceway.errors import ExitCode, LandingFileError
 from sluiceway.ingest.boundaries import line_index
+from sluiceway.ingest.duplicates import duplicate_details, duplicates_in_file, readable_ids
 from sluiceway.ingest.landing import LandingChunk, LandingScan, read_chunk, scan_landing_file
 from sluiceway.ingest.parse import tokenize
-from sluiceway.ingest.validate import (
-    Lineage,
-    accepted_mask,
-    duplicate_details,
-    duplicates_in_file,
-    readable_ids,
-    to_rejected,
-    validate,
-)
+from sluiceway.ingest.reasons import accepted_mask
+from sluiceway.ingest.table_rows import Lineage, to_rejected
+from sluiceway.ingest.validate import validate
 from sluiceway.settings import Settings
 
 DEFAULT_WORKERS = 2

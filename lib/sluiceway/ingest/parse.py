@@ -31,7 +31,7 @@ DECODE_WINDOW = 64 * 1024
 
 # The output of the tokenizer: one row per record, fields as text, nothing typed yet.
 # `raw_line` is null for plain lines (it is the fields joined by commas, see
-# validate.raw_text); `raw_bytes` holds the original bytes of a line that is not UTF-8.
+# table_rows.raw_text); `raw_bytes` holds the original bytes of a line that is not UTF-8.
 RECORD_SCHEMA = pa.schema(
     [
         pa.field("line_number", pa.int64(), nullable=False),

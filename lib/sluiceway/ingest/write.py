@@ -24,18 +24,12 @@ import pyarrow.parquet as pq
 
 from sluiceway import contract as c
 from sluiceway.iceberg_files import WriteTarget, by_day, write_parquet
+from sluiceway.ingest.duplicates import duplicate_details, duplicates_in_file, readable_ids
 from sluiceway.ingest.landing import LandingChunk, read_chunk
 from sluiceway.ingest.parse import tokenize
-from sluiceway.ingest.validate import (
-    Lineage,
-    add_reason,
-    duplicate_details,
-    duplicates_in_file,
-    readable_ids,
-    to_rejected,
-    to_transactions,
-    validate,
-)
+from sluiceway.ingest.reasons import add_reason
+from sluiceway.ingest.table_rows import Lineage, to_rejected, to_transactions
+from sluiceway.ingest.validate import validate
 from sluiceway.locations import resolve
 
 # One row per file a task wrote: its chunk, and the file's figures as JSON (FileFigures).
@@ -151,7 +145,7 @@ def whole_file_reasons(
 ) -> dict[int, tuple[ExtraReason, ...]]:
     """Lines whose id appears on an earlier line of the file, or is in `known` ids.
 
-    The same duplicate rule as `sluiceway check` (validate.duplicates_in_file) plus a hash
+    The same duplicate rule as `sluiceway check` (duplicates.duplicates_in_file) plus a hash
     look-up in the known ids, without a shuffle of whole records.
     """
     transaction_ids = ids["transaction_id"].combine_chunks()

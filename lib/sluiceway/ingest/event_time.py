@@ -1,0 +1,133 @@
+"""Event times: RFC 3339 text -> microseconds since the epoch (UTC), a whole column at once.
+
+Why not a timestamp cast: one bad value fails a whole cast, so a crash instead of a reason
+code. The contract's pattern decides the shape; the digits are then read at their byte
+positions with numpy and checked with calendar arithmetic, so 2026-02-30 is `bad_event_time`.
+`from_micros` turns the microseconds the tasks report back into datetimes.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pyarrow as pa
+from numpy.typing import NDArray
+
+from sluiceway import contract as c
+from sluiceway.ingest.arrow_text import matches, string_buffers
+
+# Byte positions of the fields in a text that matches contract.EVENT_TIME_PATTERN:
+# YYYY-MM-DD?hh:mm:ss, then an optional fraction from FRACTION_START, then Z or +hh:mm.
+_DATE_TIME_FIELDS = {
+    "year": (0, 4),
+    "month": (5, 2),
+    "day": (8, 2),
+    "hour": (11, 2),
+    "minute": (14, 2),
+    "second": (17, 2),
+}
+_FRACTION_START = 20
+_FRACTION_DIGITS = 6
+_OFFSET_LENGTH = len("+hh:mm")
+_EVENT_TIME_MAX_BYTES = _FRACTION_START + _FRACTION_DIGITS + _OFFSET_LENGTH
+# java.time (and so Spark and Athena) accepts offsets up to 18 hours.
+_MAX_OFFSET_MINUTES = 18 * 60
+_DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
+_MICROS_PER_SECOND = 1_000_000
+
+
+def event_time_micros(
+    text: pa.Array, candidates: NDArray[np.bool_]
+) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
+    """Microseconds since the epoch (UTC), and where the text names a real instant.
+
+    Only `candidates` are read. The contract's pattern decides the shape (RE2, whole column);
+    the digits are then read at their byte positions with numpy (0.15 s per million values
+    with the match, against 0.39 s for `extract_regex` groups alone) and checked with calendar
+    arithmetic: month lengths, leap years, hour < 24, minute and second < 60, offsets up to
+    18:00.
+    """
+    size = len(text)
+    micros = np.zeros(size, dtype=np.int64)
+    real = np.zeros(size, dtype=bool)
+    rows = np.flatnonzero(candidates & matches(text, c.EVENT_TIME_PATTERN))
+    if not len(rows):
+        return micros, real
+    window, length = _windows(text, rows, _EVENT_TIME_MAX_BYTES)
+    flat = window.reshape(-1)
+    row_start = np.arange(len(rows), dtype=np.int64) * _EVENT_TIME_MAX_BYTES
+
+    def byte(position: NDArray[np.int64] | int) -> NDArray[np.uint8]:
+        picked: NDArray[np.uint8] = (
+            window[:, position] if isinstance(position, int) else flat[row_start + position]
+        )
+        return picked
+
+    def number(position: NDArray[np.int64] | int, width: int) -> NDArray[np.int64]:
+        value = np.zeros(len(rows), dtype=np.int64)
+        for place in range(width):
+            value = value * 10 + byte(position + place) - ord("0")
+        return value
+
+    year, month, day, hour, minute, second = (
+        number(position, width) for position, width in _DATE_TIME_FIELDS.values()
+    )
+    utc = byte(length - 1) == ord("Z")
+    zone = np.where(utc, length - 1, length - _OFFSET_LENGTH)
+    fraction = np.zeros(len(rows), dtype=np.int64)
+    for place in range(_FRACTION_START, _FRACTION_START + _FRACTION_DIGITS):
+        digit = np.where(place < zone, byte(place).astype(np.int64) - ord("0"), 0)
+        fraction = fraction * 10 + digit
+    offset_hours = np.where(utc, 0, number(zone + 1, 2))
+    offset_minutes = np.where(utc, 0, number(zone + 4, 2))
+    offset = np.where(byte(zone) == ord("-"), -1, 1) * (offset_hours * 60 + offset_minutes)
+    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
+    month_days = _DAYS_IN_MONTH[np.clip(month, 0, 12)] + ((month == 2) & leap)
+    real[rows] = (
+        (month >= 1)
+        & (month <= 12)
+        & (day >= 1)
+        & (day <= month_days)
+        & (hour < 24)
+        & (minute < 60)
+        & (second < 60)
+        & (offset_minutes < 60)
+        & (np.abs(offset) <= _MAX_OFFSET_MINUTES)
+    )
+    minutes = (days_from_civil(year, month, day) * 24 + hour) * 60 + minute - offset
+    micros[rows] = (minutes * 60 + second) * _MICROS_PER_SECOND + fraction
+    return micros, real
+
+
+def _windows(
+    text: pa.Array, rows: NDArray[np.int64], width: int
+) -> tuple[NDArray[np.uint8], NDArray[np.int64]]:
+    """The first `width` bytes of each selected string (zero-padded), and its length in bytes.
+
+    One gather of fixed-width rows from a strided view of the data: far cheaper than a gather
+    per byte position.
+    """
+    offsets, data = string_buffers(text)
+    start = offsets[rows]
+    padded = np.concatenate([data, np.zeros(width, dtype=np.uint8)])
+    view = np.lib.stride_tricks.as_strided(padded, (len(data) + 1, width), (1, 1), writeable=False)
+    return view[start], offsets[rows + 1] - start
+
+
+def days_from_civil(
+    year: NDArray[np.int64], month: NDArray[np.int64], day: NDArray[np.int64]
+) -> NDArray[np.int64]:
+    """Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm)."""
+    shifted: NDArray[np.int64] = year - (month <= 2)
+    era = np.floor_divide(shifted, 400)
+    year_of_era = shifted - era * 400
+    day_of_year = (153 * ((month + 9) % 12) + 2) // 5 + day - 1
+    day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
+    days: NDArray[np.int64] = era * 146097 + day_of_era - 719468
+    return days
+
+
+def from_micros(micros: int) -> datetime:
+    """The UTC datetime of microseconds since the epoch."""
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)

@@ -1,0 +1,119 @@
+"""Validated records -> rows of `transactions` and `rejected_records`, with their lineage.
+
+The one place that shapes the two tables' rows: accepted records typed (blank optional fields
+null, the typed amount and event time), rejected ones as the file held them (raw text, line
+range, reasons and detail), both stamped with the file and the ingest they came from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from sluiceway import contract as c
+from sluiceway.ingest.arrow_text import blank
+from sluiceway.ingest.reasons import accepted_mask
+from sluiceway.ingest.validate import TIMESTAMP_TYPE
+from sluiceway.tables import REJECTED_RECORDS, TRANSACTIONS, arrow_schema
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """Where an ingest's rows come from; stamped on every row of both tables.
+
+    `ingested_at` must be timezone-aware: a naive datetime would be read as local time.
+    """
+
+    source_file: str
+    ingest_id: str
+    ingested_at: datetime
+
+    def __post_init__(self) -> None:
+        if self.ingested_at.tzinfo is None:
+            raise ValueError(f"ingested_at {self.ingested_at} has no time zone; pass UTC")
+
+
+def to_transactions(validated: pa.Table, lineage: Lineage) -> pa.Table:
+    """Accepted records typed as the `transactions` table, with lineage columns.
+
+    Blank optional fields become null; amount and event time are the typed values.
+    """
+    accepted = validated.filter(accepted_mask(validated))
+    typed = {"amount": "amount_value", "event_time": "event_time_value"}
+    arrays: list[pa.Array | pa.ChunkedArray] = []
+    for column in c.COLUMNS:
+        values = accepted.column(typed.get(column.name, column.name))
+        if not column.required:
+            values = values.combine_chunks()
+            values = pc.if_else(pa.array(blank(values)), pa.scalar(None, pa.string()), values)
+        arrays.append(values)
+    size = accepted.num_rows
+    arrays += [
+        pa.repeat(pa.scalar(lineage.source_file), size),
+        pa.repeat(pa.scalar(lineage.ingest_id), size),
+        accepted.column("line_number"),
+        accepted.column("last_line_number"),
+        _ingested_at(lineage, size),
+    ]
+    return _as_table(arrays, arrow_schema(TRANSACTIONS))
+
+
+def raw_text(records: pa.Table) -> pa.ChunkedArray | pa.Array:
+    """The record as it stood in the file; the tokenizer leaves it null for plain lines."""
+    fields = [records.column(name) for name in c.COLUMN_NAMES]
+    rebuilt = pc.binary_join_element_wise(*fields, c.DELIMITER, null_handling="skip")
+    return pc.coalesce(records.column("raw_line"), rebuilt)
+
+
+def _lines_label(records: pa.Table) -> pa.ChunkedArray | pa.Array:
+    """`line 7`, or `lines 7-9` for a record over several physical lines."""
+    first = pc.cast(records.column("line_number"), pa.string())
+    last = pc.cast(records.column("last_line_number"), pa.string())
+    several = pc.greater(records.column("last_line_number"), records.column("line_number"))
+    return pc.if_else(
+        several,
+        pc.binary_join_element_wise("lines ", first, "-", last, ""),
+        pc.binary_join_element_wise("line ", first, ""),
+    )
+
+
+def to_rejected(validated: pa.Table, lineage: Lineage) -> pa.Table:
+    """Rejected records as the `rejected_records` table: raw text, lines, reasons, detail."""
+    rejected = validated.filter(pc.invert(accepted_mask(validated)))
+    size = rejected.num_rows
+    detail = pc.binary_join_element_wise(
+        _lines_label(rejected), rejected.column("reason_detail"), ": "
+    )
+    arrays = [
+        pa.repeat(pa.scalar(lineage.source_file), size),
+        pa.repeat(pa.scalar(lineage.ingest_id), size),
+        rejected.column("line_number"),
+        rejected.column("last_line_number"),
+        raw_text(rejected),
+        rejected.column("raw_bytes"),
+        rejected.column("reasons"),
+        detail,
+        rejected.column("transaction_id"),
+        _ingested_at(lineage, size),
+    ]
+    return _as_table(arrays, arrow_schema(REJECTED_RECORDS))
+
+
+def _ingested_at(lineage: Lineage, size: int) -> pa.Array:
+    return pa.repeat(pa.scalar(lineage.ingested_at.astimezone(UTC), TIMESTAMP_TYPE), size)
+
+
+def _as_table(arrays: Sequence[pa.Array | pa.ChunkedArray], schema: pa.Schema) -> pa.Table:
+    """The columns cast to the table's exact Arrow types (list field names, nullability)."""
+    columns = [
+        pa.chunked_array([array] if isinstance(array, pa.Array) else array.chunks, array.type)
+        for array in arrays
+    ]
+    return pa.Table.from_arrays(
+        [column.cast(field.type) for column, field in zip(columns, schema, strict=True)],
+        schema=schema,
+    )
