@@ -18,7 +18,7 @@ import argparse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar, Self
 
 from sluiceway.errors import ConfigurationError
 from sluiceway.settings import PROFILES, Settings, load_settings
@@ -122,9 +122,27 @@ def add_ingest_arguments(parser: argparse.ArgumentParser, *, source_option: bool
     add_settings_options(parser, spark=True)
 
 
+class JobArgs:
+    """What a job script was asked to do; `parse` reads the job's own arguments."""
+
+    JOB: ClassVar[str]
+
+    @classmethod
+    def parse(cls, argv: Sequence[str] | None, environ: Mapping[str, str]) -> Self:
+        """The job's arguments (Glue-style `--name value`; unknown ones ignored)."""
+        return cls.from_namespace(job_parser(cls.JOB).parse_known_args(argv)[0], environ)
+
+    @classmethod
+    def from_namespace(cls, args: argparse.Namespace, environ: Mapping[str, str]) -> Self:
+        """The same request from parsed options (the `sluiceway` command's, too)."""
+        raise NotImplementedError
+
+
 @dataclass(frozen=True)
-class IngestArgs:
+class IngestArgs(JobArgs):
     """What an ingest was asked to do."""
+
+    JOB: ClassVar[str] = "ingest"
 
     source: str
     manifest: str | None
@@ -132,13 +150,7 @@ class IngestArgs:
     settings: Settings
 
     @classmethod
-    def parse(cls, argv: Sequence[str] | None, environ: Mapping[str, str]) -> IngestArgs:
-        """The job's arguments (Glue-style `--name value`; unknown ones ignored)."""
-        parser = job_parser("ingest")
-        return cls.from_namespace(parser.parse_known_args(argv)[0], environ)
-
-    @classmethod
-    def from_namespace(cls, args: argparse.Namespace, environ: Mapping[str, str]) -> IngestArgs:
+    def from_namespace(cls, args: argparse.Namespace, environ: Mapping[str, str]) -> Self:
         # Step Functions passes "" when the landing bucket gave no version id.
         version = args.source_version or None
         return cls(args.source, args.manifest, version, settings_from(args, environ))
@@ -216,8 +228,10 @@ def process_options(args: argparse.Namespace) -> ProcessOptions:
 
 
 @dataclass(frozen=True)
-class ProcessArgs:
+class ProcessArgs(JobArgs):
     """What a processing run was asked to do: one ingest, or with neither every pending record."""
+
+    JOB: ClassVar[str] = "process"
 
     source: str | None
     ingest_id: str | None
@@ -225,13 +239,7 @@ class ProcessArgs:
     settings: Settings
 
     @classmethod
-    def parse(cls, argv: Sequence[str] | None, environ: Mapping[str, str]) -> ProcessArgs:
-        """The job's arguments (Glue-style `--name value`; unknown ones ignored)."""
-        parser = job_parser("process")
-        return cls.from_namespace(parser.parse_known_args(argv)[0], environ)
-
-    @classmethod
-    def from_namespace(cls, args: argparse.Namespace, environ: Mapping[str, str]) -> ProcessArgs:
+    def from_namespace(cls, args: argparse.Namespace, environ: Mapping[str, str]) -> Self:
         settings = settings_from(args, environ)
         options = process_options(args)
         # The state machine passes "" for the selector it does not use.
@@ -283,21 +291,17 @@ def _days(option: str, value: float) -> timedelta:
 
 
 @dataclass(frozen=True)
-class MaintainArgs:
+class MaintainArgs(JobArgs):
     """Which tables to maintain (none = every existing one) and what to keep."""
+
+    JOB: ClassVar[str] = "maintain"
 
     tables: tuple[str, ...]
     options: MaintenanceOptions
     settings: Settings
 
     @classmethod
-    def parse(cls, argv: Sequence[str] | None, environ: Mapping[str, str]) -> MaintainArgs:
-        """The job's arguments (Glue-style `--name value`; unknown ones ignored)."""
-        parser = job_parser("maintain")
-        return cls.from_namespace(parser.parse_known_args(argv)[0], environ)
-
-    @classmethod
-    def from_namespace(cls, args: argparse.Namespace, environ: Mapping[str, str]) -> MaintainArgs:
+    def from_namespace(cls, args: argparse.Namespace, environ: Mapping[str, str]) -> Self:
         """Checked before Spark starts: a wrong table or retention costs no JVM."""
         from sluiceway.maintenance import MaintenanceOptions, check_table_names
 
