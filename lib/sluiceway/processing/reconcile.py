@@ -72,9 +72,10 @@ def reconcile(
             f"WHERE ingest_id IN ({ids}) AND status = '{COMPLETED}'"
         ).collect()
     }
-    counts = outcome_counts_from_files(spark, settings, ingest_ids)
+    scope = scope or IngestScope(ingest_ids)
+    counts = outcome_counts_from_files(spark, settings, ingest_ids, scope)
     if counts is None:
-        counts = outcome_counts_from_sql(spark, settings, ingest_ids, scope or IngestScope())
+        counts = outcome_counts_from_sql(spark, settings, ingest_ids, scope)
     return [
         Reconciliation(
             ingest_id=ingest,
@@ -88,20 +89,23 @@ def reconcile(
 
 
 def outcome_counts_from_files(
-    spark: SparkSession, settings: Settings, ingest_ids: tuple[str, ...]
+    spark: SparkSession, settings: Settings, ingest_ids: tuple[str, ...], scope: IngestScope
 ) -> dict[str, OutcomeCounts] | None:
     """The counts from the (ingest_id, transaction_id) columns of the current data files
-    whose ingest_id bounds may hold these ingests, read with Arrow on the driver.
+    whose partitions and ingest_id bounds may hold these ingests, read with Arrow on the driver.
 
     Iceberg's metadata names the files, so this reads what Spark would, without a Spark job
     (one job costs more than reading ~2 columns of a day's outcome files). None when a table
     has delete files, so that the files alone are not the table.
     """
-    bounds = {"ingest_id": (min(ingest_ids), max(ingest_ids))}
     wanted = pa.array(ingest_ids, pa.string())
     parts = []
     for name, kind in ((PROCESSED_TRANSACTIONS, PROCESSED), (PROCESSING_FAILURES, FAILED)):
-        paths = data_files_between(spark, settings, name, bounds)
+        ranges = {
+            **scope.file_ranges(by_event_time=name == PROCESSED_TRANSACTIONS),
+            "ingest_id": (min(ingest_ids), max(ingest_ids)),
+        }
+        paths = data_files_between(spark, settings, name, ranges)
         if paths is None:
             return None
         rows = read_columns(paths, RECORD_KEYS)

@@ -9,6 +9,7 @@ to them, every table to the ingest id, so a day costs the same on day 1000 as on
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from sluiceway.errors import SluicewayError
@@ -70,6 +71,16 @@ class IngestScope:
             found.extend(self.day_conditions(alias))
         return found
 
+    def file_ranges(self, by_event_time: bool = True) -> dict[str, tuple[str, str]]:
+        """The scope as [low, high] column ranges for Iceberg's file pruning by metadata
+        (`iceberg_files.data_files_between`): ingest ids, and the days when known."""
+        ranges: dict[str, tuple[str, str]] = {}
+        if self.ingest_ids:
+            ranges["ingest_id"] = (min(self.ingest_ids), max(self.ingest_ids))
+        if by_event_time and self.low_micros is not None and self.high_micros is not None:
+            ranges["event_time"] = (_iso(self.low_micros), _iso(self.high_micros))
+        return ranges
+
     def day_conditions(self, alias: str = "") -> list[str]:
         """The event-time span as SQL predicates; none when the span is unknown."""
         if self.low_micros is None or self.high_micros is None:
@@ -122,6 +133,10 @@ def resolve_scope(
     )
 
 
+def _iso(micros: int) -> str:
+    return datetime.fromtimestamp(micros / 1_000_000, UTC).isoformat()
+
+
 @dataclass(frozen=True)
 class Selection:
     """The pending records, and their count when it is known without counting them."""
@@ -155,11 +170,12 @@ def select_pending(spark: SparkSession, settings: Settings, scope: IngestScope) 
 
 def has_outcomes(spark: SparkSession, settings: Settings, scope: IngestScope, name: str) -> bool:
     """Whether the outcome table may hold rows of the scope, from Iceberg's metadata alone
-    (file-level ingest_id bounds; a table with delete files counts as holding some)."""
-    ids = scope.ingest_ids or ()
-    if not ids:
+    (partitions and file-level ingest_id bounds; a table with delete files counts as holding
+    some)."""
+    if not scope.ingest_ids:
         return True
-    files = data_files_between(spark, settings, name, {"ingest_id": (min(ids), max(ids))})
+    ranges = scope.file_ranges(by_event_time=name == PROCESSED_TRANSACTIONS)
+    files = data_files_between(spark, settings, name, ranges)
     return files is None or bool(files)
 
 
