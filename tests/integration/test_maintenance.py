@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import time
+from pathlib import Path
+
 import pytest
 
 from sluiceway.errors import ConfigurationError, ExitCode
@@ -53,3 +58,31 @@ def test_a_named_table_that_does_not_exist_is_one_clear_error(spark, isolated_se
     _append_small_waves(spark, isolated_settings, 1)
     with pytest.raises(ConfigurationError, match="table transactions does not exist in"):
         maintain_tables(spark, isolated_settings, tables=("transactions",))
+
+
+def test_orphans_of_killed_task_attempts_are_removed_once_old(spark, isolated_settings) -> None:
+    """A killed task attempt leaves its Parquet file unregistered (docs/adr/0005): maintenance
+    removes it once older than --orphan-age-days, and leaves a younger one (it may belong to a
+    write still running) and every registered file alone."""
+    _append_small_waves(spark, isolated_settings, 2)
+    sql = "SELECT transaction_id, attempts FROM processing_failures ORDER BY 1"
+    expected = run_query(isolated_settings, sql)
+    data = (
+        Path(isolated_settings.warehouse) / isolated_settings.namespace / "processing_failures"
+    ) / "data"
+    registered = next(data.rglob("*.parquet"))
+    old_orphan = data / "000-deadbeef-p00000.parquet"
+    young_orphan = data / "000-cafef00d-p00001.parquet"
+    for orphan in (old_orphan, young_orphan):
+        shutil.copy(registered, orphan)
+    five_days_ago = time.time() - 5 * 86_400
+    os.utime(old_orphan, (five_days_ago, five_days_ago))
+
+    results = maintain_tables(
+        spark, isolated_settings, MaintenanceOptions(), ("processing_failures",)
+    )
+
+    (result,) = results
+    assert result.orphans_removed == 1
+    assert not old_orphan.exists() and young_orphan.exists()
+    assert run_query(isolated_settings, sql).equals(expected)
