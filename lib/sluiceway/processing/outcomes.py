@@ -23,6 +23,7 @@ from sluiceway.processing.partition import (
     FAILED,
     PENDING,
     PROCESSED,
+    CircuitOpen,
     PartitionPlan,
     process_partition,
 )
@@ -34,7 +35,9 @@ BATCH = "batch"
 FILE = "file"
 PENDING_CAUSE = "pending_cause"
 # The breaker's own refusals say less than the endpoint's error that opened it.
-CIRCUIT_OPEN = "CircuitOpen"
+CIRCUIT_OPEN = CircuitOpen.__name__
+# A batch row's counters, summed over its outcome rows.
+BATCH_COUNTERS = ("ok", "failed", "pending", "retried", "attempts")
 
 # What a task returns to the driver: `kind` says which columns a row fills.
 TASK_OUTPUT_SCHEMA = pa.schema(
@@ -148,16 +151,14 @@ def _batch_rows(table: pa.Table) -> pa.RecordBatch:
         }
     )
     grouped = counts.group_by("batch_id", use_threads=False).aggregate(
-        [("latency_ms", "max"), *[(name, "sum") for name in ("ok", "failed", "pending",
-                                                             "retried", "attempts")]]
-    )  # fmt: skip
+        [("latency_ms", "max"), *[(name, "sum") for name in BATCH_COUNTERS]]
+    )
     return _rows(
         kind=[BATCH] * grouped.num_rows,
         batch_id=grouped["batch_id"],
         latency_ms=grouped["latency_ms_max"],
-        **{name: grouped[f"{name}_sum"] for name in ("ok", "failed", "pending", "retried",
-                                                      "attempts")},
-    )  # fmt: skip
+        **{name: grouped[f"{name}_sum"] for name in BATCH_COUNTERS},
+    )
 
 
 def _pending_cause(table: pa.Table) -> tuple[str, str] | None:

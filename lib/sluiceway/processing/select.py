@@ -9,11 +9,11 @@ to them, every table to the ingest id, so a day costs the same on day 1000 as on
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from sluiceway.errors import SluicewayError
 from sluiceway.iceberg_files import data_files_between
+from sluiceway.ingest.event_time import from_micros
 from sluiceway.locations import canonical_source
 from sluiceway.statuses import COMPLETED
 from sluiceway.tables import (
@@ -78,7 +78,10 @@ class IngestScope:
         if self.ingest_ids:
             ranges["ingest_id"] = (min(self.ingest_ids), max(self.ingest_ids))
         if by_event_time and self.low_micros is not None and self.high_micros is not None:
-            ranges["event_time"] = (_iso(self.low_micros), _iso(self.high_micros))
+            ranges["event_time"] = (
+                from_micros(self.low_micros).isoformat(),
+                from_micros(self.high_micros).isoformat(),
+            )
         return ranges
 
     def day_conditions(self, alias: str = "") -> list[str]:
@@ -131,10 +134,6 @@ def resolve_scope(
     return IngestScope(
         ids, min(row.low for row in rows), max(row.high for row in rows), accepted=accepted
     )
-
-
-def _iso(micros: int) -> str:
-    return datetime.fromtimestamp(micros / 1_000_000, UTC).isoformat()
 
 
 @dataclass(frozen=True)
