@@ -23,7 +23,9 @@ from numpy.typing import NDArray
 
 from sluiceway.processing.fx import DailyRateIndex, FxRates, load_fx_rates, read_fx_rates
 from sluiceway.processing.handlers import ArrowHandler
-from sluiceway.tables import TRANSACTIONS
+from sluiceway.processing.select import RECORD_KEY
+from sluiceway.statuses import COMPLETED
+from sluiceway.tables import INGEST_LEDGER, TRANSACTIONS
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -252,8 +254,14 @@ def _filled(mask: pa.Array) -> NDArray[np.bool_]:
 def with_recent_counts(records: DataFrame, settings: Settings, rules: FinancialRules) -> DataFrame:
     """Add `account_recent_count`: the account's transactions in the window before each record.
 
-    Counted over every ingested transaction of the records' time span (not just this run's
-    records), so a resumed run computes the same flag as an uninterrupted one.
+    Counted over every completed ingest's transactions of the records' time span (not just
+    this run's records), so a resumed run computes the same flag as an uninterrupted one.
+    Only completed ingests, like every reader of an ingest (docs/adr/0007-write-audit-publish.md):
+    rows on `main` whose ingest is still `publishing` are not decided for processing yet. The
+    counts are
+    keyed per record (ingest id and transaction id): a transaction id can recur in another
+    ingest beyond `duplicate_lookback_days`, and a join on the id alone gave such a record
+    one row per ingest, so its result was written twice.
     """
     from pyspark.sql import Window
     from pyspark.sql import functions as F
@@ -269,12 +277,19 @@ def with_recent_counts(records: DataFrame, settings: Settings, rules: FinancialR
         .rangeBetween(-rules.velocity_window_seconds, 0)
     )
     earliest = low - timedelta(seconds=rules.velocity_window_seconds)
-    counts = (
-        records.sparkSession.table(settings.table(TRANSACTIONS))
-        .filter(F.col("event_time").between(F.lit(earliest), F.lit(high)))
-        .select("transaction_id", F.count(F.lit(1)).over(window).alias(RECENT_COUNT))
+    spark = records.sparkSession
+    completed = (
+        spark.table(settings.table(INGEST_LEDGER))
+        .filter(F.col("status") == COMPLETED)
+        .select("ingest_id")
     )
-    return records.join(counts, "transaction_id", "left")
+    counts = (
+        spark.table(settings.table(TRANSACTIONS))
+        .filter(F.col("event_time").between(F.lit(earliest), F.lit(high)))
+        .join(F.broadcast(completed), "ingest_id", "left_semi")
+        .select(*RECORD_KEY, F.count(F.lit(1)).over(window).alias(RECENT_COUNT))
+    )
+    return records.join(counts, RECORD_KEY, "left")
 
 
 def assess_with_spark(records: DataFrame, rates: FxRates, rules: FinancialRules) -> DataFrame:

@@ -1,9 +1,25 @@
 """The `http` handler: posts batches to an external endpoint (a ledger or a partner API).
 
-Safe to retry because every request carries idempotency keys the endpoint deduplicates on:
-the batch's key in the `Idempotency-Key` header and each record's key in the body. A record
-keeps its key across attempts, task retries and re-runs, so after an "applied, then timed
-out" answer the retry is recognised as a duplicate instead of booking the payment twice.
+Safe to retry because every request carries idempotency keys: each record's key in the body,
+sha256 of its ingest id, transaction id and handler name, so the same record has the same
+key on every attempt, task retry and re-run whatever batch it travels in. Endpoints must
+deduplicate per record key: after an "applied, then timed out" answer the retry is then
+recognised as a duplicate instead of booking the payment twice. The `Idempotency-Key` header
+is a hash of the request's set of record keys (sorted, so the same records give the same
+header in any order); batches change with what is pending, so a re-sent record can travel
+with other records under another header, and deduplicating on the header alone is not enough.
+
+What the answers mean:
+
+- 2xx: the results. 408, 429, 5xx and timeouts: retried with backoff, then left pending.
+- 401, 403, 404, 405, 407: the endpoint refuses every request (rotated credentials, a wrong
+  URL or method), not these records: `EndpointRefused`, never retried nor bisected; the
+  task sends nothing more, the records stay pending and the run exits 5 naming the status.
+- Any other status (400, 409, 413, 422, ...): may be about the records, so the batch is
+  split in halves (a 413 for a large batch goes away as it shrinks) until the refused record
+  stands alone and becomes a dead letter. But when every record of a batch of at least 2,
+  sent alone, is refused with the same status, the endpoint refuses everything (an API
+  version change): the records stay pending and the run exits 5 (partition.endpoint_refusal).
 """
 
 from __future__ import annotations
@@ -13,16 +29,24 @@ import http.client
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 from sluiceway.errors import ConfigurationError
 from sluiceway.processing.handlers import BatchHandler
-from sluiceway.processing.retry import PermanentError, RetryableError
+from sluiceway.processing.retry import EndpointRefused, PermanentError, RetryableError
 
 RETRYABLE_STATUS = frozenset({408, 429}) | frozenset(range(500, 600))
+# Statuses about the endpoint, never about the records: what a person must check.
+REFUSAL_HINTS = {
+    401: "check the credentials",
+    403: "check the credentials' permissions",
+    404: "check the endpoint URL",
+    405: "check the endpoint URL (it does not accept POST)",
+    407: "check the proxy credentials",
+}
 
 
 class RateLimiter:
@@ -67,6 +91,19 @@ def retry_after_seconds(value: str | None) -> float | None:
             return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
         except (TypeError, ValueError):
             return None
+
+
+def batch_key(record_keys: Iterable[str]) -> str:
+    """The `Idempotency-Key` of a request: the same set of record keys, the same key."""
+    return hashlib.sha256("\n".join(sorted(set(record_keys))).encode()).hexdigest()[:32]
+
+
+def status_text(status: int) -> str:
+    """`401 Unauthorized`: the status with its reason phrase, when it has a standard one."""
+    try:
+        return f"{status} {http.HTTPStatus(status).phrase}"
+    except ValueError:
+        return str(status)
 
 
 class HttpHandler(BatchHandler):
@@ -134,10 +171,9 @@ class HttpHandler(BatchHandler):
             local.connection = None
 
     def handle(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        keys = [record["idempotency_key"] for record in records]
-        batch_key = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:32]
+        key = batch_key(record["idempotency_key"] for record in records)
         body = json.dumps(
-            {"batch_key": batch_key, "records": [_payload(record) for record in records]}
+            {"batch_key": key, "records": [_payload(record) for record in records]}
         ).encode()
         path = urlsplit(self.endpoint).path or "/"
         if self._limiter is None:
@@ -150,19 +186,19 @@ class HttpHandler(BatchHandler):
                 "POST",
                 path,
                 body=body,
-                headers={"Content-Type": "application/json", "Idempotency-Key": batch_key},
+                headers={"Content-Type": "application/json", "Idempotency-Key": key},
             )
             response = connection.getresponse()
             payload = response.read()
         except (TimeoutError, OSError, http.client.HTTPException) as error:
             self._drop_connection()
             raise RetryableError(
-                f"POST {self.endpoint} for batch {batch_key} ({len(records)} records) failed: "
+                f"POST {self.endpoint} for batch {key} ({len(records)} records) failed: "
                 f"{type(error).__name__}: {error}"
             ) from error
         if response.will_close:
             self._drop_connection()
-        return self._results(response, payload, batch_key, len(records))
+        return self._results(response, payload, key, len(records))
 
     def _results(
         self, response: http.client.HTTPResponse, payload: bytes, batch_key: str, count: int
@@ -174,10 +210,17 @@ class HttpHandler(BatchHandler):
                 f"{where} answered {status}; retrying",
                 retry_after_seconds(response.getheader("Retry-After")),
             )
+        answer = payload[:300].decode(errors="replace")
+        if status in REFUSAL_HINTS:
+            raise EndpointRefused(
+                f"endpoint {self.endpoint} refused with {status_text(status)}: "
+                f"{REFUSAL_HINTS[status]}; the records stay pending ({where}: {answer})"
+            )
         if not 200 <= status < 300:
             raise PermanentError(
-                f"{where} answered {status}: {payload[:300].decode(errors='replace')}; "
-                "the endpoint refuses these records, fix them or the endpoint and re-run"
+                f"{where} answered {status_text(status)}: {answer}; the endpoint refuses these "
+                "records, fix them or the endpoint and re-run",
+                status,
             )
         try:
             results = json.loads(payload)["results"]

@@ -3,8 +3,9 @@
 Plain Python over an iterator of Arrow record batches, so it is unit-tested with lists and no
 Spark. Every input record leaves as exactly one outcome row: `processed`, `failed` (a dead
 letter: a permanent, record-specific error) or `pending` (a retryable error outlasted its
-retries: the endpoint is down, not the record bad). Nothing a handler raises stops the task
-(only `setup` failures do, and Spark retries those tasks).
+retries, or the endpoint refuses every request: the endpoint is down, not the record bad).
+Nothing a handler raises stops the task (only `setup` failures do, and Spark retries those
+tasks).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import pyarrow.compute as pc
 from sluiceway.logs import mask_text
 from sluiceway.processing.handlers import RESULT_SCHEMA, Handler
 from sluiceway.processing.retry import (
+    EndpointRefused,
     HandlerContractError,
     RetryableError,
     RetryPolicy,
@@ -157,11 +159,12 @@ def _batch_id(prefix: str, sequence: int) -> str:
 
 
 class CircuitOpen(RetryableError):
-    """A batch not sent because an earlier batch of the task ran out of retries."""
+    """A batch not sent because an earlier batch of the task left its records pending."""
 
 
 class CircuitBreaker:
-    """Opens for the rest of a task once a batch's retries of a retryable error run out.
+    """Opens for the rest of a task once a batch's retries of a retryable error run out, or
+    the endpoint refuses (`EndpointRefused`, or every record of a batch refused alone).
 
     An outage then costs each task one batch's retries instead of every batch's: the task's
     remaining batches leave as `pending` without another call to the endpoint.
@@ -182,7 +185,7 @@ class CircuitBreaker:
 
     def refusal(self) -> CircuitOpen:
         return CircuitOpen(
-            f"not sent: an earlier batch of this task ran out of retries ({self.cause})"
+            f"not sent: an earlier batch of this task left its records pending ({self.cause})"
         )
 
 
@@ -228,26 +231,32 @@ class _BatchRunner:
     def run(self, batch: pa.RecordBatch, batch_id: str, prior_attempts: int = 0) -> pa.RecordBatch:
         started = time.perf_counter()
         pieces = list(self._isolate(batch, batch_id, prior_attempts))
+        outcomes = [outcome for outcome, _ in pieces]
         # The common case is one piece (the batch succeeded whole): no table, no copy.
-        outcome = pieces[0] if len(pieces) == 1 else pa.concat_batches(pieces)
+        outcome = outcomes[0] if len(outcomes) == 1 else pa.concat_batches(outcomes)
+        refusal = endpoint_refusal(batch.num_rows, [error for _, error in pieces], batch_id)
+        if refusal is not None:
+            self.breaker.trip(refusal)
+            outcome = _left_pending(outcome, refusal)
         return _with_latency(outcome, started)
 
     def _isolate(
         self, rows: pa.RecordBatch, batch_id: str, prior_attempts: int
-    ) -> Iterator[pa.RecordBatch]:
+    ) -> Iterator[tuple[pa.RecordBatch, BaseException | None]]:
         """Bisect a batch with a permanent error until the failing records stand alone.
 
+        Yields each piece's outcome rows with the error that decided them (None: answered).
         A retryable error that outlasted its retries is the endpoint's trouble, not the
         records': bisecting would only multiply the calls, so the batch stays pending.
         """
         results, attempts, error = self._attempt(rows)
         attempts += prior_attempts
         if error is None:
-            yield self._outcome(rows, results, attempts, batch_id)
+            yield self._outcome(rows, results, attempts, batch_id), None
         elif is_retryable(error):
-            yield self._unfinished(rows, error, attempts, batch_id, PENDING)
+            yield self._unfinished(rows, error, attempts, batch_id, PENDING), error
         elif rows.num_rows == 1:
-            yield self._unfinished(rows, error, attempts, batch_id, FAILED)
+            yield self._unfinished(rows, error, attempts, batch_id, FAILED), error
         else:
             half = rows.num_rows // 2
             yield from self._isolate(rows.slice(0, half), batch_id, attempts)
@@ -265,7 +274,8 @@ class _BatchRunner:
             except Exception as error:
                 if not is_retryable(error):
                     return None, attempt, error
-                if attempt == policy.max_attempts:
+                # A refusal is not retried: it does not go away in seconds.
+                if attempt == policy.max_attempts or isinstance(error, EndpointRefused):
                     self.breaker.trip(error)
                     return None, attempt, error
                 self.sleep(policy.delay(attempt, error, self.rng))
@@ -315,6 +325,47 @@ class _BatchRunner:
         columns["error_class"] = pa.repeat(pa.scalar(type(error).__name__, pa.string()), count)
         columns["error_message"] = pa.repeat(pa.scalar(message, pa.string()), count)
         return _to_outcome(columns)
+
+
+def endpoint_refusal(
+    records: int, errors: list[BaseException | None], batch_id: str
+) -> EndpointRefused | None:
+    """Whether a bisected batch was refused by the endpoint rather than by its records.
+
+    The rule: a batch of at least 2 records, none of them answered, whose records sent alone
+    were all refused with the same status (`PermanentError.status`; records left pending or
+    not sent because the breaker opened count for neither side). An endpoint that refuses
+    every record (a changed API version or contract) is an outage: the records stay pending
+    and the run exits 5 instead of dead-lettering them all. A batch of one record never
+    qualifies, so `--batch-size 1` dead-letters records that really are all bad.
+    """
+    if records < 2 or any(error is None for error in errors):
+        return None
+    refused = [error for error in errors if error is not None and not is_retryable(error)]
+    statuses = {getattr(error, "status", None) for error in refused}
+    if not refused or len(statuses) != 1 or None in statuses:
+        return None
+    return EndpointRefused(
+        f"every record of batch {batch_id} sent alone was refused with status "
+        f"{statuses.pop()}: the endpoint refuses all records (a changed API version or "
+        "contract?), not these ones; check the endpoint, or re-run with --batch-size 1 to "
+        f"dead-letter them one by one. First refusal: {refused[0]}"
+    )
+
+
+def _left_pending(outcome: pa.RecordBatch, refusal: EndpointRefused) -> pa.RecordBatch:
+    """The batch's outcome rows turned `pending`, with the refusal as their error."""
+    count = outcome.num_rows
+    message = mask_text(str(refusal))[:MAX_ERROR_MESSAGE]
+    replaced = {
+        "outcome": pa.repeat(pa.scalar(PENDING, pa.string()), count),
+        "error_class": pa.repeat(pa.scalar(type(refusal).__name__, pa.string()), count),
+        "error_message": pa.repeat(pa.scalar(message, pa.string()), count),
+    }
+    return pa.RecordBatch.from_arrays(
+        [replaced.get(name, outcome.column(name)) for name in outcome.schema.names],
+        schema=outcome.schema,
+    )
 
 
 def _with_latency(outcome: pa.RecordBatch, started: float) -> pa.RecordBatch:

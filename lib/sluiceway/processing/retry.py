@@ -21,8 +21,25 @@ class RetryableError(SluicewayError):
         self.retry_after = retry_after
 
 
+class EndpointRefused(RetryableError):
+    """The endpoint refuses every request whatever its records (credentials, URL, method).
+
+    Retrying within seconds meets the same refusal, so the engine does not retry it, does not
+    bisect, and sends nothing more from the task; the records stay pending for a later run.
+    """
+
+
 class PermanentError(SluicewayError):
-    """A failure that repeats on every attempt (a rejected record, a missing reference rate)."""
+    """A failure that repeats on every attempt (a rejected record, a missing reference rate).
+
+    `status` is the endpoint's answer when it refused the request (an HTTP 400, 413, 422):
+    when every record of a batch, sent alone, is refused with the same status, the endpoint
+    refuses everything and the records stay pending (partition.endpoint_refusal).
+    """
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class HandlerContractError(PermanentError):
