@@ -16,6 +16,7 @@ INVALID_ENCODING = "invalid_encoding"
 UNTERMINATED_QUOTE = "unterminated_quote"
 BAD_QUOTING = "bad_quoting"
 MISSING_REQUIRED = "missing_required"
+BAD_IDENTIFIER = "bad_identifier"
 BAD_AMOUNT_FORMAT = "bad_amount_format"
 AMOUNT_OUT_OF_RANGE = "amount_out_of_range"
 UNKNOWN_CURRENCY = "unknown_currency"
@@ -39,6 +40,10 @@ REASONS: dict[str, str] = {
     BAD_QUOTING: "a quote inside an unquoted field, or text after a closing quote (RFC 4180)",
     FIELD_TOO_LONG: "a field is longer than its column allows (see the contract's max length)",
     MISSING_REQUIRED: "a required field is empty",
+    BAD_IDENTIFIER: (
+        "transaction_id, account_id or counterparty_id holds a control or invisible character "
+        "(zero-width, BOM, a space other than U+0020) or starts or ends with a space"
+    ),
     BAD_AMOUNT_FORMAT: "amount is not a plain decimal with at most 2 places (no 1,000.00, no 1e3)",
     AMOUNT_OUT_OF_RANGE: "amount is outside the allowed range",
     UNKNOWN_CURRENCY: "currency is not an ISO 4217 code",
@@ -68,6 +73,15 @@ EVENT_TIME_PATTERN = (
     r"(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})$"
 )
 MCC_PATTERN = r"^[0-9]{4}$"
+# Ids (columns with `identifier`) are compared byte for byte: duplicate_in_file,
+# already_ingested, the per-account rules. A character no one can see would make one
+# transaction two ids, so these are bad_identifier anywhere in an id (an RE2 search):
+# controls (Cc), format characters (Cf: zero-width U+200B..U+200D, U+2060, BOM U+FEFF, bidi
+# marks, soft hyphen), line and paragraph separators, and every space but U+0020 (no-break,
+# ideographic). U+0020 itself is allowed inside an id, not at either end. Rejected, not
+# stripped: which spelling the partner's system holds is theirs to say (ADR 0004).
+IDENTIFIER_FORBIDDEN_PATTERN = r"[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]|[^\P{Zs} ]"
+IDENTIFIER_EDGE = " "
 # Instants Athena, Spark and Python all represent, with a week's margin for the duplicate
 # look-back window: year 1 or 9999 would overflow date arithmetic in one of them.
 EVENT_TIME_MIN = "1900-01-01T00:00:00Z"
@@ -112,12 +126,31 @@ class Column:
     required: bool
     description: str
     max_length: int = 256
+    identifier: bool = False  # compared byte for byte: IDENTIFIER_FORBIDDEN_PATTERN applies
 
 
 COLUMNS: tuple[Column, ...] = (
-    Column("transaction_id", "string", True, "the partner's unique id of the transaction"),
-    Column("account_id", "string", True, "the account the transaction belongs to (masked in logs)"),
-    Column("counterparty_id", "string", False, "the other party's account or merchant id"),
+    Column(
+        "transaction_id",
+        "string",
+        True,
+        "the partner's unique id of the transaction",
+        identifier=True,
+    ),
+    Column(
+        "account_id",
+        "string",
+        True,
+        "the account the transaction belongs to (masked in logs)",
+        identifier=True,
+    ),
+    Column(
+        "counterparty_id",
+        "string",
+        False,
+        "the other party's account or merchant id",
+        identifier=True,
+    ),
     Column(
         "amount",
         f"decimal({AMOUNT_PRECISION},{AMOUNT_SCALE})",

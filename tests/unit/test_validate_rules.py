@@ -97,6 +97,7 @@ BROKEN = [
     ("description", "x" * (c.DESCRIPTION_MAX_LENGTH + 1), c.FIELD_TOO_LONG),
     ("transaction_id", "T" * 257, c.FIELD_TOO_LONG),
     ("counterparty_id", "é" * 257, c.FIELD_TOO_LONG),
+    ("account_id", "\t", c.BAD_IDENTIFIER),  # not blank (Spark's trim), but a control
     ("account_id", "", c.MISSING_REQUIRED),
     ("account_id", None, c.MISSING_REQUIRED),
     ("amount", "", c.MISSING_REQUIRED),
@@ -119,7 +120,6 @@ VALID_VARIANTS = [
     ("event_time", "2999-12-31T23:59:59Z"),
     ("description", "x" * c.DESCRIPTION_MAX_LENGTH),
     ("description", "é" * c.DESCRIPTION_MAX_LENGTH),
-    ("account_id", "\t"),
     ("mcc", ""),
     ("mcc", None),
     ("counterparty_id", ""),

@@ -4,7 +4,9 @@ The chunk planner on the driver and the tokenizer on the executors both call
 `quoted_records`, so they always agree on record boundaries. The rules:
 
 - A physical line ends at LF (CRs right before it belong to the line end; a CR anywhere else
-  is content).
+  is content). A UTF-8 byte order mark at the start of a line belongs to the line start, not
+  to the first field (files concatenated from exports carry one per part); a BOM anywhere else
+  is content.
 - A line without quotes is one record. Nearly every line is like that, and numpy finds them
   all at once; the Python state machine below visits only lines that hold a quote.
 - A quote opens a quoted field only at the start of a field. A quote anywhere else
@@ -21,6 +23,7 @@ The chunk planner on the driver and the tokenizer on the executors both call
 from __future__ import annotations
 
 import bisect
+import codecs
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,6 +36,7 @@ CARRIAGE_RETURN = 13
 QUOTE = 34
 COMMA = 44
 FIELD_COUNT = len(COLUMN_NAMES)
+BOM = codecs.BOM_UTF8
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,18 @@ def line_index(data: bytes) -> LineIndex:
     ends = newlines if (not data or data.endswith(b"\n")) else np.append(newlines, len(data))
     starts = np.concatenate(([0], ends[:-1] + 1)) if len(ends) else np.empty(0, np.int64)
     return LineIndex(starts.astype(np.int64), ends.astype(np.int64), len(newlines))
+
+
+def starts_with_bom(
+    buffer: NDArray[np.uint8], starts: NDArray[np.int64], ends: NDArray[np.int64]
+) -> NDArray[np.bool_]:
+    """Which of the lines `starts`..`ends` (ends exclude the LF) begin with a BOM."""
+    flags = np.zeros(len(starts), dtype=bool)
+    candidates = np.flatnonzero(ends - starts >= len(BOM))
+    candidates = candidates[buffer[starts[candidates]] == BOM[0]]
+    first = starts[candidates]
+    flags[candidates] = (buffer[first + 1] == BOM[1]) & (buffer[first + 2] == BOM[2])
+    return flags
 
 
 @dataclass(frozen=True)
@@ -109,8 +125,11 @@ def quoted_records(
             spans.append(RecordSpan(line, line))
             resume = line + 1
             continue
+        start = int(lines.starts[line])
+        if data.startswith(BOM, start):
+            start += len(BOM)
         try:
-            span = machine.record_at(int(lines.starts[line]), line)
+            span = machine.record_at(start, line)
         except _Pending:
             return QuotedRecords(spans, line)
         spans.append(span)
@@ -134,7 +153,8 @@ def _simple_lines(
     size = len(buffer)
     before = buffer[np.maximum(opening - 1, 0)]
     after = buffer[np.minimum(closing + 1, size - 1)]
-    opens_field = (opening == starts) | (before == COMMA)
+    field_starts = starts + len(BOM) * starts_with_bom(buffer, starts, ends)
+    opens_field = (opening == field_starts) | (before == COMMA)
     closes_field = (
         (closing + 1 == ends)
         | (after == COMMA)
@@ -167,6 +187,7 @@ class _Machine:
         return RecordSpan(first_line, first_line, UNTERMINATED_QUOTE)
 
     def record_at(self, start: int, first_line: int) -> RecordSpan:
+        """The record whose first field starts at `start` (after the line's BOM, if any)."""
         data, quotes, size = self.data, self.quotes, len(self.data)
         position = start
         fields = 1

@@ -32,7 +32,7 @@ from numpy.typing import NDArray
 
 from sluiceway import contract as c
 from sluiceway.errors import ExitCode, LandingFileError
-from sluiceway.ingest.boundaries import line_index
+from sluiceway.ingest.boundaries import BOM, line_index
 from sluiceway.ingest.duplicates import duplicate_details, duplicates_in_file, readable_ids
 from sluiceway.ingest.landing import LandingChunk, LandingScan, read_chunk, scan_landing_file
 from sluiceway.ingest.parse import tokenize
@@ -375,5 +375,9 @@ def _raw_text(scan: LandingScan, spans: list[tuple[int, int]]) -> dict[int, str]
                     last - chunk.first_line_number
                 ]
             ]
-            texts[first] = text.removesuffix(b"\r").decode(c.ENCODING, errors="backslashreplace")
+            texts[first] = (
+                text.removesuffix(b"\r")
+                .removeprefix(BOM)
+                .decode(c.ENCODING, errors="backslashreplace")
+            )
     return texts

@@ -24,7 +24,14 @@ from sluiceway.contract import (
     MAX_RECORD_BYTES,
     QUOTE,
 )
-from sluiceway.ingest.boundaries import LineIndex, RecordSpan, line_index, quoted_records
+from sluiceway.ingest.boundaries import (
+    BOM,
+    LineIndex,
+    RecordSpan,
+    line_index,
+    quoted_records,
+    starts_with_bom,
+)
 
 FIELD_COUNT = len(COLUMN_NAMES)
 DECODE_WINDOW = 64 * 1024
@@ -105,13 +112,20 @@ def _lines_with_bad_encoding(data: bytes, lines: LineIndex) -> NDArray[np.bool_]
 
 
 def _line_array(data: bytes, lines: LineIndex, selected: NDArray[np.int64]) -> pa.StringArray:
-    """The selected lines as an Arrow string array, without copying the bytes line by line."""
+    """The selected lines as an Arrow string array, without copying the bytes line by line;
+    without line end or leading BOM, which belong to the line, not to its fields."""
     offsets = np.append(lines.starts, len(data)).astype(np.int64)
     whole = pa.LargeBinaryArray.from_buffers(
         pa.large_binary(), len(lines), [None, pa.py_buffer(offsets.tobytes()), pa.py_buffer(data)]
     )
     chosen = whole.take(pa.array(selected, pa.int64())).cast(pa.large_string())
-    return pc.utf8_rtrim(chosen, characters="\r\n").cast(pa.string())
+    text = pc.utf8_rtrim(chosen, characters="\r\n").cast(pa.string())
+    buffer = np.frombuffer(data, dtype=np.uint8)
+    marked = starts_with_bom(buffer, lines.starts[selected], lines.ends[selected])
+    if not marked.any():
+        return text
+    mask = pa.array(marked)
+    return pc.replace_with_mask(text, mask, pc.utf8_slice_codeunits(text.filter(mask), 1))
 
 
 def _plain_records(
@@ -230,7 +244,7 @@ def _parse_record(chunk: bytes, span: RecordSpan, first_line_number: int) -> dic
         "line_number": span.first_line + first_line_number,
         "last_line_number": span.last_line + first_line_number,
     }
-    chunk = chunk.rstrip(b"\r")
+    chunk = chunk.rstrip(b"\r").removeprefix(BOM)
     try:
         text = chunk.decode(ENCODING)
     except UnicodeDecodeError:

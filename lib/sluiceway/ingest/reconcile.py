@@ -1,17 +1,22 @@
 """Reconciliation: what was read must equal what was written, and match the partner's manifest.
 
 Physical lines are the unit: every line after the header must be covered by exactly one
-accepted or rejected record, so a line the tokenizer swallowed can never pass.
+accepted or rejected record, so a line the tokenizer swallowed can never pass. Sums alone
+would let a line covered twice make up for a line covered by nothing: the records' line
+ranges must tile the file (`tiling_problems`).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, NoReturn
 
+import numpy as np
+from numpy.typing import NDArray
 from pyarrow import fs as pafs
 
 from sluiceway.errors import LandingFileError
@@ -25,7 +30,10 @@ class Counts:
     """The figures of one ingest, as read back from the tables.
 
     `lines_read` is the scan's count of physical lines after the header; `records_read` is
-    the tokenizer's count of records; the rest come from the tables.
+    the tokenizer's count of records; the rest come from the tables. `line_runs` holds, per
+    table, each written file's runs of lines ([first, last, first, last, ...], as
+    `write.FileFigures.line_runs`); None when they are not known, and the tiling is then not
+    checked.
     """
 
     lines_read: int
@@ -39,6 +47,7 @@ class Counts:
     accepted_count_by_currency: dict[str, int] = field(default_factory=dict)
     first_event_time: datetime | None = None
     last_event_time: datetime | None = None
+    line_runs: Mapping[str, Sequence[Sequence[int]]] | None = None
 
 
 @dataclass(frozen=True)
@@ -68,7 +77,74 @@ def balance_problems(counts: Counts) -> list[str]:
             f"records read {counts.records_read} != accepted {counts.accepted} "
             f"+ rejected {counts.rejected} found in the tables"
         )
+    return problems + tiling_problems(counts)
+
+
+def tiling_problems(counts: Counts) -> list[str]:
+    """Lines 2 .. lines_read + 1 (line 1 is the header) must each be covered by exactly one
+    record of either table: the first line covered twice, the first covered by none, and
+    covered lines that are not in the file are named.
+
+    One sort of the runs, not of the records: numpy over a few runs per written file.
+    """
+    if counts.line_runs is None:
+        return []
+    tables, runs = _runs_of(counts.line_runs)
+    order = np.lexsort((runs[:, 1], runs[:, 0]))
+    tables, starts, ends = tables[order], runs[order, 0], runs[order, 1]
+    last_line = counts.lines_read + 1
+    problems = []
+    outside = np.flatnonzero((starts < 2) | (ends > last_line))
+    if len(outside):
+        first = outside[0]
+        problems.append(
+            f"{_lines_are(starts[first], ends[first])} covered by {tables[first]} but the "
+            f"file's lines after the header are 2-{last_line}"
+        )
+        inside = (ends >= 2) & (starts <= last_line)
+        tables, starts, ends = tables[inside], starts[inside], ends[inside]
+        starts, ends = np.maximum(starts, 2), np.minimum(ends, last_line)
+    # reached[i]: the last line covered by the runs before run i (the header before any).
+    reached = np.concatenate(([1], np.maximum.accumulate(ends)))
+    gaps = np.flatnonzero(starts > reached[:-1] + 1)
+    if len(gaps):
+        problems.append(
+            f"{_lines_are(reached[gaps[0]] + 1, starts[gaps[0]] - 1)} covered by no record"
+        )
+    elif reached[-1] < last_line:
+        problems.append(f"{_lines_are(reached[-1] + 1, last_line)} covered by no record")
+    overlaps = np.flatnonzero(starts <= reached[:-1])
+    if len(overlaps):
+        later = overlaps[0]
+        # The one earlier run that reaches into it: two would already overlap each other.
+        earlier = int(np.flatnonzero(ends[:later] >= starts[later])[0])
+        both = (
+            f"both in {tables[later]}"
+            if tables[earlier] == tables[later]
+            else f"{tables[earlier]} and {tables[later]}"
+        )
+        last = min(ends[earlier], ends[later])
+        problems.append(f"{_lines_are(starts[later], last)} covered twice ({both})")
     return problems
+
+
+def _runs_of(
+    line_runs: Mapping[str, Sequence[Sequence[int]]],
+) -> tuple[NDArray[np.str_], NDArray[np.int64]]:
+    """Every file's runs as one (n, 2) array of [first, last], and the table of each."""
+    names = np.array(list(line_runs), dtype=str)
+    owner: list[NDArray[np.int64]] = [np.zeros(0, dtype=np.int64)]
+    runs: list[NDArray[np.int64]] = [np.zeros((0, 2), dtype=np.int64)]
+    for index, files in enumerate(line_runs.values()):
+        for file_runs in files:
+            pairs = np.asarray(file_runs, dtype=np.int64).reshape(-1, 2)
+            runs.append(pairs)
+            owner.append(np.full(len(pairs), index))
+    return names[np.concatenate(owner)], np.concatenate(runs)
+
+
+def _lines_are(first: int, last: int) -> str:
+    return f"line {first} is" if first == last else f"lines {first}-{last} are"
 
 
 def read_manifest(location: str) -> Manifest | None:

@@ -47,6 +47,7 @@ def validate(records: pa.Table) -> pa.Table:
     rules = [
         *_shape_rules(columns),
         *_missing_rules(columns),
+        *_identifier_rules(columns),
         *amount_rules,
         _allowed(columns, "currency", c.CURRENCIES, c.UNKNOWN_CURRENCY, "an ISO 4217 code"),
         _allowed(columns, "country", c.COUNTRIES, c.UNKNOWN_COUNTRY, "an ISO 3166-1 alpha-2 code"),
@@ -134,6 +135,58 @@ def _missing_rules(columns: _Columns) -> list[Rule]:
         )
         for column in c.COLUMNS
         if column.required
+    ]
+
+
+def _identifier_rules(columns: _Columns) -> list[Rule]:
+    return [
+        rule
+        for column in c.COLUMNS
+        if column.identifier
+        for rule in _identifier_rules_of(columns, column.name)
+    ]
+
+
+def _identifier_rules_of(columns: _Columns, name: str) -> list[Rule]:
+    """Characters no one can see, and spaces at either end, in one id column.
+
+    The Unicode pattern runs only on values that are not printable ASCII (nearly none in a
+    real file): checking every value with it costs four times as much.
+    """
+    values = columns.get(name)
+    present = columns.present(name)
+    edge = pc.or_(
+        pc.starts_with(values, c.IDENTIFIER_EDGE), pc.ends_with(values, c.IDENTIFIER_EDGE)
+    )
+    printable = pc.ascii_is_printable(values).fill_null(True).to_numpy(zero_copy_only=False)
+    suspects = np.flatnonzero(present & ~printable)
+    invisible = np.zeros(columns.size, dtype=bool)
+    if len(suspects):
+        found = matches(values.take(pa.array(suspects, pa.int64())), c.IDENTIFIER_FORBIDDEN_PATTERN)
+        invisible[suspects[found]] = True
+
+    def invisible_detail(rows: NDArray[np.int64]) -> pa.Array:
+        chosen = values.take(pa.array(rows, pa.int64()))
+        pattern = f"(?P<character>{c.IDENTIFIER_FORBIDDEN_PATTERN})"
+        characters = pc.dictionary_encode(pc.extract_regex(chosen, pattern).field("character"))
+        # Named by code point: the detail is read by a person, who cannot see the character.
+        names = pa.array([f"U+{ord(text):04X}" for text in characters.dictionary.to_pylist()])
+        return pc.binary_join_element_wise(
+            f"{c.BAD_IDENTIFIER}: {name} '",
+            chosen,
+            "' holds ",
+            names.take(characters.indices),
+            " (a control, invisible or non-plain space character)",
+            "",
+        )
+
+    return [
+        Rule(c.BAD_IDENTIFIER, invisible, invisible_detail),
+        Rule(
+            c.BAD_IDENTIFIER,
+            present & edge.fill_null(False).to_numpy(zero_copy_only=False),
+            columns.quoted(name, f"{c.BAD_IDENTIFIER}: ", " starts or ends with a space"),
+        ),
     ]
 
 

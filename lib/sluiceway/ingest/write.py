@@ -62,13 +62,20 @@ class ChunkPlan:
 
 @dataclass
 class FileFigures:
-    """What one written file holds, for the audit without reading it back."""
+    """What one written file holds, for the audit without reading it back.
+
+    `line_runs` are the physical lines its rows cover, as runs of consecutive lines merged
+    and flattened: [first, last, first, last, ...]. A chunk's rows are nearly all
+    consecutive, so a file has about one run per rejected line or other-day record between
+    its rows; the audit tiles the file's lines with the runs of every file (reconcile).
+    """
 
     table: str
     path: str
     partition: str | None
     records: int
     lines: int
+    line_runs: list[int] = field(default_factory=list)
     amount_by_currency: dict[str, str] = field(default_factory=dict)
     count_by_currency: dict[str, int] = field(default_factory=dict)
     count_by_reason: dict[str, int] = field(default_factory=dict)
@@ -219,6 +226,7 @@ def _write_table(
                 partition,
                 rows.num_rows,
                 _lines_covered(rows),
+                line_runs(rows),
                 **figures(rows),  # type: ignore[arg-type]
             )
         )
@@ -229,6 +237,23 @@ def _lines_covered(rows: pa.Table) -> int:
     return int(
         pc.sum(pc.add(pc.subtract(rows["last_line_number"], rows["line_number"]), 1)).as_py() or 0
     )
+
+
+def line_runs(rows: pa.Table) -> list[int]:
+    """[line_number, last_line_number] of the rows, merged where one ends right before the
+    next begins, flattened; a line covered twice stays two runs, so the audit sees it."""
+    if not rows.num_rows:
+        return []
+    first = rows["line_number"].to_numpy()
+    last = rows["last_line_number"].to_numpy()
+    # Plain records come first in a chunk, quoted ones after them: sort by line.
+    order = np.argsort(first, kind="stable")
+    first, last = first[order], last[order]
+    breaks = np.flatnonzero(first[1:] != last[:-1] + 1) + 1
+    run_starts = np.concatenate(([0], breaks))
+    run_ends = np.concatenate((breaks, [len(first)])) - 1
+    runs: list[int] = np.column_stack((first[run_starts], last[run_ends])).ravel().tolist()
+    return runs
 
 
 def _transaction_figures(rows: pa.Table) -> dict[str, object]:
