@@ -57,6 +57,7 @@ EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
     ExitCode.RECONCILIATION_FAILED: "counts or totals do not add up: nothing was published",
     ExitCode.BUSY: "another run holds the namespace's writer lease: nothing changed, retry",
     ExitCode.ENDPOINT_UNAVAILABLE: "the processing endpoint is down: records left pending",
+    ExitCode.LEASE_LOST: "this run lost its writer lease and stopped before its next commit",
 }
 
 
@@ -600,7 +601,7 @@ def register_submit(commands: SubParsers) -> None:
         help="run jobs/JOB.py with spark-submit, adding the Iceberg runtime jar and the conf",
         description="spark-submit starts the driver before the job's code runs, so the Iceberg "
         "runtime must be on its command line: this builds `spark-submit --conf spark.jars=<the "
-        "jar from snowpark-connect-deps-iceberg> --conf ... jobs/JOB.py ARGS` and runs it with "
+        "jar that `sluiceway jars` fetched> --conf ... jobs/JOB.py ARGS` and runs it with "
         "this interpreter. Exits with the job's exit code.",
     )
     parser.add_argument(
@@ -614,6 +615,36 @@ def register_submit(commands: SubParsers) -> None:
         metavar="-- ARGS",
     )
     parser.set_defaults(handler=_submit)
+
+
+def _jars(args: argparse.Namespace) -> int:
+    from sluiceway.runtime_jars import fetch_jars, jar_cache, pinned_jars
+
+    fetched = fetch_jars(jar_cache(), pinned_jars().values(), args.repository)
+    for jar in fetched:
+        print(f"{jar.action:<8} {jar.pin.coordinate}  {jar.path} ({jar.seconds:.1f} s, sha256 ok)")
+    return ExitCode.OK
+
+
+def register_jars(commands: SubParsers) -> None:
+    """`sluiceway jars`: fetch the pinned Iceberg jars once and check their SHA-256."""
+    from sluiceway.runtime_jars import MAVEN_CENTRAL
+
+    parser = commands.add_parser(
+        "jars",
+        help="fetch the pinned Iceberg jars from Maven Central (what `make venv` runs)",
+        description="Local Spark needs Iceberg's Spark runtime (and, for an s3:// warehouse, "
+        "Iceberg's AWS bundle). Each jar pinned in lib/sluiceway/data/runtime-jars.lock is "
+        "downloaded once into this interpreter's share/sluiceway/jars and kept only if its "
+        "SHA-256 is the pinned one; a jar already there with that digest is not fetched again, "
+        "a damaged one is replaced. Exit 2 if a jar cannot be fetched or does not match.",
+    )
+    parser.add_argument(
+        "--repository",
+        default=MAVEN_CENTRAL,
+        help="Maven repository to download from (a mirror of Maven Central); default %(default)s",
+    )
+    parser.set_defaults(handler=_jars)
 
 
 # Each entry adds one sub-command to the parser (see the register_* functions above).
@@ -631,6 +662,7 @@ COMMANDS: tuple[Callable[[SubParsers], None], ...] = (
     register_maintain,
     register_report,
     register_submit,
+    register_jars,
 )
 
 

@@ -12,6 +12,7 @@ class ExitCode(IntEnum):
     RECONCILIATION_FAILED = 3  # counts or totals do not add up: nothing was published
     BUSY = 4  # another writer holds the namespace's lease (or maintenance skipped): retry later
     ENDPOINT_UNAVAILABLE = 5  # retryable outage: records left pending, retry later
+    LEASE_LOST = 6  # this run lost its writer lease (fenced): it stopped before its next commit
 
 
 class SluicewayError(Exception):

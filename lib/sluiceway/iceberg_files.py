@@ -75,6 +75,19 @@ def write_target(spark: SparkSession, settings: Settings, name: str) -> WriteTar
         if pa.types.is_list(kind):
             element_id = str(nested.type().asListType().elementId()).encode()
             kind = pa.list_(pa.field("element", kind.value_type, metadata={FIELD_ID: element_id}))
+        elif pa.types.is_map(kind):
+            mapping = nested.type().asMapType()
+            kind = pa.map_(
+                pa.field(
+                    "key",
+                    kind.key_type,
+                    nullable=False,
+                    metadata={FIELD_ID: str(mapping.keyId()).encode()},
+                ),
+                pa.field(
+                    "value", kind.item_type, metadata={FIELD_ID: str(mapping.valueId()).encode()}
+                ),
+            )
         fields.append(
             pa.field(field.name, kind, metadata={FIELD_ID: str(nested.fieldId()).encode()})
         )
@@ -157,27 +170,6 @@ def data_file(spark: SparkSession, table: Any, written: WrittenFile) -> Any:
     return builder.build()
 
 
-def append_files(
-    spark: SparkSession,
-    settings: Settings,
-    name: str,
-    files: list[WrittenFile],
-    properties: dict[str, str],
-) -> None:
-    """Append the files to the table's `main` in one commit (nothing for no files)."""
-    if not files:
-        return
-    table = iceberg_table(spark, settings, name)
-    table.refresh()
-    append = table.newAppend()
-    for written in files:
-        append.appendFile(data_file(spark, table, written))
-    for key, value in properties.items():
-        append.set(key, value)
-    append.commit()
-    spark.sql(f"REFRESH TABLE {settings.table(name)}")
-
-
 def data_files_between(
     spark: SparkSession, settings: Settings, name: str, ranges: dict[str, tuple[str, str]]
 ) -> list[str] | None:
@@ -208,13 +200,13 @@ def data_files_between(
             task = iterator.next()
             if not task.deletes().isEmpty():
                 return None
-            paths.append(_without_file_scheme(str(task.file().path())))
+            paths.append(without_file_scheme(str(task.file().path())))
     finally:
         tasks.close()
     return paths
 
 
-def _without_file_scheme(path: str) -> str:
+def without_file_scheme(path: str) -> str:
     """Hadoop's `file:/x` (or `file:///x`) as the plain local path `/x`."""
     if path.startswith("file:"):
         return "/" + path.removeprefix("file:").lstrip("/")

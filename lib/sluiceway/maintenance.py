@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from sluiceway.commits import TableCommits
 from sluiceway.errors import ConfigurationError
+from sluiceway.ingest.recover import finish_interrupted_ingests
 from sluiceway.lease import writer_lease
 from sluiceway.settings import Settings
-from sluiceway.tables import DEFINITIONS
+from sluiceway.tables import DEFINITIONS, INGEST_TABLES
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -139,15 +141,24 @@ def maintain_tables(
     """
     check_table_names(tables)
     options = options or MaintenanceOptions()
-    with writer_lease(settings, "maintain"):
+    with writer_lease(settings, "maintain") as fence:
         existing = _existing_tables(spark, settings)
+        if set(INGEST_TABLES) <= set(existing):
+            # Expiry must never take the staged snapshots of an ingest decided to be published.
+            commits = TableCommits(spark, settings, fence)
+            commits.observe(INGEST_TABLES)
+            finish_interrupted_ingests(commits)
         missing = [table for table in tables if table not in existing]
         if missing:
             raise ConfigurationError(
                 f"table {missing[0]} does not exist in {settings.catalog}.{settings.namespace} "
                 f"at {settings.warehouse}; it is created by the first ingest or processing run"
             )
-        return [maintain_table(spark, settings, table, options) for table in tables or existing]
+        maintained = []
+        for table in tables or existing:
+            fence.check(f"maintenance of {table}")
+            maintained.append(maintain_table(spark, settings, table, options))
+        return maintained
 
 
 def _days(span: timedelta) -> str:

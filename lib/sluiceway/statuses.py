@@ -7,10 +7,13 @@ it; they all need the word without importing the ingest.
 
 from __future__ import annotations
 
-# `ingest_ledger.status`: a row is `started` before any data is written and `completed` (or
-# `failed`, when reconciliation found a difference) last. Only `completed` ingests are
-# published, processed and reported.
+# `ingest_ledger.status`: a row is `started` before any data is written, `publishing` once the
+# audit passed and the staged snapshots are decided (the ingest's commit point: a crash after
+# it is rolled forward by the next writer), and `completed` (or `failed`, when reconciliation
+# found a difference, nothing published) last. Only `completed` ingests are processed,
+# reported and counted by the duplicate check.
 STARTED = "started"
+PUBLISHING = "publishing"
 COMPLETED = "completed"
 FAILED = "failed"
 # An ingest result, never a ledger row: the file was already completed, nothing was written.

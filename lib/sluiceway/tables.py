@@ -25,6 +25,8 @@ INGEST_LEDGER = "ingest_ledger"
 PROCESSED_TRANSACTIONS = "processed_transactions"
 PROCESSING_FAILURES = "processing_failures"
 FX_RATES = "fx_rates"
+# What one ingest writes: published together through the ledger (ingest/recover.py).
+INGEST_TABLES = (TRANSACTIONS, REJECTED_RECORDS, INGEST_LEDGER)
 
 TABLE_PROPERTIES = {
     "format-version": "2",

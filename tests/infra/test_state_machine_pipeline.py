@@ -317,3 +317,14 @@ def test_every_exit_code_the_jobs_name_is_sorted_by_the_definition() -> None:
         assert later == {
             code.name for code in ExitCode if outcome_of(code)["kind"] == "retry-later"
         }, kind
+
+
+def test_a_fenced_writer_is_never_retried_into_a_green_execution() -> None:
+    """Exit 6: another writer ran in its place; a retry would only find its `completed` row."""
+    aws = SimulatedAws({"IngestOnGlue": ["States.TaskFailed"]}, {"IngestOnGlue": [6]})
+    execution = run(aws)
+    assert execution.status == "FAILED"
+    assert execution.error == "Sluiceway.DataError"
+    assert execution.attempts("IngestOnGlue") == 1
+    assert BATCH_JOB not in aws.resources()
+    assert "exited 6 (LEASE_LOST)" in aws.parameters("NotifyDataError")[0]["Message"]

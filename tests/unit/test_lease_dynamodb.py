@@ -64,7 +64,8 @@ def lease_item(client: Any) -> dict[str, Any] | None:
 
 def test_a_second_writer_is_busy_until_the_first_releases(dynamodb) -> None:
     settings = aws_settings()
-    with writer_lease(settings, "ingest") as me:
+    with writer_lease(settings, "ingest") as fence:
+        me = fence.holder
         item = lease_item(dynamodb)
         assert item is not None
         assert (item["job"]["S"], item["token"]["S"], item["pid"]["N"]) == (
@@ -94,8 +95,8 @@ def test_an_expired_lease_of_a_dead_writer_is_taken_over(dynamodb) -> None:
             "expires_at": {"N": str(int(time.time()) - 5)},
         },
     )
-    with writer_lease(aws_settings(), "process") as me:
-        assert lease_item(dynamodb)["token"]["S"] == me.token
+    with writer_lease(aws_settings(), "process") as fence:
+        assert lease_item(dynamodb)["token"]["S"] == fence.token
 
 
 def test_the_heartbeat_keeps_pushing_the_expiry_forward(dynamodb) -> None:
@@ -105,19 +106,69 @@ def test_the_heartbeat_keeps_pushing_the_expiry_forward(dynamodb) -> None:
         assert int(lease_item(dynamodb)["expires_at"]["N"]) >= first + 1
 
 
-def test_a_lease_lost_during_the_run_fails_it_and_is_not_deleted(dynamodb) -> None:
-    lost = pytest.raises(LeaseLostError, match="expired during the run")
-    with lost, writer_lease(aws_settings(lease_expiry_seconds=4), "process"):
-        dynamodb.put_item(  # another writer took it over after an expiry
-            TableName=TABLE,
-            Item={
-                "lease_name": {"S": "sluiceway_dev"},
-                "token": {"S": "other-run"},
-                "expires_at": {"N": str(int(time.time()) + 600)},
-            },
-        )
+def take_over(client: Any) -> None:
+    """Another writer took the lease after an expiry."""
+    client.put_item(
+        TableName=TABLE,
+        Item={
+            "lease_name": {"S": "sluiceway_dev"},
+            "token": {"S": "other-run"},
+            "expires_at": {"N": str(int(time.time()) + 600)},
+        },
+    )
+
+
+def test_a_lease_lost_during_the_run_fails_it_with_its_own_code_and_is_not_deleted(
+    dynamodb,
+) -> None:
+    lost = pytest.raises(LeaseLostError, match="is no longer this run's")
+    with lost as error, writer_lease(aws_settings(lease_expiry_seconds=4), "process"):
+        take_over(dynamodb)
         time.sleep(1.5)
+    assert error.value.exit_code == ExitCode.LEASE_LOST != ExitCode.BUSY
     assert lease_item(dynamodb)["token"]["S"] == "other-run"
+
+
+def test_the_fence_refuses_a_commit_at_once_after_a_takeover(dynamodb) -> None:
+    """No waiting for a heartbeat: the check right before a commit asks DynamoDB itself."""
+    with pytest.raises(LeaseLostError) as lost, writer_lease(aws_settings(), "ingest") as fence:
+        fence.check("the ledger row")
+        take_over(dynamodb)
+        fence.check("the publish of transactions")
+        pytest.fail("a commit went through after the lease was taken over")
+    assert "ingest: the publish of transactions was not committed" in str(lost.value)
+
+
+def test_a_holder_past_its_own_expiry_is_fenced_even_if_nobody_took_over(dynamodb) -> None:
+    """A paused holder cannot know whether another writer ran meanwhile: it must stop."""
+    settings = aws_settings(lease_expiry_seconds=3)
+    with pytest.raises(LeaseLostError), writer_lease(settings, "process") as fence:
+        fence.lease.valid_until = time.monotonic() - 1  # as after a pause of > 3 s
+        fence.check("a wave of results")
+    assert lease_item(dynamodb) is None  # released: the token was still ours
+
+
+def test_a_renewal_that_keeps_failing_marks_the_lease_lost_by_its_expiry(
+    dynamodb, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sluiceway.lease.dynamodb import DynamoDbLease
+
+    def unreachable(self: DynamoDbLease, me: object) -> bool:
+        raise TimeoutError("DynamoDB did not answer")
+
+    monkeypatch.setattr(DynamoDbLease, "renew", unreachable)
+    lost = pytest.raises(LeaseLostError)
+    with lost, writer_lease(aws_settings(lease_expiry_seconds=3), "process") as fence:
+        time.sleep(3.5)
+        assert fence.released(), "the heartbeat marked the lease lost at its expiry"
+        fence.check("a wave of results")
+
+
+def test_the_lease_client_has_short_timeouts_and_bounded_retries(dynamodb) -> None:
+    client = lease_for(aws_settings()).client  # type: ignore[attr-defined]
+    assert client.meta.config.connect_timeout <= 5
+    assert client.meta.config.read_timeout <= 10
+    assert client.meta.config.retries["total_max_attempts"] <= 4
 
 
 def test_a_missing_lease_table_setting_or_table_is_a_configuration_error(dynamodb) -> None:

@@ -1,9 +1,12 @@
-"""The ingest ledger: one row per landing file, the commit marker of an ingest.
+"""The ingest ledger: one row per landing file, the commit point of an ingest.
 
-An ingest writes its ledger row as `started` before touching data and as `completed` (or
-`failed`) last; a file whose row is `completed` is never ingested again, and any other row
-means an earlier attempt died and its partial rows must be removed first. The status words
-live in `sluiceway.statuses`.
+An ingest writes its ledger row as `started` before touching data, as `publishing` (with its
+staged snapshot ids) once the audit passed, and as `completed` (or `failed`) last; a file
+whose row is `completed` is never ingested again; a `publishing` row is an ingest whose
+publication was decided and is finished by the next writer (`ingest/recover.py`); any other
+row means an earlier attempt died before publishing anything. Every write is one fenced
+commit (`sluiceway.commits`): a writer that lost its lease cannot overwrite the row of the
+writer that took over. The status words live in `sluiceway.statuses`.
 """
 
 from __future__ import annotations
@@ -14,11 +17,15 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from sluiceway.tables import DEFINITIONS, INGEST_LEDGER, REJECTED_RECORDS, TRANSACTIONS
+import pyarrow as pa
+
+from sluiceway.statuses import PUBLISHING
+from sluiceway.tables import INGEST_LEDGER, arrow_schema
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+    from sluiceway.commits import TableCommits
     from sluiceway.settings import Settings
 
 
@@ -52,44 +59,35 @@ class LedgerEntry:
     duration_seconds: float | None = None
 
 
-def _schema() -> str:
-    return ", ".join(f"{name} {kind}" for name, kind in DEFINITIONS[INGEST_LEDGER].columns)
-
-
 def find_entry(spark: SparkSession, settings: Settings, ingest_id: str) -> LedgerEntry | None:
     """The ledger row of an ingest id, if any."""
     rows = spark.table(settings.table(INGEST_LEDGER)).where(f"ingest_id = '{ingest_id}'").collect()
-    if not rows:
-        return None
-    values = rows[0].asDict()
-    names = {f.name for f in dataclasses.fields(LedgerEntry)}
-    return LedgerEntry(**{k: v for k, v in values.items() if k in names})
+    return _entry(rows[0].asDict()) if rows else None
 
 
-def record(
-    spark: SparkSession, settings: Settings, entry: LedgerEntry, is_new: bool = False
-) -> None:
-    """Insert or replace the ledger row of this ingest id: one row per ingest id.
+def publishing_entries(spark: SparkSession, settings: Settings) -> list[LedgerEntry]:
+    """The ingests whose publication was decided but not finished (an interrupted run)."""
+    rows = spark.table(settings.table(INGEST_LEDGER)).where(f"status = '{PUBLISHING}'").collect()
+    return [_entry(row.asDict()) for row in rows]
 
-    A new row is a plain append (one cheap commit); replacing a row needs MERGE.
-    """
-    columns = [name for name, _ in DEFINITIONS[INGEST_LEDGER].columns]
-    row = dataclasses.asdict(entry)
-    update = spark.createDataFrame([tuple(row[name] for name in columns)], _schema())
-    if is_new:
-        update.writeTo(settings.table(INGEST_LEDGER)).append()
-        return
-    view = f"ledger_update_{entry.ingest_id}"
-    update.createOrReplaceTempView(view)
-    spark.sql(
-        f"MERGE INTO {settings.table(INGEST_LEDGER)} AS t USING {view} AS s "
-        "ON t.ingest_id = s.ingest_id "
-        "WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *"
+
+def record(commits: TableCommits, entry: LedgerEntry) -> None:
+    """Make `entry` the ledger row of its ingest id (one row per ingest id), fenced."""
+    schema = arrow_schema(INGEST_LEDGER)
+    values = dataclasses.asdict(entry)
+    row = {
+        name: list(value.items()) if isinstance(value, dict) else value
+        for name, value in ((name, values[name]) for name in schema.names)
+    }
+    commits.replace_row(
+        INGEST_LEDGER,
+        "ingest_id",
+        entry.ingest_id,
+        pa.Table.from_pylist([row], schema=schema),
+        {"sluiceway.ingest-status": entry.status},
     )
-    spark.catalog.dropTempView(view)
 
 
-def remove_ingest_rows(spark: SparkSession, settings: Settings, ingest_id: str) -> None:
-    """Delete what an unfinished or failed attempt of this ingest wrote (under the lease)."""
-    for name in (TRANSACTIONS, REJECTED_RECORDS):
-        spark.sql(f"DELETE FROM {settings.table(name)} WHERE ingest_id = '{ingest_id}'")
+def _entry(values: dict[str, object]) -> LedgerEntry:
+    names = {f.name for f in dataclasses.fields(LedgerEntry)}
+    return LedgerEntry(**{k: v for k, v in values.items() if k in names})  # type: ignore[arg-type]

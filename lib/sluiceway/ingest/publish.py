@@ -5,44 +5,39 @@ Data Catalog on AWS) and not Spark's writer: the tasks already hold each chunk's
 Arrow and write Parquet themselves; handing them back to Spark as rows is what made the
 ingest 20x slower than DuckDB. Here the driver only registers files: it reads each file's
 footer for column metrics (so Athena and Spark prune files), appends them as a *staged*
-snapshot that `main` does not reference (write-audit-publish), and cherry-picks that
-snapshot onto `main` only after the audit. Readers of `main` never see an unaudited ingest.
+snapshot that `main` does not reference (write-audit-publish), tagged with this attempt's
+commit id, and fast-forwards `main` to that snapshot only after the audit and after the
+ledger recorded the decision (`publishing`). `sluiceway.commits` refuses a publish whose
+parent is not where this run left `main`. See docs/adr/0007-write-audit-publish.md.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sluiceway.iceberg_files import WrittenFile, data_file, iceberg_table
+from sluiceway import failpoints
+from sluiceway.iceberg_files import WrittenFile, iceberg_table
+from sluiceway.tables import REJECTED_RECORDS, TRANSACTIONS
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+    from sluiceway.commits import TableCommits
     from sluiceway.settings import Settings
 
 INGEST_ID_PROPERTY = "sluiceway.ingest-id"
+# The failpoint after each table's publish, in publishing order (lib/sluiceway/failpoints.py).
+PUBLISH_ORDER = (
+    (TRANSACTIONS, "after_transactions_commit"),
+    (REJECTED_RECORDS, "after_rejected_commit"),
+)
 
 
 def stage_files(
-    spark: SparkSession, settings: Settings, name: str, files: list[WrittenFile], ingest_id: str
+    commits: TableCommits, name: str, files: list[WrittenFile], ingest_id: str
 ) -> int | None:
     """Append the files as a snapshot that `main` does not reference yet; its id, or None."""
-    if not files:
-        return None
-    table = iceberg_table(spark, settings, name)
-    table.refresh()
-    append = table.newAppend()
-    for written in files:
-        append.appendFile(data_file(spark, table, written))
-    append.set(INGEST_ID_PROPERTY, ingest_id)
-    append.stageOnly().commit()
-    table.refresh()
-    staged = [
-        snapshot
-        for snapshot in table.snapshots()
-        if snapshot.summary().get(INGEST_ID_PROPERTY) == ingest_id
-    ]
-    return int(max(staged, key=lambda snapshot: snapshot.timestampMillis()).snapshotId())
+    return commits.stage_append(name, files, {INGEST_ID_PROPERTY: ingest_id})
 
 
 def staged_record_count(
@@ -56,18 +51,23 @@ def staged_record_count(
     return int(summary.get("added-records") or 0)
 
 
-def publish(
-    spark: SparkSession, settings: Settings, name: str, snapshot_id: int | None
-) -> int | None:
-    """Make the audited, staged snapshot current on `main`; the id `main` then points at.
+def publish(commits: TableCommits, ingest_id: str, snapshots: dict[str, int | None]) -> None:
+    """Fast-forward `main` of transactions, then rejected_records, to this attempt's staged
+    snapshots (the ledger says `publishing` already, so an interruption is rolled forward)."""
+    for name, failpoint in PUBLISH_ORDER:
+        snapshot = snapshots[name]
+        if snapshot is not None:
+            commits.publish(name, snapshot, f"{name} of {ingest_id}")
+        failpoints.reach(commits.settings, failpoint)
 
-    Under the writer lease `main` has not moved since staging, so this is a fast-forward
-    and the id stays the staged one.
-    """
-    if snapshot_id is None:
-        return None
-    table = iceberg_table(spark, settings, name)
-    table.manageSnapshots().cherrypick(snapshot_id).commit()
-    table.refresh()
-    spark.sql(f"REFRESH TABLE {settings.table(name)}")
-    return int(table.currentSnapshot().snapshotId())
+
+def roll_forward(
+    commits: TableCommits, ingest_id: str, snapshots: dict[str, int | None]
+) -> dict[str, int | None]:
+    """Publish what an interrupted run decided to publish; the snapshot ids now on `main`."""
+    return {
+        name: None
+        if snapshot is None
+        else commits.roll_forward(name, snapshot, f"{name} of {ingest_id}")
+        for name, snapshot in snapshots.items()
+    }

@@ -1,11 +1,14 @@
 """One ingest, end to end, as its sequence of steps: scan the landing file (`landing`); under
-the writer lease, the ledger row `started`; write and stage the chunks' files (`stage`); audit
-and publish, or discard (`audit`); the ledger row `completed` or `failed`.
+the writer lease, finish any interrupted publication (`recover`) and write the ledger row
+`started`; write and stage the chunks' files (`stage`); audit (`audit`); the ledger row
+`publishing` (the commit point), then publish (`publish`) and `completed`; or, when the
+audit failed, discard the files and `failed`.
 
 Re-run safety: the ingest id is derived from the file's sha256; all writes happen under the
-namespace's writer lease (one writer at a time); the ledger row is written `started` before
-any data and `completed` last; a re-run after a crash or a failed reconciliation first
-deletes that ingest id's rows. A file already `completed` is skipped.
+namespace's writer lease and every commit is fenced (`sluiceway.commits`); nothing reaches
+`main` before the ledger says `publishing`, and a `publishing` ingest is finished by the
+next writer, so a re-run after a crash starts again from nothing or finds the file
+`completed`. A file already `completed` is skipped.
 """
 
 from __future__ import annotations
@@ -20,19 +23,22 @@ from decimal import Decimal
 from pyspark.sql import SparkSession
 
 from sluiceway import failpoints
+from sluiceway.commits import TableCommits
 from sluiceway.errors import ExitCode
 from sluiceway.ingest import ledger
-from sluiceway.ingest.audit import AuditOutcome, audit_and_publish
+from sluiceway.ingest.audit import AuditOutcome, audit
 from sluiceway.ingest.landing import remove_staged, scan_landing_file
-from sluiceway.ingest.reconcile import Counts, read_manifest
+from sluiceway.ingest.publish import publish
+from sluiceway.ingest.reconcile import read_manifest
+from sluiceway.ingest.recover import finish_interrupted_ingests
 from sluiceway.ingest.source import resolve_version
-from sluiceway.ingest.stage import write_and_stage
+from sluiceway.ingest.stage import StagedIngest, delete_files, write_and_stage
 from sluiceway.lease import writer_lease
 from sluiceway.locations import canonical_source, manifest_location
 from sluiceway.logs import get_logger, log_event
 from sluiceway.settings import Settings
-from sluiceway.statuses import COMPLETED, FAILED, SKIPPED, STARTED
-from sluiceway.tables import INGEST_LEDGER, REJECTED_RECORDS, TRANSACTIONS, ensure_tables
+from sluiceway.statuses import COMPLETED, FAILED, PUBLISHING, SKIPPED, STARTED
+from sluiceway.tables import INGEST_TABLES, REJECTED_RECORDS, TRANSACTIONS, ensure_tables
 
 LOGGER = get_logger(__name__)
 
@@ -112,14 +118,19 @@ def ingest_file(
             lines=scan.physical_lines,
             chunks=len(scan.chunks),
         )
-        with writer_lease(settings, "ingest"):
-            ensure_tables(spark, settings, (TRANSACTIONS, REJECTED_RECORDS, INGEST_LEDGER))
+        with writer_lease(settings, "ingest") as fence:
+            ensure_tables(spark, settings, INGEST_TABLES)
+            commits = TableCommits(spark, settings, fence)
+            commits.observe(INGEST_TABLES)
+            finish_interrupted_ingests(commits, say)
             previous = ledger.find_entry(spark, settings, ingest_id)
             if previous is not None and previous.status == COMPLETED:
                 return _already_ingested(previous, ingest_id, source_file)
             if previous is not None:
-                say(f"an earlier attempt of {ingest_id} did not finish: removing its rows")
-                ledger.remove_ingest_rows(spark, settings, ingest_id)
+                say(
+                    f"an earlier attempt of {ingest_id} ended {previous.status} and published "
+                    "nothing: ingesting it again"
+                )
             entry = ledger.LedgerEntry(
                 ingest_id=ingest_id,
                 source_file=source_file,
@@ -129,14 +140,12 @@ def ingest_file(
                 source_version=source_version,
                 file_bytes=scan.file_bytes,
             )
-            ledger.record(spark, settings, entry, is_new=previous is None)
+            ledger.record(commits, entry)
             failpoints.reach(settings, "after_ledger_started")
-            staged = write_and_stage(spark, settings, scan, ingest_id, source_file, say)
+            staged = write_and_stage(spark, settings, commits, scan, ingest_id, source_file, say)
             failpoints.reach(settings, "after_staged")
-            audited = audit_and_publish(spark, settings, staged, checked_manifest, say)
-            return _record_outcome(
-                spark, settings, entry, staged.counts, audited, clock, source_file
-            )
+            audited = audit(staged, checked_manifest)
+            return _publish_or_discard(commits, entry, staged, audited, clock, say)
     finally:
         if scan.staged:
             remove_staged(scan.data_path)
@@ -165,38 +174,57 @@ def _already_ingested(
     )
 
 
-def _record_outcome(
-    spark: SparkSession,
-    settings: Settings,
+def _publish_or_discard(
+    commits: TableCommits,
     entry: ledger.LedgerEntry,
-    counts: Counts,
+    staged: StagedIngest,
     audited: AuditOutcome,
     clock: float,
-    source_file: str,
+    say: Callable[[str], None],
 ) -> IngestResult:
-    """The ledger row becomes `completed` or `failed` with the ingest's figures; logged."""
+    """Audited: ledger `publishing` (the commit point), publish, `completed`. Failed: the
+    files deleted and the ledger `failed`. Logged either way."""
+    settings = commits.settings
     ingest_id = entry.ingest_id
+    counts = staged.counts
+    decided = dataclasses.replace(
+        entry,
+        status=PUBLISHING,
+        lines_read=counts.lines_read,
+        accepted=counts.accepted,
+        rejected=counts.rejected,
+        accepted_lines=counts.accepted_lines,
+        rejected_lines=counts.rejected_lines,
+        rejected_by_reason=counts.rejected_by_reason,
+        accepted_amount_by_currency=counts.accepted_amount_by_currency,
+        accepted_count_by_currency=counts.accepted_count_by_currency,
+        message=audited.message,
+        manifest_checked=audited.manifest_checked,
+        transactions_snapshot_id=staged.transactions_snapshot,
+        rejected_snapshot_id=staged.rejected_snapshot,
+        first_event_time=counts.first_event_time,
+        last_event_time=counts.last_event_time,
+    )
+    if audited.status == FAILED:
+        delete_files(staged.files)
+        decided = dataclasses.replace(
+            decided, transactions_snapshot_id=None, rejected_snapshot_id=None
+        )
+    else:
+        ledger.record(commits, decided)
+        failpoints.reach(settings, "after_ledger_publishing")
+        snapshots = {
+            TRANSACTIONS: staged.transactions_snapshot,
+            REJECTED_RECORDS: staged.rejected_snapshot,
+        }
+        publish(commits, ingest_id, snapshots)
+        say("audited and published to transactions and rejected_records")
     duration = time.monotonic() - clock
     ledger.record(
-        spark,
-        settings,
+        commits,
         dataclasses.replace(
-            entry,
+            decided,
             status=audited.status,
-            lines_read=counts.lines_read,
-            accepted=counts.accepted,
-            rejected=counts.rejected,
-            accepted_lines=counts.accepted_lines,
-            rejected_lines=counts.rejected_lines,
-            rejected_by_reason=counts.rejected_by_reason,
-            accepted_amount_by_currency=counts.accepted_amount_by_currency,
-            accepted_count_by_currency=counts.accepted_count_by_currency,
-            message=audited.message,
-            manifest_checked=audited.manifest_checked,
-            transactions_snapshot_id=audited.transactions_snapshot,
-            rejected_snapshot_id=audited.rejected_snapshot,
-            first_event_time=counts.first_event_time,
-            last_event_time=counts.last_event_time,
             finished_at=datetime.now(UTC),
             duration_seconds=duration,
         ),
@@ -216,7 +244,7 @@ def _record_outcome(
     )
     return IngestResult(
         ingest_id,
-        source_file,
+        entry.source_file,
         audited.status,
         counts.lines_read,
         counts.accepted,
@@ -225,6 +253,6 @@ def _record_outcome(
         counts.accepted_amount_by_currency,
         duration,
         audited.message,
-        audited.transactions_snapshot,
-        audited.rejected_snapshot,
+        decided.transactions_snapshot_id,
+        decided.rejected_snapshot_id,
     )

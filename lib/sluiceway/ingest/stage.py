@@ -3,7 +3,8 @@
 One task per chunk tokenizes, validates and writes its Parquet files (`write`); the driver
 then decides the whole-file reasons (`duplicate_in_file`, `already_ingested`) from the
 chunks' (id, line) pairs and has only the chunks holding such lines written again; the files
-are appended as staged snapshots that `main` does not show (`publish.stage_files`). What
+are appended as staged snapshots that `main` does not show (`publish.stage_files`), tagged
+with this attempt's own commit id, so only what this attempt staged can be published. What
 comes out is what the audit needs: the figures of every file and the staged snapshots.
 """
 
@@ -21,6 +22,7 @@ from decimal import Decimal
 from pyspark.sql import SparkSession
 from pyspark.sql.pandas.types import from_arrow_schema
 
+from sluiceway.commits import TableCommits
 from sluiceway.iceberg_files import WrittenFile, write_target
 from sluiceway.ingest.event_time import from_micros
 from sluiceway.ingest.known_ids import earlier_ids
@@ -64,6 +66,7 @@ CHUNK_SCHEMA = (
 def write_and_stage(
     spark: SparkSession,
     settings: Settings,
+    commits: TableCommits,
     scan: LandingScan,
     ingest_id: str,
     source_file: str,
@@ -107,11 +110,7 @@ def write_and_stage(
     rejected = [f for f in written if f.table == REJECTED_RECORDS]
     snapshots = {
         table: stage_files(
-            spark,
-            settings,
-            table,
-            [WrittenFile(f.path, f.partition) for f in table_files],
-            ingest_id,
+            commits, table, [WrittenFile(f.path, f.partition) for f in table_files], ingest_id
         )
         for table, table_files in ((TRANSACTIONS, accepted), (REJECTED_RECORDS, rejected))
     }
@@ -197,6 +196,10 @@ def _counts(
         accepted_count_by_currency=counts,
         first_event_time=from_micros(min(start for start, _ in events)) if events else None,
         last_event_time=from_micros(max(end for _, end in events)) if events else None,
+        line_runs={
+            TRANSACTIONS: [f.line_runs for f in accepted],
+            REJECTED_RECORDS: [f.line_runs for f in rejected],
+        },
     )
 
 

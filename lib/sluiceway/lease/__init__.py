@@ -16,6 +16,13 @@ the interface every backend meets (`Lease`). Two backends, chosen by the warehou
   with a conditional PutItem, kept alive by a heartbeat thread, expiring after
   `lease_expiry_seconds` when its holder died.
 `holder.py` is the holder record both store (job, pid, host, start time, token).
+
+A lease is only as good as its fence: `writer_lease` yields a `Fence`, and every commit of
+the run calls `Fence.check` right before it (`sluiceway.commits`), which asks the backend
+whether the lease is still this run's (the lease file's token; a conditional DynamoDB
+update). A writer paused past its expiry, or whose renewals kept failing, stops there with
+`LeaseLostError` (exit code 6) and changes nothing more; Iceberg's own check that `main` is
+where this run left it (`sluiceway.commits`) catches the rest.
 """
 
 from __future__ import annotations
@@ -48,9 +55,11 @@ class WriterBusyError(SluicewayError):
 
 
 class LeaseLostError(SluicewayError):
-    """The lease expired during the run (heartbeats failed) and another writer may have run."""
+    """This run no longer holds the lease, or another writer committed in its place: it
+    stopped before its next commit. Its own exit code, never BUSY: a retry would find the
+    other writer's result and end green, hiding that two writers ran."""
 
-    exit_code: int = ExitCode.BUSY
+    exit_code: int = ExitCode.LEASE_LOST
 
 
 class Lease(Protocol):
@@ -64,18 +73,58 @@ class Lease(Protocol):
     def kept(self, me: LeaseHolder) -> AbstractContextManager[Callable[[], bool]]:
         """Keep the lease alive while the run writes; yields a 'was it lost?' check."""
 
+    def confirm(self, me: LeaseHolder) -> bool:
+        """Right before a commit: is the lease still `me`'s? (Renews it where it expires.)"""
+
     def release(self, me: LeaseHolder) -> None:
         """Give the lease up if `me` still holds it."""
 
 
+class Fence:
+    """The run's proof that it still holds the lease, checked right before each commit."""
+
+    def __init__(
+        self, lease: Lease, holder: LeaseHolder, namespace: str, lost: Callable[[], bool]
+    ) -> None:
+        self.lease = lease
+        self.holder = holder
+        self.namespace = namespace
+        self._lost = lost
+
+    @property
+    def token(self) -> str:
+        """The lease's token: written into every snapshot this run commits."""
+        return self.holder.token
+
+    def check(self, commit: str) -> None:
+        """Raise `LeaseLostError` unless the lease is still this run's; `commit` says what
+        would have been committed, for the message."""
+        if self._lost() or not self.lease.confirm(self.holder):
+            raise self.lost_error(f"{commit} was not committed", "the writer lease")
+
+    def lost_error(self, what: str, why: str) -> LeaseLostError:
+        """The error of a fenced writer: what it did not do and who fenced it."""
+        error = LeaseLostError(
+            f"{self.holder.job}: {what}: {why} of namespace {self.namespace} "
+            f"({self.lease.where}) is no longer this run's (it was paused or cut off past the "
+            "lease's expiry and another writer may have taken over); this run stopped and "
+            "changed nothing more. Check the other run's result before running this one again"
+        )
+        log_event(LOGGER, "writer fenced", job=self.holder.job, what=what, fenced_by=why)
+        return error
+
+    def released(self) -> bool:
+        """True once the lease was lost, for the end of the run."""
+        return self._lost()
+
+
 @contextmanager
-def writer_lease(
-    settings: Settings, job: str, progress: Progress | None = None
-) -> Iterator[LeaseHolder]:
+def writer_lease(settings: Settings, job: str, progress: Progress | None = None) -> Iterator[Fence]:
     """Hold the writer lease of `settings.namespace` for the body of the `with`.
 
     Waits up to `settings.lease_wait_seconds` for a running writer, reporting progress every
-    10 s, then raises `WriterBusyError` (exit code 4) naming the holder.
+    10 s, then raises `WriterBusyError` (exit code 4) naming the holder. Yields the `Fence`
+    every commit of the body checks.
     """
     lease = lease_for(settings)
     me = LeaseHolder.mine(job)
@@ -83,13 +132,10 @@ def writer_lease(
     log_event(LOGGER, "writer lease taken", job=job, lease=lease.where, waited_seconds=waited)
     try:
         with lease.kept(me) as lost:
-            yield me
-        if lost():
-            raise LeaseLostError(
-                f"{job}: the writer lease of namespace {settings.namespace} ({lease.where}) "
-                "expired during the run because it could not be renewed; another writer may "
-                "have run at the same time, so check the run's ingest before relying on it"
-            )
+            fence = Fence(lease, me, settings.namespace, lost)
+            yield fence
+        if fence.released():
+            raise fence.lost_error("the run finished", "the writer lease")
     finally:
         lease.release(me)
         log_event(LOGGER, "writer lease released", job=job, lease=lease.where)
@@ -105,8 +151,16 @@ def lease_for(settings: Settings) -> Lease:
             "SLUICEWAY_LEASE_TABLE to the DynamoDB table of the stack (partition key lease_name)"
         )
     import boto3
+    from botocore.config import Config
 
-    client = boto3.client("dynamodb", region_name=settings.aws_region)
+    # Short timeouts and few retries: one hung call must not outlive the lease's expiry.
+    client = boto3.client(
+        "dynamodb",
+        region_name=settings.aws_region,
+        config=Config(
+            connect_timeout=3, read_timeout=5, retries={"max_attempts": 3, "mode": "standard"}
+        ),
+    )
     return DynamoDbLease(
         client, settings.lease_table, settings.namespace, settings.lease_expiry_seconds
     )
@@ -145,6 +199,7 @@ def _log_progress(message: str) -> None:
 
 
 __all__ = [
+    "Fence",
     "Lease",
     "LeaseHolder",
     "LeaseLostError",

@@ -6,6 +6,11 @@ or pid to check, so the lease is an item in the table `lease_table` (partition k
 heartbeat thread and released with a conditional delete. A holder that died stops renewing
 and its lease expires after `lease_expiry_seconds`; correctness never depends on the TTL
 (docs/adr/0008-writer-lease.md).
+
+The holder counts its own lease as lost once `expiry_seconds` have passed since the start of
+its last successful renewal, whatever DynamoDB says then: a holder that was paused (SIGSTOP,
+a long GC) or cut off from DynamoDB cannot know whether another writer has taken over, so it
+must stop before its next commit (`confirm`).
 """
 
 from __future__ import annotations
@@ -33,10 +38,13 @@ class DynamoDbLease:
         self.name = name
         self.expiry_seconds = max(3, expiry_seconds)
         self.where = f"DynamoDB table {table}, lease_name {name}"
+        # time.monotonic() until which the lease is surely ours (a paused process sees it pass).
+        self.valid_until = 0.0
 
     def try_acquire(self, me: LeaseHolder) -> LeaseHolder | None:
         for _turn in range(3):  # an expired or released item may vanish between the calls
             now = int(time.time())
+            sent = time.monotonic()
             try:
                 self._call(
                     "put_item",
@@ -44,6 +52,7 @@ class DynamoDbLease:
                     ConditionExpression="attribute_not_exists(lease_name) OR expires_at < :now",
                     ExpressionAttributeValues={":now": {"N": str(now)}},
                 )
+                self.valid_until = sent + self.expiry_seconds
                 return None
             except _ConditionFailed:
                 pass
@@ -61,8 +70,23 @@ class DynamoDbLease:
         finally:
             heartbeat.stop()
 
+    def confirm(self, me: LeaseHolder) -> bool:
+        """Ours only while not past our own expiry and the conditional renewal succeeds."""
+        if self.expired():
+            return False
+        try:
+            return self.renew(me)
+        except Exception as error:  # unreachable DynamoDB: the commit cannot be proven safe
+            LOGGER.error("could not confirm writer lease %s: %s", self.where, error)
+            return False
+
+    def expired(self) -> bool:
+        """True once expiry_seconds passed since the last renewal that succeeded began."""
+        return time.monotonic() >= self.valid_until
+
     def renew(self, me: LeaseHolder) -> bool:
         """Push the expiry forward; False when the lease is no longer ours."""
+        sent = time.monotonic()
         try:
             self._call(
                 "update_item",
@@ -77,6 +101,7 @@ class DynamoDbLease:
             )
         except _ConditionFailed:
             return False
+        self.valid_until = sent + self.expiry_seconds
         return True
 
     def release(self, me: LeaseHolder) -> None:
@@ -151,12 +176,16 @@ class _Heartbeat(threading.Thread):
 
     def run(self) -> None:
         while not self._stopping.wait(self.interval):
+            if self.lease.expired():  # paused, or every renewal failed: lost for good
+                self.lost.set()
+                LOGGER.error("writer lease %s expired before a renewal succeeded", self.lease.where)
+                return
             try:
                 if not self.lease.renew(self.me):
                     self.lost.set()
                     LOGGER.error("writer lease %s was taken by another writer", self.lease.where)
                     return
-            except Exception as error:  # a network hiccup: the next beat tries again
+            except Exception as error:  # a network hiccup: the next beat tries again, in time
                 LOGGER.warning("could not renew writer lease %s: %s", self.lease.where, error)
 
     def stop(self) -> None:

@@ -51,6 +51,11 @@ class FileLease:
         # A live pid is the heartbeat: the lease cannot be lost while this process runs.
         return nullcontext(lambda: False)
 
+    def confirm(self, me: LeaseHolder) -> bool:
+        # Removed or replaced by a writer that judged this run dead: no longer ours.
+        current = self._read()
+        return current is not None and current.token == me.token
+
     def release(self, me: LeaseHolder) -> None:
         current = self._read()
         if current is not None and current.token == me.token:

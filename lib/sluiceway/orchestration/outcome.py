@@ -33,6 +33,9 @@ KINDS: dict[ExitCode, str] = {
     ExitCode.RECONCILIATION_FAILED: DATA_ERROR,
     ExitCode.BUSY: RETRY_LATER,
     ExitCode.ENDPOINT_UNAVAILABLE: RETRY_LATER,
+    # Fenced: another writer ran in this run's place; a retry would only see its result and
+    # end green, so a person looks at the two runs instead.
+    ExitCode.LEASE_LOST: DATA_ERROR,
 }
 
 LOGGER = get_logger(__name__)

@@ -14,15 +14,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sluiceway import failpoints
-from sluiceway.iceberg_files import WrittenFile, append_files
+from sluiceway.iceberg_files import WrittenFile
 from sluiceway.processing.metrics import RunMetrics
 from sluiceway.processing.outcomes import BATCH, FILE, PENDING_CAUSE
 from sluiceway.tables import PROCESSED_TRANSACTIONS, PROCESSING_FAILURES
 
 if TYPE_CHECKING:
-    from pyspark.sql import Row, SparkSession
+    from pyspark.sql import Row
 
-    from sluiceway.settings import Settings
+    from sluiceway.commits import TableCommits
 
 # The failpoints of a wave's commit, in order (see lib/sluiceway/failpoints.py).
 AFTER_WAVE_WRITTEN = "process_after_wave_written"
@@ -65,13 +65,13 @@ def read_wave(rows: list[Row]) -> WaveOutcome:
     return WaveOutcome(files, metrics, causes[0] if causes else "")
 
 
-def commit_wave(spark: SparkSession, settings: Settings, wave: WaveOutcome, label: str) -> None:
-    """Append the wave's results, then its dead letters (one commit each)."""
+def commit_wave(commits: TableCommits, wave: WaveOutcome, label: str) -> None:
+    """Append the wave's results, then its dead letters (one fenced commit each: a run that
+    lost its lease, or whose tables another writer changed, stops before either)."""
+    settings = commits.settings
     failpoints.reach(settings, AFTER_WAVE_WRITTEN)
     properties = {WAVE_PROPERTY: label}
-    append_files(spark, settings, PROCESSED_TRANSACTIONS, wave.files[PROCESSED_TRANSACTIONS],
-                 properties)  # fmt: skip
+    commits.append(PROCESSED_TRANSACTIONS, wave.files[PROCESSED_TRANSACTIONS], properties)
     failpoints.reach(settings, AFTER_RESULTS_COMMIT)
-    append_files(spark, settings, PROCESSING_FAILURES, wave.files[PROCESSING_FAILURES],
-                 properties)  # fmt: skip
+    commits.append(PROCESSING_FAILURES, wave.files[PROCESSING_FAILURES], properties)
     failpoints.reach(settings, AFTER_FAILURES_COMMIT)

@@ -58,7 +58,7 @@ def redrive(
         conditions.append(f"{column} = '{value}'")
     where = " AND ".join(conditions) or "TRUE"
     # A writer like process: never in the middle of a run that is choosing pending records.
-    with writer_lease(settings, "redrive"):
+    with writer_lease(settings, "redrive") as fence:
         ensure_tables(spark, settings, (PROCESSING_FAILURES,))
         table = settings.table(PROCESSING_FAILURES)
         counts = spark.sql(
@@ -69,6 +69,7 @@ def redrive(
             ingest_ids=tuple(sorted(row.ingest_id for row in counts)),
         )
         if result.redriven:
+            fence.check(f"the redrive of {result.redriven} dead letters")
             spark.sql(f"DELETE FROM {table} WHERE {where}")
     log_event(
         LOGGER, "dead letters redriven", redriven=result.redriven,

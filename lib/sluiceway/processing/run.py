@@ -19,8 +19,10 @@ from typing import TYPE_CHECKING
 
 from pyspark import StorageLevel
 
+from sluiceway.commits import TableCommits
 from sluiceway.errors import EndpointUnavailableError, ExitCode
 from sluiceway.iceberg_files import write_target
+from sluiceway.ingest.recover import finish_interrupted_ingests
 from sluiceway.lease import writer_lease
 from sluiceway.logs import get_logger, log_event
 from sluiceway.processing.commit import commit_wave, read_wave
@@ -35,6 +37,7 @@ from sluiceway.tables import (
     INGEST_LEDGER,
     PROCESSED_TRANSACTIONS,
     PROCESSING_FAILURES,
+    REJECTED_RECORDS,
     TRANSACTIONS,
     ensure_tables,
 )
@@ -115,13 +118,17 @@ def process_records(
     """
     options = options or ProcessOptions()
     # One writer per namespace (lib/sluiceway/lease/): pending records are chosen under it.
-    with writer_lease(settings, "process"):
+    with writer_lease(settings, "process") as fence:
         started = time.monotonic()
-        ensure_tables(
-            spark,
-            settings,
-            (TRANSACTIONS, INGEST_LEDGER, PROCESSED_TRANSACTIONS, PROCESSING_FAILURES),
-        )
+        tables = (
+            TRANSACTIONS, REJECTED_RECORDS, INGEST_LEDGER, PROCESSED_TRANSACTIONS,
+            PROCESSING_FAILURES,
+        )  # fmt: skip
+        ensure_tables(spark, settings, tables)
+        commits = TableCommits(spark, settings, fence)
+        commits.observe(tables)
+        # An ingest interrupted after its commit point is published before anything is chosen.
+        finish_interrupted_ingests(commits)
         scope = resolve_scope(spark, settings, ingest_id, source)
         handler = resolve_handler(options.handler, options.handler_options)
         selection = select_pending(spark, settings, scope)
@@ -131,14 +138,13 @@ def process_records(
             records = records.persist(StorageLevel.MEMORY_AND_DISK)
         try:
             pending = records.count() if selection.known_count is None else selection.known_count
-            return _process(spark, settings, options, handler, records, scope, pending, started)
+            return _process(commits, options, handler, records, scope, pending, started)
         finally:
             records.unpersist()
 
 
 def _process(
-    spark: SparkSession,
-    settings: Settings,
+    commits: TableCommits,
     options: ProcessOptions,
     handler: Handler,
     records: DataFrame,
@@ -146,6 +152,7 @@ def _process(
     pending: int,
     started: float,
 ) -> ProcessResult:
+    spark, settings = commits.spark, commits.settings
     selected = time.monotonic()
     ingest_ids = scope.ingest_ids
     if ingest_ids is None:
@@ -160,7 +167,7 @@ def _process(
     )  # fmt: skip
     cause = ""
     if pending:
-        cause = _run_waves(spark, settings, handler, records, options, waves, partitions, metrics)
+        cause = _run_waves(commits, handler, records, options, waves, partitions, metrics)
     metrics.seconds = time.monotonic() - started
     reconciling = time.monotonic()
     result = ProcessResult(
@@ -185,8 +192,7 @@ def _process(
 
 
 def _run_waves(
-    spark: SparkSession,
-    settings: Settings,
+    commits: TableCommits,
     handler: Handler,
     records: DataFrame,
     options: ProcessOptions,
@@ -200,6 +206,7 @@ def _run_waves(
     """
     from pyspark.sql import functions as F
 
+    spark, settings = commits.spark, commits.settings
     binding = time.monotonic()
     bound = handler.bind(records, settings).withColumn(
         "idempotency_key", idempotency_key_column(handler.name)
@@ -226,7 +233,7 @@ def _run_waves(
             began = time.monotonic()
             outcome = read_wave(run_wave(selected, plan, partitions).collect())
             handled = time.monotonic()
-            commit_wave(spark, settings, outcome, f"{wave + 1}/{waves}")
+            commit_wave(commits, outcome, f"{wave + 1}/{waves}")
             metrics.add(outcome.metrics)
             metrics.wave_seconds += handled - began
             log_event(
