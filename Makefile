@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 BENCH_RECORDS ?= 1000000
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test test-unit test-integration lint format bench-ingest bench-process clean
+.PHONY: help venv jars demo test test-unit test-integration lint format bench-ingest bench-process clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -21,18 +21,24 @@ $(STAMP): setup.cfg pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[local,aws,dev]"
 	@touch $@
 
-venv: $(STAMP) ## create .venv with the pinned dependencies (only when setup.cfg changed)
+venv: $(STAMP) jars ## create .venv with the pinned dependencies (only when setup.cfg changed) and the jars
 
-demo: $(STAMP) ## generate a sample landing file, ingest it into ./warehouse, query it
+# Iceberg's Spark runtime and AWS bundle, pinned with their SHA-256 in
+# lib/sluiceway/data/runtime-jars.lock: downloaded into .venv/share/sluiceway/jars only when
+# missing or damaged, so this re-checks in a second and needs the network only the first time.
+jars: $(STAMP) ## fetch the pinned Iceberg jars from Maven Central (once) and check their SHA-256
+	$(BIN)/sluiceway jars
+
+demo: jars ## generate a sample landing file, ingest it into ./warehouse, query it
 	$(BIN)/sluiceway demo --records $(DEMO_RECORDS) --warehouse $(WAREHOUSE)
 
-test: $(STAMP) lint lint-infra ## every test tier CI runs
+test: jars lint lint-infra ## every test tier CI runs
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-unit: $(STAMP) ## the fast tier: no Spark, no servers
+test-unit: jars ## the fast tier: no Spark, no servers
 	$(BIN)/python -m pytest -m unit $(PYTEST_ARGS)
 
-test-integration: $(STAMP) ## real Spark, Iceberg, DuckDB and local servers
+test-integration: jars ## real Spark, Iceberg, DuckDB and local servers
 	$(BIN)/python -m pytest -m "integration or reliability" $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff over code and notebooks, mypy (strict) over lib/
@@ -44,14 +50,14 @@ format: $(STAMP) ## apply ruff's formatting and safe fixes
 	$(BIN)/ruff check --fix lib jobs tests notebooks bench
 	$(BIN)/ruff format lib jobs tests notebooks bench
 
-bench-ingest: $(STAMP) ## ~1 GB landing file: our ingest vs DuckDB vs PyArrow vs plain PySpark
+bench-ingest: jars ## ~1 GB landing file: our ingest vs DuckDB vs PyArrow vs plain PySpark
 	$(BIN)/python bench/bench_ingest.py
 
-bench-process: $(STAMP) ## financial handler: engine vs row-by-row rdd vs native Spark (BENCH_RECORDS=1000000)
+bench-process: jars ## financial handler: engine vs row-by-row rdd vs native Spark (BENCH_RECORDS=1000000)
 	$(BIN)/python bench/bench_process.py --records $(BENCH_RECORDS)
 
 .PHONY: submit
-submit: $(STAMP) ## run a job with spark-submit and the Iceberg runtime: make submit JOB=ingest_landing ARGS="--source F"
+submit: jars ## run a job with spark-submit and the Iceberg runtime: make submit JOB=ingest_landing ARGS="--source F"
 	@test -n "$(JOB)" || { echo "make submit needs JOB=ingest_landing|process_records|maintain_tables [ARGS=...]"; exit 2; }
 	$(BIN)/sluiceway submit $(JOB) -- $(ARGS)
 

@@ -7,7 +7,6 @@ the Glue jobs' `--conf` and the EMR Serverless sparkSubmitParameters.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import shlex
@@ -24,6 +23,12 @@ from typing import TYPE_CHECKING
 from sluiceway.errors import ConfigurationError
 from sluiceway.locations import is_s3
 from sluiceway.logs import get_logger, log_event
+from sluiceway.runtime_jars import (
+    ICEBERG_AWS_BUNDLE,
+    ICEBERG_SPARK_RUNTIME,
+    installed_jar,
+    pinned_jars,
+)
 from sluiceway.settings import Settings
 
 if TYPE_CHECKING:
@@ -53,17 +58,20 @@ _STARTUP_KEYS = (
 
 
 def iceberg_runtime_jar() -> Path:
-    """The Iceberg Spark runtime jar shipped in the PyPI wheel pinned in setup.cfg."""
-    spec = importlib.util.find_spec("snowpark_connect_deps_iceberg")
-    if spec is None or spec.origin is None:
-        raise ConfigurationError(
-            "the Iceberg runtime is not installed; run `make venv` "
-            "(it installs snowpark-connect-deps-iceberg from setup.cfg's `local` extra)"
-        )
-    jars = sorted(Path(spec.origin).parent.glob("jars/iceberg-spark-runtime-3.5_2.12-*.jar"))
-    if not jars:
-        raise ConfigurationError(f"no iceberg-spark-runtime-3.5_2.12 jar under {spec.origin}")
-    return jars[-1]
+    """Iceberg's Spark runtime as `make venv` fetched it from Maven Central (runtime_jars)."""
+    return installed_jar(ICEBERG_SPARK_RUNTIME)
+
+
+def embedded_jars(settings: Settings) -> str:
+    """`spark.jars` of a Spark we start: the Iceberg runtime, and for S3 Iceberg's AWS bundle.
+
+    S3FileIO and GlueCatalog live in the AWS bundle; Iceberg's own S3FileIO reads `s3://` and
+    `s3a://` alike, so no hadoop-aws is needed.
+    """
+    jars = [iceberg_runtime_jar()]
+    if is_s3(settings.warehouse):
+        jars.append(installed_jar(ICEBERG_AWS_BUNDLE))
+    return ",".join(str(jar) for jar in jars)
 
 
 def check_java() -> int:
@@ -88,8 +96,12 @@ def check_java() -> int:
     return major
 
 
-def spark_conf(settings: Settings) -> dict[str, str]:
-    """The Spark configuration of a profile: the catalog type and storage, never the logic."""
+def spark_conf(settings: Settings, *, jars: bool = True) -> dict[str, str]:
+    """The Spark configuration of a profile: the catalog type and storage, never the logic.
+
+    `jars=False` when spark-submit started the driver: its `--jars` or `--packages` already
+    put Iceberg on the class path and ship to the executors, and are left as they are.
+    """
     catalog = f"spark.sql.catalog.{settings.catalog}"
     conf = {
         "spark.sql.extensions": ICEBERG_EXTENSIONS,
@@ -99,10 +111,11 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.sql.iceberg.handle-timestamp-without-timezone": "false",
     }
+    if settings.profile in ("local", "batch") and jars:
+        conf["spark.jars"] = embedded_jars(settings)
     if settings.profile in ("local", "batch") and not is_s3(settings.warehouse):
         conf.update(
             {
-                "spark.jars": str(iceberg_runtime_jar()),
                 f"{catalog}.type": "hadoop",
                 f"{catalog}.warehouse": str(Path(settings.warehouse).resolve()),
                 "spark.ui.enabled": "false",
@@ -120,8 +133,6 @@ def spark_conf(settings: Settings) -> dict[str, str]:
                 f"{catalog}.warehouse": settings.warehouse,
             }
         )
-        if settings.profile == "batch":
-            conf["spark.jars"] = str(iceberg_runtime_jar())
     conf.update(settings.extra_spark_conf)
     return conf
 
@@ -172,11 +183,15 @@ def check_submitted_with_iceberg(jvm_conf: Mapping[str, str], environ: Mapping[s
     )
     if ICEBERG_RUNTIME in loaded:
         return
+    packages = f"--packages {pinned_jars()[ICEBERG_SPARK_RUNTIME].coordinate}"
+    try:
+        command = f"spark-submit --jars {iceberg_runtime_jar()} jobs/<job>.py ... (or {packages})"
+    except ConfigurationError:  # not fetched here: spark-submit can fetch it from Maven Central
+        command = f"spark-submit {packages} jobs/<job>.py ..."
     raise ConfigurationError(
         f"spark-submit started the Spark driver without the Iceberg runtime, so "
         f"{ICEBERG_EXTENSIONS} cannot load (a jar added after the driver started never "
-        f"reaches its class path); pass it when submitting: "
-        f"spark-submit --jars {iceberg_runtime_jar()} jobs/<job>.py ..., "
+        f"reaches its class path); pass it when submitting: {command}, "
         "or let `sluiceway submit <job> -- <job arguments>` build the whole command"
     )
 
@@ -225,9 +240,10 @@ def build_session(settings: Settings, app_name: str = "sluiceway") -> SparkSessi
     """Build (or join, on Glue and EMR) the SparkSession for these settings."""
     from pyspark.sql import SparkSession
 
+    submitted = "PYSPARK_GATEWAY_PORT" in os.environ
     if settings.profile in ("local", "batch"):
         check_java()
-        if "PYSPARK_GATEWAY_PORT" in os.environ:
+        if submitted:
             check_submitted_with_iceberg(_jvm_conf(), os.environ)
         # Python workers must run this interpreter (it has pyarrow), not whatever python3 is first.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -235,7 +251,7 @@ def build_session(settings: Settings, app_name: str = "sluiceway") -> SparkSessi
     builder = SparkSession.builder.appName(app_name)
     if settings.spark_master:
         builder = builder.master(settings.spark_master)
-    for key, value in spark_conf(settings).items():
+    for key, value in spark_conf(settings, jars=not submitted).items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("WARN")

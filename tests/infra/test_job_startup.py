@@ -41,6 +41,15 @@ def test_the_local_startup_conf_carries_the_iceberg_jar_the_heap_and_the_catalog
     assert "spark.sql.session.timeZone" not in conf, "runtime conf is set by the session"
 
 
+def test_batch_on_an_s3_warehouse_also_gets_the_iceberg_aws_bundle(tmp_path: Path) -> None:
+    batch = startup_conf(load_settings(arguments={"profile": "batch", "warehouse": "s3://w/"}))
+    runtime, bundle = batch["spark.jars"].split(",")
+    assert runtime == str(iceberg_runtime_jar())
+    assert Path(bundle).name == "iceberg-aws-bundle-1.10.0.jar" and Path(bundle).is_file()
+    local = startup_conf(load_settings(arguments={"warehouse": str(tmp_path)}))
+    assert "aws-bundle" not in local["spark.jars"], "a local warehouse needs no AWS SDK"
+
+
 def test_glue_gets_no_jar_and_emr_gets_its_own_jar_and_the_image_python() -> None:
     glue = startup_conf(load_settings(arguments={"profile": "glue", "warehouse": "s3://w/"}))
     assert "spark.jars" not in glue

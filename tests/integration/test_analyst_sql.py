@@ -53,7 +53,7 @@ def test_snapshots_metadata_table_lists_the_ingests_commit(analytics_warehouse) 
         f"SELECT transactions_snapshot_id FROM ingest_ledger WHERE ingest_id = '{built.ingest_id}'",
     )
     sql = (
-        "SELECT snapshot_id, operation, summary['added-records'] AS added "
+        "SELECT snapshot_id, operation, element_at(summary, 'added-records') AS added "
         'FROM "transactions$snapshots" WHERE snapshot_id = '
         f"{int(ledger.iloc[0, 0])}"
     )
