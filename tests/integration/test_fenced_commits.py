@@ -129,3 +129,34 @@ def test_a_ledger_row_is_not_overwritten_by_a_writer_that_lost_its_lease(spark, 
     found = ledger.find_entry(spark, settings, "ing_z")
     assert found is not None and found.status == "completed"
     assert spark.table(settings.table(INGEST_LEDGER)).count() == 1
+
+
+def test_an_interrupted_publication_is_rolled_forward_once_even_after_main_moved(
+    spark, isolated_settings
+):
+    """The ledger said `publishing`; someone outside sluiceway (an Athena INSERT, a manual
+    compaction) moved `main` before the next writer: the staged files are added once."""
+    from sluiceway.ingest.recover import finish_interrupted_ingests
+    from sluiceway.statuses import PUBLISHING
+    from sluiceway.tables import INGEST_TABLES
+
+    settings = isolated_settings
+    ensure_tables(spark, settings, INGEST_TABLES)
+    entry = ledger.LedgerEntry("ing_r", "r.csv", "00", STARTED, datetime.now(UTC))
+    with writer_lease(settings, "ingest") as fence:
+        commits = TableCommits(spark, settings, fence)
+        commits.observe(INGEST_TABLES)
+        staged = stage_files(commits, TRANSACTIONS, transaction_files(spark, settings, "r"), "r")
+        ledger.record(
+            commits,
+            dataclasses.replace(entry, status=PUBLISHING, transactions_snapshot_id=staged),
+        )  # ... and the run dies here
+    other_writer_appends(spark, settings)
+    for _attempt in range(2):  # the next writer, and the one after it
+        with writer_lease(settings, "process") as fence:
+            commits = TableCommits(spark, settings, fence)
+            commits.observe(INGEST_TABLES)
+            finish_interrupted_ingests(commits)
+    assert main_rows(spark, settings) == 4
+    found = ledger.find_entry(spark, settings, "ing_r")
+    assert found is not None and found.status == "completed"
