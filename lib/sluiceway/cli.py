@@ -618,31 +618,40 @@ def register_submit(commands: SubParsers) -> None:
 
 
 def _jars(args: argparse.Namespace) -> int:
-    from sluiceway.runtime_jars import fetch_jars, jar_cache, pinned_jars
+    from sluiceway.runtime_jars import Maven, fetch_jars, jar_cache, pinned_jars
 
-    fetched = fetch_jars(jar_cache(), pinned_jars().values(), args.repository)
+    maven = Maven(args.repository, args.local_repository)
+    fetched = fetch_jars(jar_cache(), pinned_jars().values(), maven)
     for jar in fetched:
         print(f"{jar.action:<8} {jar.pin.coordinate}  {jar.path} ({jar.seconds:.1f} s, sha256 ok)")
     return ExitCode.OK
 
 
 def register_jars(commands: SubParsers) -> None:
-    """`sluiceway jars`: fetch the pinned Iceberg jars once and check their SHA-256."""
-    from sluiceway.runtime_jars import MAVEN_CENTRAL
-
+    """`sluiceway jars`: fetch the pinned Iceberg jars once with Maven and check their SHA-256."""
     parser = commands.add_parser(
         "jars",
-        help="fetch the pinned Iceberg jars from Maven Central (what `make venv` runs)",
+        help="fetch the pinned Iceberg jars with mvn, check their SHA-256 (what `make venv` runs)",
         description="Local Spark needs Iceberg's Spark runtime (and, for an s3:// warehouse, "
         "Iceberg's AWS bundle). Each jar pinned in lib/sluiceway/data/runtime-jars.lock is "
-        "downloaded once into this interpreter's share/sluiceway/jars and kept only if its "
-        "SHA-256 is the pinned one; a jar already there with that digest is not fetched again, "
-        "a damaged one is replaced. Exit 2 if a jar cannot be fetched or does not match.",
+        "fetched once by `mvn` (maven-dependency-plugin's get, from the repositories and "
+        "mirrors of Maven's settings.xml), copied into this interpreter's share/sluiceway/jars "
+        "and kept only if its SHA-256 is the pinned one; a jar already there with that digest "
+        "is not fetched again (no Maven, no network), a damaged one is replaced. Exit 2 if "
+        "Maven is missing or a jar cannot be fetched or does not match.",
     )
     parser.add_argument(
         "--repository",
-        default=MAVEN_CENTRAL,
-        help="Maven repository to download from (a mirror of Maven Central); default %(default)s",
+        metavar="URL",
+        help="an extra Maven repository to fetch from (a mirror); by default only the "
+        "repositories Maven's settings.xml gives",
+    )
+    parser.add_argument(
+        "--local-repository",
+        metavar="DIR",
+        type=Path,
+        help="Maven's local repository, where mvn keeps what it fetched (default "
+        "~/.m2/repository, Maven's own)",
     )
     parser.set_defaults(handler=_jars)
 

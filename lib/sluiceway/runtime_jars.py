@@ -1,23 +1,25 @@
-"""The JVM jars a Spark of our own needs: pinned in data/runtime-jars.lock, from Maven Central.
+"""The JVM jars a Spark of our own needs: pinned in data/runtime-jars.lock, fetched with Maven.
 
 The local and batch profiles start Spark themselves, so they bring Iceberg's Spark runtime
 (and, for an S3 warehouse, Iceberg's AWS bundle); Glue and EMR bring their own. `sluiceway jars`
-(run by `make venv` and by the Batch image's build) downloads each pinned jar once into the
-interpreter's prefix (`.venv/share/sluiceway/jars`) and keeps it only if its SHA-256 is the
-locked one; a jar already there with that digest is not downloaded again, so after the first
-fetch nothing needs the network. `installed_jar` is all that spark.py asks of this module.
+(run by `make venv` and by the Batch image's build) has `mvn` fetch each pinned jar once into
+Maven's local repository, copies it into the interpreter's prefix (`.venv/share/sluiceway/jars`)
+and keeps it only if its SHA-256 is the locked one. A jar already there with that digest is
+not fetched again, so after the first fetch nothing needs Maven or the network. Maven reaches
+the repositories its own settings.xml names (mirrors included); `--repository` adds one.
+`installed_jar` is all that spark.py asks of this module.
 """
 
 from __future__ import annotations
 
 import hashlib
-import http.client
 import os
+import re
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,11 +27,13 @@ from pathlib import Path
 from sluiceway.errors import ConfigurationError
 
 LOCK = Path(__file__).parent / "data" / "runtime-jars.lock"
-MAVEN_CENTRAL = "https://repo1.maven.org/maven2"
 ICEBERG_SPARK_RUNTIME = "iceberg-spark-runtime-3.5_2.12"
 ICEBERG_AWS_BUNDLE = "iceberg-aws-bundle"
-DOWNLOAD_ATTEMPTS = 3
-DOWNLOAD_TIMEOUT_SECONDS = 60
+# Pinned: without a version mvn takes whichever dependency plugin its super POM names.
+DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
+MVN_TIMEOUT_SECONDS = 1800
+# Debian's mvn colours its output even in batch mode with style.color=never.
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 CHUNK_BYTES = 1 << 20
 
 
@@ -50,10 +54,85 @@ class PinnedJar:
     def file_name(self) -> str:
         return f"{self.artifact}-{self.version}.jar"
 
-    def url(self, repository: str = MAVEN_CENTRAL) -> str:
-        """Where a Maven repository keeps the jar (the standard layout, as mvn reads it)."""
-        group = self.group.replace(".", "/")
-        return f"{repository.rstrip('/')}/{group}/{self.artifact}/{self.version}/{self.file_name}"
+    @property
+    def repository_path(self) -> str:
+        """Where any Maven repository, remote or local, keeps the jar (the standard layout)."""
+        return f"{self.group.replace('.', '/')}/{self.artifact}/{self.version}/{self.file_name}"
+
+
+@dataclass(frozen=True)
+class Maven:
+    """How `mvn` fetches a pinned jar: its local repository and an optional extra remote one.
+
+    `local_repository` is passed to mvn explicitly (default: Maven's own ~/.m2/repository) so
+    that the fetched jar's path is known without asking Maven; mirrors, proxies and
+    credentials still come from settings.xml.
+    """
+
+    repository: str | None = None
+    local_repository: Path | None = None
+    executable: str = "mvn"
+
+    @property
+    def local_root(self) -> Path:
+        return self.local_repository or Path.home() / ".m2" / "repository"
+
+    def local_path(self, pin: PinnedJar) -> Path:
+        return self.local_root / pin.repository_path
+
+    def resolve(self, pin: PinnedJar) -> Path:
+        """Have mvn put the jar into the local repository (if not there already); its path."""
+        mvn = shutil.which(self.executable)
+        if mvn is None:
+            raise ConfigurationError(
+                f"`{self.executable}` not found: `sluiceway jars` fetches "
+                f"{pin.coordinate} with Maven; install Maven (`apt-get install maven`) and run "
+                "`make venv` again"
+            )
+        command = [
+            mvn,
+            "--batch-mode",
+            "--quiet",
+            # A failed transfer is tried again now, not after mvn's cached failure expires (a day).
+            "--update-snapshots",
+            # A transfer that differs from the repository's own checksum fails here already.
+            "--strict-checksums",
+            "-Dstyle.color=never",
+            f"{DEPENDENCY_PLUGIN}:get",
+            f"-Dartifact={pin.coordinate}",
+            "-Dtransitive=false",
+            f"-Dmaven.repo.local={self.local_root.resolve()}",
+        ]
+        if self.repository:
+            command.append(f"-DremoteRepositories={self.repository}")
+        try:
+            # In an empty folder: a pom.xml in the working directory would add its repositories.
+            with tempfile.TemporaryDirectory(prefix="sluiceway-mvn-") as empty:
+                run = subprocess.run(
+                    command,
+                    cwd=empty,
+                    stdin=subprocess.DEVNULL,
+                    capture_output=True,
+                    text=True,
+                    timeout=MVN_TIMEOUT_SECONDS,
+                    check=False,
+                )
+        except subprocess.TimeoutExpired as error:
+            raise ConfigurationError(
+                f"mvn did not fetch {pin.coordinate} within {MVN_TIMEOUT_SECONDS} s; check the "
+                "network or Maven's settings.xml (proxy, mirrors), or pass --repository"
+            ) from error
+        path = self.local_path(pin)
+        if run.returncode != 0 or not path.is_file():
+            # The first [ERROR] line says what failed; the ones after it are mvn's boilerplate.
+            errors = re.findall(r"\[ERROR\] (\S.*)", ANSI_ESCAPE.sub("", run.stdout))
+            detail = errors[0] if errors else ANSI_ESCAPE.sub("", run.stderr).strip()
+            raise ConfigurationError(
+                f"mvn could not fetch {pin.coordinate} (exit {run.returncode}: "
+                f"{detail or 'no output'}); check the network or Maven's settings.xml (proxy, "
+                "mirrors), or pass --repository with a Maven mirror"
+            )
+        return path
 
 
 @dataclass(frozen=True)
@@ -97,8 +176,8 @@ def installed_jar(artifact: str, cache: Path | None = None, lock: Path = LOCK) -
     if not path.is_file():
         raise ConfigurationError(
             f"{pin.coordinate} is missing: no {path}; run `make venv` (or `sluiceway jars`), "
-            "which fetches the jars pinned in lib/sluiceway/data/runtime-jars.lock from Maven "
-            "Central once and checks their SHA-256"
+            "which fetches the jars pinned in lib/sluiceway/data/runtime-jars.lock with Maven "
+            "once and checks their SHA-256"
         )
     return path
 
@@ -114,14 +193,14 @@ def sha256_of(path: Path) -> str:
 def fetch_jars(
     cache: Path,
     pins: Iterable[PinnedJar],
-    repository: str = MAVEN_CENTRAL,
+    maven: Maven | None = None,
     say: Callable[[str], None] = print,
 ) -> list[FetchedJar]:
-    """Make every pinned jar present in `cache` with its locked digest, downloading if not.
+    """Make every pinned jar present in `cache` with its locked digest, fetching it if not.
 
-    A jar whose digest differs (a damaged or replaced file) is downloaded again; a download
-    whose digest differs is thrown away and fails the fetch, and nothing half-written is left
-    under the jar's name.
+    A jar whose digest differs (a damaged or replaced file) is fetched again; a fetched jar
+    whose digest differs is not kept, neither in `cache` nor in Maven's local repository, and
+    fails the fetch.
     """
     try:
         cache.mkdir(parents=True, exist_ok=True)
@@ -136,46 +215,39 @@ def fetch_jars(
             if found == pin.sha256:
                 results.append(FetchedJar(pin, path, "present", time.monotonic() - started))
                 continue
-            say(f"{path}: sha256 {found}, locked {pin.sha256}; downloading it again")
-        _download(pin, path, repository)
+            say(f"{path}: sha256 {found}, locked {pin.sha256}; fetching it again")
+        _fetch(pin, path, maven or Maven())
         results.append(FetchedJar(pin, path, "fetched", time.monotonic() - started))
     return results
 
 
-def _download(pin: PinnedJar, path: Path, repository: str) -> None:
-    url = pin.url(repository)
-    for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
-        try:
-            found = _download_once(url, path, pin.sha256)
-            break
-        except (OSError, http.client.HTTPException) as error:
-            # A missing file (404) stays missing; a dropped connection or a 5xx may not.
-            permanent = isinstance(error, urllib.error.HTTPError) and error.code < 500
-            if permanent or attempt == DOWNLOAD_ATTEMPTS:
-                raise ConfigurationError(
-                    f"could not download {pin.coordinate} from {url} ({error}; attempt "
-                    f"{attempt} of {DOWNLOAD_ATTEMPTS}); check the network, or pass "
-                    "--repository with a Maven mirror"
-                ) from error
-            time.sleep(attempt)
-    if found != pin.sha256:
-        raise ConfigurationError(
-            f"{url} has sha256 {found}, but lib/sluiceway/data/runtime-jars.lock pins "
-            f"{pin.coordinate} to {pin.sha256}; the download was not kept (a damaged transfer, "
-            "a mirror serving another file, or a lock edited without its digest)"
-        )
+def _fetch(pin: PinnedJar, path: Path, maven: Maven) -> None:
+    local = maven.local_path(pin)
+    # mvn never re-checks a jar already in its local repository, so a damaged copy there would
+    # come back at every run: drop it and let mvn fetch it once more. A fresh transfer is final.
+    again = local.is_file()
+    while True:
+        found = _copy_if_pinned(maven.resolve(pin), path, pin.sha256)
+        if found == pin.sha256:
+            return
+        local.unlink(missing_ok=True)
+        if not again:
+            raise ConfigurationError(
+                f"the jar mvn fetched for {pin.coordinate} has sha256 {found}, but "
+                f"lib/sluiceway/data/runtime-jars.lock pins {pin.coordinate} to {pin.sha256}; "
+                "it was not kept (a damaged transfer, a mirror serving another file, or a lock "
+                "edited without its digest)"
+            )
+        again = False
 
 
-def _download_once(url: str, path: Path, sha256: str) -> str:
-    """Download into a temp file beside `path`; move it there only if its digest is `sha256`."""
+def _copy_if_pinned(source: Path, path: Path, sha256: str) -> str:
+    """Copy into a temp file beside `path`; move it there only if its digest is `sha256`."""
     digest = hashlib.sha256()
     handle, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     try:
-        with (
-            os.fdopen(handle, "wb") as out,
-            urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_SECONDS) as response,
-        ):
-            while chunk := response.read(CHUNK_BYTES):
+        with os.fdopen(handle, "wb") as out, source.open("rb") as stream:
+            while chunk := stream.read(CHUNK_BYTES):
                 digest.update(chunk)
                 out.write(chunk)
         found = digest.hexdigest()
