@@ -180,7 +180,10 @@ class TableCommits:
             update.set(key, value)
         update.stageOnly().commit()
         table.refresh()
-        for snapshot in table.snapshots():
+        # Newest first: the staged snapshot is at (or near) the end of the table's list.
+        snapshots = table.snapshots()
+        for index in range(snapshots.size() - 1, -1, -1):
+            snapshot = snapshots.get(index)
             if snapshot.summary().get(COMMIT_PROPERTY) == commit:
                 return int(snapshot.snapshotId())
         raise RuntimeError(f"the staged snapshot of commit {commit} is not in the table")
