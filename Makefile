@@ -32,7 +32,7 @@ jars: $(STAMP) ## fetch the pinned Iceberg jars from Maven Central (once) and ch
 demo: jars ## generate a sample landing file, ingest it into ./warehouse, query it
 	$(BIN)/sluiceway demo --records $(DEMO_RECORDS) --warehouse $(WAREHOUSE)
 
-test: jars lint lint-infra ## every test tier CI runs
+test: jars trino lint lint-infra ## every test tier CI runs
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-unit: jars ## the fast tier: no Spark, no servers
@@ -40,6 +40,26 @@ test-unit: jars ## the fast tier: no Spark, no servers
 
 test-integration: jars ## real Spark, Iceberg, DuckDB and local servers
 	$(BIN)/python -m pytest -m "integration or reliability" $(PYTEST_ARGS)
+
+# The production stack offline (docs/adr/0009-local-aws-stack.md): SeaweedFS for S3, moto for
+# Glue, DynamoDB and the other AWS APIs, on 127.0.0.1. `make stack` prints the variables to
+# export; with them the commands run the local-aws profile. S3_PORT / AWS_PORT pin the ports.
+.PHONY: stack test-aws-stack
+stack: jars ## the production stack on 127.0.0.1 until Ctrl-C: S3 (SeaweedFS), Glue + DynamoDB (moto)
+	$(BIN)/python -m sluiceway.local_stack $(if $(S3_PORT),--s3-port $(S3_PORT)) $(if $(AWS_PORT),--aws-port $(AWS_PORT))
+
+test-aws-stack: jars ## GlueCatalog + S3FileIO + DynamoDB lease on the local stack, with real Spark jobs
+	$(BIN)/python -m pytest -m aws_stack $(PYTEST_ARGS)
+
+# Trino, Athena's engine (docs/adr/0010-trino-in-ci.md): the server core and the Iceberg plugin
+# pinned in lib/sluiceway/data/trino-server.lock, fetched with mvn into ~/.m2 once and unpacked
+# into .venv/share/sluiceway/trino. It runs on Java 24+ (found under /usr/lib/jvm), Spark on 17.
+.PHONY: trino test-trino
+trino: $(STAMP) ## fetch the pinned Trino with Maven (once), check its SHA-256, unpack it into .venv
+	$(BIN)/python -m sluiceway.trino_server
+
+test-trino: jars trino ## every analyst SQL text on Trino over the local stack's tables, vs DuckDB
+	$(BIN)/python -m pytest -m trino $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff over code and notebooks, mypy (strict) over lib/
 	$(BIN)/ruff check lib jobs tests notebooks bench

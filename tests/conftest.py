@@ -8,4 +8,6 @@ pytest_plugins = [
     "fixtures.s3_server",
     "fixtures.spark_cluster",
     "fixtures.analytics",
+    "fixtures.aws_stack",
+    "fixtures.trino_server",
 ]

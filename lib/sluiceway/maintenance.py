@@ -19,6 +19,7 @@ from sluiceway.commits import TableCommits
 from sluiceway.errors import ConfigurationError
 from sluiceway.ingest.recover import finish_interrupted_ingests
 from sluiceway.lease import writer_lease
+from sluiceway.locations import is_s3
 from sluiceway.settings import Settings
 from sluiceway.tables import DEFINITIONS, INGEST_TABLES
 
@@ -114,9 +115,12 @@ def maintain_table(
         f"older_than => TIMESTAMP '{_timestamp(options.now - options.snapshot_retention)}', "
         f"retain_last => {options.retain_last})"
     ).collect()[0]
+    # On S3 Iceberg lists the table through its own FileIO: a local or Batch Spark has no
+    # Hadoop `s3` file system (no hadoop-aws), only Glue and EMR do.
+    listing = ", prefix_listing => true" if is_s3(settings.warehouse) else ""
     orphans = spark.sql(
         f"{call}.remove_orphan_files(table => '{ident}', "
-        f"older_than => TIMESTAMP '{_timestamp(options.now - options.orphan_age)}')"
+        f"older_than => TIMESTAMP '{_timestamp(options.now - options.orphan_age)}'{listing})"
     ).collect()
     after = data_file_count(spark, settings, table)
     return TableMaintenance(

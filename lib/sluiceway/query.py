@@ -23,7 +23,8 @@ from sluiceway.errors import SluicewayError
 from sluiceway.locations import is_s3
 from sluiceway.query_athena import AthenaClient, athena_query
 from sluiceway.query_dialect import to_duckdb
-from sluiceway.query_duckdb import current_metadata, run_query
+from sluiceway.query_duckdb import existing_tables as duckdb_tables
+from sluiceway.query_duckdb import run_query
 from sluiceway.settings import ENV_PREFIX, Settings, load_settings
 from sluiceway.statuses import COMPLETED
 from sluiceway.tables import DEFINITIONS
@@ -45,8 +46,12 @@ STACK_DATABASE = "sluiceway_dev"
 
 
 def is_athena(settings: Settings) -> bool:
-    """Tables on S3 are read through Athena; a local warehouse through DuckDB."""
-    return is_s3(settings.warehouse)
+    """Tables on S3 are read through Athena; a local warehouse through DuckDB.
+
+    The local AWS stack has no Athena (moto answers its API but runs no SQL): there DuckDB
+    reads the Glue catalog's tables (`query_duckdb`), with the same transpiled SQL.
+    """
+    return is_s3(settings.warehouse) and settings.profile != "local-aws"
 
 
 def analyst_settings(environ: Mapping[str, str], **parameters: Any) -> Settings:
@@ -96,7 +101,7 @@ def existing_tables(settings: Settings, athena: AthenaClient | None = None) -> s
             athena=athena,
         )
         return {str(name) for name in frame.iloc[:, 0]} & set(DEFINITIONS)
-    return {name for name in DEFINITIONS if current_metadata(settings, name) is not None}
+    return duckdb_tables(settings)
 
 
 def ingest_snapshots(

@@ -6,6 +6,10 @@ PyPI packages and are loaded from their folders (no downloads). Athena's Iceberg
 tables (`"transactions$snapshots"`, `"transactions$history"`) come from pyiceberg, which has
 the same columns. duckdb and pyiceberg are imported here only, so the Athena path needs only
 the `aws` extra.
+
+On the local AWS stack (profile `local-aws`, docs/adr/0009-local-aws-stack.md) there is no
+Athena: the same transpiled SQL runs here over the tables of the Glue catalog, which pyiceberg
+loads (Glue for the current metadata, S3 for the files) and hands to DuckDB as Arrow.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ if TYPE_CHECKING:
     import duckdb
     import pandas as pd
     import pyarrow as pa
+    from pyiceberg.catalog import Catalog
+    from pyiceberg.table import Table
 
 # Athena's Iceberg metadata tables that the local backend provides (`"<table>$<kind>"`).
 METADATA_TABLES = ("snapshots", "history")
@@ -73,12 +79,27 @@ def current_metadata(settings: Settings, name: str) -> Path | None:
     return metadata / f"v{hint.read_text().strip()}.metadata.json"
 
 
+def existing_tables(settings: Settings) -> set[str]:
+    """The sluiceway tables that exist yet: in the warehouse folder, or in the Glue catalog."""
+    if is_s3(settings.warehouse):
+        from pyiceberg.exceptions import NoSuchNamespaceError
+
+        try:
+            listed = _glue_catalog().list_tables(settings.namespace)
+        except NoSuchNamespaceError:  # no Glue database yet: no ingest ran
+            return set()
+        return {identifier[-1] for identifier in listed} & set(DEFINITIONS)
+    return {name for name in DEFINITIONS if current_metadata(settings, name) is not None}
+
+
 def register_tables(
     connection: duckdb.DuckDBPyConnection,
     settings: Settings,
     snapshots: Mapping[str, int] | None = None,
 ) -> list[str]:
     """Expose every existing sluiceway table as a view of the same name (pinned if asked)."""
+    if is_s3(settings.warehouse):
+        return _register_catalog_tables(connection, settings, snapshots)
     registered = []
     for name in DEFINITIONS:
         metadata = current_metadata(settings, name)
@@ -106,10 +127,15 @@ def metadata_table(settings: Settings, name: str) -> pa.Table:
     if kind not in METADATA_TABLES:
         supported = ", ".join(f'"{table}${k}"' for k in METADATA_TABLES)
         raise SluicewayError(f'"{name}": the local backend provides {supported}')
-    metadata = current_metadata(settings, table)
-    if metadata is None:
-        raise SluicewayError(f'"{name}": no table {table} in {settings.warehouse} yet')
-    inspect = StaticTable.from_metadata(str(metadata)).inspect
+    if is_s3(settings.warehouse):
+        if table not in existing_tables(settings):
+            raise SluicewayError(f'"{name}": no table {table} in {settings.warehouse} yet')
+        inspect = _catalog_table(settings, table).inspect
+    else:
+        metadata = current_metadata(settings, table)
+        if metadata is None:
+            raise SluicewayError(f'"{name}": no table {table} in {settings.warehouse} yet')
+        inspect = StaticTable.from_metadata(str(metadata)).inspect
     result = inspect.snapshots() if kind == "snapshots" else inspect.history()
     # Athena gives these as `timestamp with time zone`; pyiceberg's are UTC without a zone.
     return result.cast(
@@ -130,14 +156,11 @@ def run_query(
 ) -> pd.DataFrame:
     """Run DuckDB SQL over the local tables (optionally pinned to snapshots).
 
-    Analysts use `query` (Athena's dialect); tests use this as an independent reader.
+    Analysts use `query` (Athena's dialect); tests use this as an independent reader. An
+    s3:// warehouse is read through its Glue catalog (the local AWS stack; on AWS, Athena).
     """
     import duckdb
 
-    if is_s3(settings.warehouse):
-        raise ConfigurationError(
-            "this reads a local warehouse with DuckDB; for s3:// use `query` (Athena)"
-        )
     connection = connect()
     tables = register_tables(connection, settings, snapshots)
     for name in metadata_tables:
@@ -172,3 +195,48 @@ def arrow_to_frame(table: pa.Table) -> pd.DataFrame:
         if pa.types.is_list(field.type) or pa.types.is_large_list(field.type):
             frame[field.name] = [None if v is None else list(v) for v in frame[field.name]]
     return frame
+
+
+# --- an s3:// warehouse through its Glue catalog (the local AWS stack) -----------------------
+
+
+def _register_catalog_tables(
+    connection: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    snapshots: Mapping[str, int] | None,
+) -> list[str]:
+    """The Glue catalog's sluiceway tables as DuckDB views of their rows (pinned if asked)."""
+    registered = []
+    for name in sorted(existing_tables(settings), key=list(DEFINITIONS).index):
+        table = _catalog_table(settings, name)
+        pin = (snapshots or {}).get(name)
+        connection.register(name, _table_rows(table.metadata_location, pin))
+        registered.append(name)
+    return registered
+
+
+def _catalog_table(settings: Settings, name: str) -> Table:
+    return _glue_catalog().load_table((settings.namespace, name))
+
+
+@functools.lru_cache(maxsize=8)
+def _table_rows(metadata_location: str, snapshot_id: int | None) -> pa.Table:
+    """All rows of a table version; a metadata file never changes, so a report's many queries
+    read each table once."""
+    from pyiceberg.table import StaticTable
+
+    table = StaticTable.from_metadata(metadata_location, {"py-io-impl": _S3_FILE_IO})
+    return table.scan(snapshot_id=snapshot_id).to_arrow()
+
+
+@functools.cache
+def _glue_catalog() -> Catalog:
+    """pyiceberg's Glue catalog; its boto3 client finds Glue, the region and the credentials
+    through the standard AWS chain (AWS_ENDPOINT_URL_GLUE on the local stack)."""
+    from pyiceberg.catalog import load_catalog
+
+    return load_catalog("glue", type="glue", **{"py-io-impl": _S3_FILE_IO})
+
+
+# pyiceberg opens s3:// through this FileIO (a module of its own: it imports pyiceberg).
+_S3_FILE_IO = "sluiceway.pyiceberg_io.StandardS3FileIO"

@@ -12,11 +12,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from sluiceway import local_stack
 from sluiceway.contract import MAX_RECORD_BYTES
 from sluiceway.errors import ConfigurationError
 from sluiceway.locations import is_s3
 
-PROFILES = ("local", "glue", "emr-serverless", "batch")
+PROFILES = ("local", "glue", "emr-serverless", "batch", "local-aws")
 ENV_PREFIX = "SLUICEWAY_"
 
 
@@ -88,6 +89,16 @@ PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
     "glue": {"spark_master": "", "shuffle_partitions": 64},
     "emr-serverless": {"spark_master": "", "shuffle_partitions": 64},
     "batch": {"spark_master": "local[*]", "shuffle_partitions": 16},
+    # The glue profile's catalog, storage and lease on the local AWS stack (`make stack`,
+    # lib/sluiceway/local_stack.py), in a Spark of our own: the stack's names as defaults;
+    # the endpoints and dummy credentials come in the standard AWS_* variables, as on AWS.
+    "local-aws": {
+        "spark_master": "local[*]",
+        "warehouse": f"s3://{local_stack.WAREHOUSE_BUCKET}/warehouse",
+        "namespace": local_stack.GLUE_DATABASE,
+        "lease_table": local_stack.LEASE_TABLE,
+        "aws_region": local_stack.REGION,
+    },
 }
 
 

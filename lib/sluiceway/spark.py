@@ -43,6 +43,8 @@ LOG4J_CONF = Path(__file__).parent / "data" / "log4j2.properties"
 # The job scripts of a repository checkout (they are not part of the wheel).
 JOBS_DIR = Path(__file__).resolve().parents[2] / "jobs"
 ICEBERG_RUNTIME = "iceberg-spark-runtime"
+# The profiles whose Spark we start ourselves (local mode), with the jars runtime_jars fetched.
+EMBEDDED_PROFILES = ("local", "batch", "local-aws")
 # EMR Serverless: the Iceberg runtime EMR ships, and the Python 3.11 that the custom image
 # (infra/emr-serverless/Dockerfile) installs; see docs/adr/0006-emr-serverless-custom-image.md.
 EMR_ICEBERG_JAR = "/usr/share/aws/iceberg/lib/iceberg-spark3-runtime.jar"
@@ -111,18 +113,25 @@ def spark_conf(settings: Settings, *, jars: bool = True) -> dict[str, str]:
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.sql.iceberg.handle-timestamp-without-timezone": "false",
     }
-    if settings.profile in ("local", "batch") and jars:
+    if settings.profile in EMBEDDED_PROFILES and jars:
         conf["spark.jars"] = embedded_jars(settings)
-    if settings.profile in ("local", "batch") and not is_s3(settings.warehouse):
+    if settings.profile == "local-aws" or (
+        settings.profile in EMBEDDED_PROFILES and not is_s3(settings.warehouse)
+    ):
         conf.update(
             {
-                f"{catalog}.type": "hadoop",
-                f"{catalog}.warehouse": str(Path(settings.warehouse).resolve()),
                 "spark.ui.enabled": "false",
                 "spark.driver.memory": settings.driver_memory,
                 "spark.sql.adaptive.enabled": "true",
                 "spark.ui.showConsoleProgress": "false",
                 "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={LOG4J_CONF}",
+            }
+        )
+    if settings.profile in ("local", "batch") and not is_s3(settings.warehouse):
+        conf.update(
+            {
+                f"{catalog}.type": "hadoop",
+                f"{catalog}.warehouse": str(Path(settings.warehouse).resolve()),
             }
         )
     else:
@@ -133,6 +142,10 @@ def spark_conf(settings: Settings, *, jars: bool = True) -> dict[str, str]:
                 f"{catalog}.warehouse": settings.warehouse,
             }
         )
+    if settings.profile == "local-aws":
+        # The one storage difference from AWS: the endpoint (AWS_ENDPOINT_URL_S3, read by the
+        # AWS SDK itself) has no bucket subdomains, so buckets go in the path.
+        conf[f"{catalog}.s3.path-style-access"] = "true"
     conf.update(settings.extra_spark_conf)
     return conf
 
@@ -241,7 +254,7 @@ def build_session(settings: Settings, app_name: str = "sluiceway") -> SparkSessi
     from pyspark.sql import SparkSession
 
     submitted = "PYSPARK_GATEWAY_PORT" in os.environ
-    if settings.profile in ("local", "batch"):
+    if settings.profile in EMBEDDED_PROFILES:
         check_java()
         if submitted:
             check_submitted_with_iceberg(_jvm_conf(), os.environ)
