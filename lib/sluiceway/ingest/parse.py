@@ -3,8 +3,10 @@
 Why not Spark's CSV reader: it cannot report the raw line or its line number, drops or nulls
 what it cannot parse, and cannot split a file with quoted newlines. Here record boundaries
 come from `boundaries.quoted_records` (the same rules the chunk planner uses, so a range
-always starts and ends on a record boundary); lines without quotes, nearly all of them, are
-split in Arrow without a Python loop, and only quote-bearing records are split in Python.
+always starts and ends on a record boundary); lines without quotes, nearly all of them, go
+through Arrow's C++ CSV reader (quoting off) when they hold one field per column, the few
+others are split in Arrow without a Python loop, and only quote-bearing records are split in
+Python.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import codecs
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
 from numpy.typing import NDArray
 
 from sluiceway.contract import (
@@ -26,6 +29,7 @@ from sluiceway.contract import (
 )
 from sluiceway.ingest.boundaries import (
     BOM,
+    CARRIAGE_RETURN,
     LineIndex,
     RecordSpan,
     line_index,
@@ -35,6 +39,7 @@ from sluiceway.ingest.boundaries import (
 
 FIELD_COUNT = len(COLUMN_NAMES)
 DECODE_WINDOW = 64 * 1024
+READ_BLOCK_BYTES = 1 << 20
 
 # The output of the tokenizer: one row per record, fields as text, nothing typed yet.
 # `raw_line` is null for plain lines (it is the fields joined by commas, see
@@ -74,8 +79,10 @@ def tokenize(
     ]
     special = spans + undecodable
     if special:
-        parts.append(_special_records(data, lines, special, first_line_number))
-    return pa.Table.from_batches(parts, RECORD_SCHEMA)
+        parts.append(
+            pa.Table.from_batches([_special_records(data, lines, special, first_line_number)])
+        )
+    return pa.concat_tables(parts)
 
 
 def _lines_with_bad_encoding(data: bytes, lines: LineIndex) -> NDArray[np.bool_]:
@@ -130,58 +137,167 @@ def _line_array(data: bytes, lines: LineIndex, selected: NDArray[np.int64]) -> p
 
 def _plain_records(
     data: bytes, lines: LineIndex, selected: NDArray[np.int64], first_line_number: int
-) -> pa.RecordBatch:
-    """Lines without quotes: split on the delimiter in Arrow, no Python loop."""
+) -> pa.Table:
+    """Lines without quotes: through Arrow's CSV reader, except the few it would read
+    differently from us, which are split on the delimiter; complete records first, in line
+    order, then the incomplete ones."""
+    buffer = np.frombuffer(data, dtype=np.uint8)
+    marked = starts_with_bom(buffer, lines.starts[selected], lines.ends[selected])
+    readable = _readable_by_arrow(buffer, lines, selected, marked)
+    read, refused = _read_records(data, lines, selected[readable], marked[readable])
+    rest = np.sort(np.concatenate((selected[~readable], refused)))
+    if not len(rest):
+        return _with_line_numbers(read, selected, first_line_number)
+    read = _with_line_numbers(read, np.setdiff1d(selected[readable], refused), first_line_number)
+    complete, incomplete = _split_records(data, lines, rest, first_line_number)
+    if complete.num_rows:
+        read = pa.concat_tables([read, pa.Table.from_batches([complete])])
+        read = read.take(pc.sort_indices(read.column("line_number")))
+    return pa.concat_tables([read, pa.Table.from_batches([incomplete])])
+
+
+def _readable_by_arrow(
+    buffer: NDArray[np.uint8],
+    lines: LineIndex,
+    selected: NDArray[np.int64],
+    marked: NDArray[np.bool_],
+) -> NDArray[np.bool_]:
+    """Which of the selected (quote-free, UTF-8) lines Arrow's CSV reader splits as we do.
+    Not: a blank line (Arrow reads a row of empty strings, we one empty field), a line with
+    a CR other than one right before the LF (Arrow ends a line at any CR), and a second BOM
+    after the line's own (Arrow drops one at the start of its input, we keep it as content).
+    """
+    starts, ends = lines.starts[selected], lines.ends[selected]
+    returns = np.flatnonzero(buffer == CARRIAGE_RETURN)
+    carriage_returns = np.searchsorted(returns, ends) - np.searchsorted(returns, starts)
+    ends_in_cr = (ends > starts) & (buffer[np.maximum(ends - 1, 0)] == CARRIAGE_RETURN)
+    content = starts + len(BOM) * marked
+    readable: NDArray[np.bool_] = (
+        (ends - ends_in_cr > content)
+        & (carriage_returns == ends_in_cr)
+        & ~starts_with_bom(buffer, content, ends)
+    )
+    return readable
+
+
+def _read_records(
+    data: bytes, lines: LineIndex, chosen: NDArray[np.int64], marked: NDArray[np.bool_]
+) -> tuple[pa.Table, NDArray[np.int64]]:
+    """The fields of the chosen lines by Arrow's CSV reader, all as text (an empty field stays
+    an empty string), and the lines it refused for their number of fields. It reads one buffer
+    of the runs of consecutive lines, each without its leading BOM."""
+    if not len(chosen):
+        return pa.table({name: pa.array([], pa.string()) for name in COLUMN_NAMES}), chosen
+    breaks = np.flatnonzero((np.diff(chosen) != 1) | marked[1:]) + 1
+    firsts = np.concatenate(([0], breaks))
+    lasts = np.append(breaks - 1, len(chosen) - 1)
+    begins = lines.starts[chosen[firsts]] + len(BOM) * marked[firsts]
+    ends = np.minimum(lines.ends[chosen[lasts]] + 1, len(data))  # with the LF
+    view = memoryview(data)
+    text = b"".join(
+        view[begin:end] for begin, end in zip(begins.tolist(), ends.tolist(), strict=True)
+    )
+    refused: list[int] = []
+
+    def refuse(row: pa_csv.InvalidRow) -> str:
+        if row.number is None:  # only a multi-threaded read leaves it unknown
+            return "error"
+        refused.append(row.number - 1)  # numbers count rows from 1
+        return "skip"
+
+    longest = int((lines.ends[chosen] - lines.starts[chosen]).max())
+    fields = pa_csv.read_csv(
+        pa.BufferReader(text),
+        read_options=pa_csv.ReadOptions(
+            column_names=COLUMN_NAMES,
+            # A block holds whole lines; bigger blocks are slower (cache).
+            block_size=max(READ_BLOCK_BYTES, longest + 2),
+            use_threads=False,
+        ),
+        parse_options=pa_csv.ParseOptions(
+            delimiter=DELIMITER,
+            quote_char=False,
+            newlines_in_values=False,
+            ignore_empty_lines=False,
+            invalid_row_handler=refuse,
+        ),
+        convert_options=pa_csv.ConvertOptions(
+            column_types=dict.fromkeys(COLUMN_NAMES, pa.string()),
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+            check_utf8=False,  # `tokenize` sent only UTF-8 lines
+        ),
+    )
+    if fields.num_rows + len(refused) != len(chosen):
+        raise RuntimeError(
+            f"Arrow's CSV reader read {fields.num_rows} + {len(refused)} refused rows from "
+            f"{len(chosen)} lines"
+        )
+    return fields, chosen[np.array(refused, dtype=np.int64)]
+
+
+def _with_line_numbers(
+    fields: pa.Table, chosen: NDArray[np.int64], first_line_number: int
+) -> pa.Table:
+    """Complete plain records from their fields: one line each, no raw text kept."""
+    line_numbers = pa.array(chosen + first_line_number, pa.int64())
+    size = len(chosen)
+    return pa.Table.from_arrays(
+        [
+            line_numbers,
+            line_numbers,
+            pa.nulls(size, pa.string()),
+            pa.nulls(size, pa.binary()),
+            pa.array(np.full(size, FIELD_COUNT, np.int32)),
+            pa.nulls(size, pa.string()),
+            *fields.columns,
+        ],
+        schema=RECORD_SCHEMA,
+    )
+
+
+def _split_records(
+    data: bytes, lines: LineIndex, selected: NDArray[np.int64], first_line_number: int
+) -> tuple[pa.RecordBatch, pa.RecordBatch]:
+    """Plain lines Arrow's reader cannot take, split on the delimiter in Arrow: the complete
+    records, and the incomplete ones, which keep only their first field (the transaction id)
+    and their raw text."""
     raw = _line_array(data, lines, selected)
     fields = pc.split_pattern(raw, DELIMITER)
     counts = pc.list_value_length(fields).cast(pa.int32())
     complete = pc.equal(counts, FIELD_COUNT)
-    if len(selected) and not pc.all(complete).as_py():
-        return pa.concat_batches(
-            [
-                _plain_records(data, lines, selected[complete.to_numpy(False)], first_line_number),
-                _incomplete_records(
-                    raw.filter(pc.invert(complete)),
-                    fields.filter(pc.invert(complete)),
-                    counts.filter(pc.invert(complete)),
-                    selected[~complete.to_numpy(False)] + first_line_number,
-                ),
-            ]
-        )
-    line_numbers = pa.array(selected + first_line_number, pa.int64())
-    return pa.RecordBatch.from_arrays(
+    incomplete = pc.invert(complete)
+    whole = fields.filter(complete)
+    numbers = pa.array(selected[complete.to_numpy(False)] + first_line_number, pa.int64())
+    size = len(numbers)
+    complete_records = pa.RecordBatch.from_arrays(
         [
-            line_numbers,
-            line_numbers,
-            pa.nulls(len(selected), pa.string()),
-            pa.nulls(len(selected), pa.binary()),
-            counts,
-            pa.nulls(len(selected), pa.string()),
-            *[pc.list_element(fields, index) for index in range(FIELD_COUNT)],
+            numbers,
+            numbers,
+            pa.nulls(size, pa.string()),
+            pa.nulls(size, pa.binary()),
+            counts.filter(complete),
+            pa.nulls(size, pa.string()),
+            *[pc.list_element(whole, index) for index in range(FIELD_COUNT)],
         ],
         schema=RECORD_SCHEMA,
     )
-
-
-def _incomplete_records(
-    raw: pa.Array, fields: pa.Array, counts: pa.Array, line_numbers: NDArray[np.int64]
-) -> pa.RecordBatch:
-    """Lines with the wrong number of fields keep only their first field (the transaction id)."""
-    size = len(raw)
-    numbers = pa.array(line_numbers, pa.int64())
-    return pa.RecordBatch.from_arrays(
+    numbers = pa.array(selected[incomplete.to_numpy(False)] + first_line_number, pa.int64())
+    size = len(numbers)
+    incomplete_records = pa.RecordBatch.from_arrays(
         [
             numbers,
             numbers,
-            raw,
+            raw.filter(incomplete),
             pa.nulls(size, pa.binary()),
-            counts,
+            counts.filter(incomplete),
             pa.nulls(size, pa.string()),
-            pc.list_element(fields, 0),
+            pc.list_element(fields.filter(incomplete), 0),
             *[pa.nulls(size, pa.string()) for _ in range(FIELD_COUNT - 1)],
         ],
         schema=RECORD_SCHEMA,
     )
+    return complete_records, incomplete_records
 
 
 def _special_records(
