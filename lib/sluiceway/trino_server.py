@@ -20,7 +20,6 @@ docs/adr/0010-trino-in-ci.md).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import re
@@ -41,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sluiceway.errors import ConfigurationError
+from sluiceway.runtime_jars import sha256_of
 
 LOCK = Path(__file__).parent / "data" / "trino-server.lock"
 SERVER_ARTIFACT = "trino-server-core"
@@ -232,14 +232,6 @@ def _mvn_get(pin: PinnedArtifact, repository: Path) -> None:
             f"mvn could not fetch {pin.coordinate} (exit {run.returncode}; {detail}); check "
             "the network or Maven's settings.xml (proxy, mirrors)"
         )
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        while chunk := stream.read(CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _inside(target: Path, name: str) -> Path:
