@@ -16,11 +16,13 @@ from sluiceway.job_arguments import (
     MaintainArgs,
     ProcessArgs,
     RunArgs,
+    StreamArgs,
     add_ingest_arguments,
     add_maintain_arguments,
     add_process_arguments,
     add_run_arguments,
     add_settings_options,
+    add_stream_arguments,
     settings_arguments,
     settings_from,
     settings_in,
@@ -484,6 +486,32 @@ def register_process(commands: SubParsers) -> None:
     parser.set_defaults(handler=_process)
 
 
+def _stream(args: argparse.Namespace) -> int:
+    request = StreamArgs.from_namespace(args, os.environ)
+    spark = pipeline.start_spark("stream", request.settings, _progress)
+    summary = pipeline.stream(spark, request, _progress)
+    print(summary.describe())
+    return summary.exit_code
+
+
+def register_stream(commands: SubParsers) -> None:
+    parser = commands.add_parser(
+        "stream",
+        help="ingest landing lines from a Kafka topic, micro-batch by micro-batch",
+        description="Reads --topic with Spark Structured Streaming; each Kafka value is one "
+        "landing line (the contract's CSV form, `sluiceway contract`). Every micro-batch goes "
+        "through the file ingest's tokenizer, rules and duplicate checks, is published to "
+        "transactions and rejected_records once (its ingest id is its offset ranges; "
+        "source_file is kafka://TOPIC/PARTITION and line_number the offset), gets one "
+        "ingest_ledger row, and, unless --no-process, its accepted records are processed "
+        "right after. Runs until stopped, or with --available-now until the topic is read. "
+        "Exit codes: 0 stopped cleanly, 2 bad input, 3 a batch failed its audit (nothing of "
+        "it published; the stream stops), 4 busy, 5 records left pending, 6 lease lost.",
+    )
+    add_stream_arguments(parser)
+    parser.set_defaults(handler=_stream)
+
+
 def _redrive(args: argparse.Namespace) -> int:
     from sluiceway.processing.redrive import redrive
 
@@ -666,6 +694,7 @@ COMMANDS: tuple[Callable[[SubParsers], None], ...] = (
     register_upload,
     register_statemachine,
     register_process,
+    register_stream,
     register_redrive,
     register_run,
     register_maintain,

@@ -294,6 +294,33 @@ def generate_landing_file(
     return manifest
 
 
+def generate_records(
+    records: int,
+    seed: int = 7,
+    defect_rate: float = 0.0,
+    day: datetime | None = None,
+    first_id: int = 0,
+) -> tuple[list[bytes], Manifest]:
+    """The records a landing file of these options holds, one bytes value each (a quoted
+    newline stays inside): the values a partner publishes to a Kafka topic, one per record.
+    The manifest counts them as `generate_landing_file` does (no file, so no sha256)."""
+    day = day or datetime(2026, 11, 25, tzinfo=UTC)
+    rng = np.random.default_rng(seed)
+    manifest = Manifest(file="", seed=seed, defect_rate=defect_rate)
+    values: list[bytes] = []
+    with_unterminated = defect_rate > 0 and records > 0
+    bulk_records = records - 1 if with_unterminated else records
+    while len(values) < bulk_records:
+        size = min(ROWS_PER_BLOCK, bulk_records - len(values))
+        values += _block_lines(rng, first_id + len(values), size, day, defect_rate, manifest)
+    if with_unterminated:
+        values.append(UNTERMINATED_AT_END)
+        manifest.records += 1
+        manifest.lines += 1
+        manifest.rejected_by_reason[c.UNTERMINATED_QUOTE] += 1
+    return values, manifest
+
+
 def _check_options(line_ending: str, compress: bool, gzip_members: int) -> bytes:
     """The line-ending bytes, after checking the options that shape the file."""
     if line_ending not in LINE_ENDINGS:

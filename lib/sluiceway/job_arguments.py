@@ -26,6 +26,7 @@ from sluiceway.settings import PROFILES, Settings, load_settings
 if TYPE_CHECKING:
     from sluiceway.maintenance import MaintenanceOptions
     from sluiceway.processing import ProcessOptions
+    from sluiceway.stream import StreamOptions
 
 
 @dataclass(frozen=True)
@@ -316,6 +317,101 @@ class MaintainArgs(JobArgs):
         return cls(tables, options, settings)
 
 
+# --- stream -------------------------------------------------------------------------------
+
+
+def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
+    """Everything `jobs/stream_transactions.py` and `sluiceway stream` take."""
+    parser.add_argument("--topic", required=True, help="the Kafka topic of landing lines")
+    parser.add_argument(
+        "--bootstrap-servers", required=True, help="Kafka brokers, e.g. 127.0.0.1:9092"
+    )
+    parser.add_argument(
+        "--checkpoint",
+        help="where Spark keeps the stream's offsets; default WAREHOUSE/_checkpoints/"
+        "NAMESPACE/stream/TOPIC (S3 on AWS)",
+    )
+    parser.add_argument(
+        "--trigger-seconds", type=float, default=10.0, help="a micro-batch every N s; default 10"
+    )
+    parser.add_argument(
+        "--available-now",
+        action="store_true",
+        help="read what the topic holds now, in batches, then stop (a scheduled catch-up)",
+    )
+    parser.add_argument(
+        "--max-records-per-batch",
+        type=int,
+        default=500_000,
+        help="upper bound of a micro-batch; default 500000",
+    )
+    parser.add_argument(
+        "--starting-offsets",
+        choices=("earliest", "latest"),
+        default="earliest",
+        help="where a new stream starts when the ledger has none of its batches",
+    )
+    parser.add_argument(
+        "--kafka-option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="Kafka client setting, repeatable or comma-separated, e.g. "
+        "security.protocol=SASL_SSL (the kafka. prefix is added)",
+    )
+    parser.add_argument(
+        "--kafka-options", help="the same as one argument (Glue cannot repeat an argument)"
+    )
+    parser.add_argument(
+        "--no-process",
+        dest="process",
+        action="store_false",
+        help="only ingest; by default each batch's records are processed after its publish",
+    )
+    parser.add_argument(
+        "--lease-wait-seconds",
+        type=int,
+        default=600,
+        help="how long a batch waits for the writer lease a file ingest holds; default 600",
+    )
+    add_process_options(parser)
+    add_settings_options(parser, spark=True)
+
+
+@dataclass(frozen=True)
+class StreamArgs(JobArgs):
+    """What a stream was asked to do."""
+
+    JOB: ClassVar[str] = "stream"
+
+    options: StreamOptions
+    settings: Settings
+
+    @classmethod
+    def from_namespace(cls, args: argparse.Namespace, environ: Mapping[str, str]) -> Self:
+        from sluiceway.stream import StreamOptions, parse_kafka_options
+
+        if args.max_records_per_batch < 1 or args.trigger_seconds <= 0:
+            raise ConfigurationError(
+                "--max-records-per-batch must be at least 1 and --trigger-seconds above 0; "
+                f"got {args.max_records_per_batch} and {args.trigger_seconds}"
+            )
+        kafka = [*(args.kafka_option or ()), *([args.kafka_options] if args.kafka_options else [])]
+        options = StreamOptions(
+            topic=args.topic,
+            bootstrap_servers=args.bootstrap_servers,
+            checkpoint=args.checkpoint or "",
+            trigger_seconds=args.trigger_seconds,
+            available_now=args.available_now,
+            max_records_per_batch=args.max_records_per_batch,
+            starting_offsets=args.starting_offsets,
+            kafka_options=parse_kafka_options(kafka),
+            process=args.process,
+            process_options=process_options(args),
+            lease_wait_seconds=args.lease_wait_seconds,
+        )
+        return cls(options, settings_from(args, environ))
+
+
 # --- the job parsers ----------------------------------------------------------------------
 
 
@@ -335,6 +431,12 @@ JOBS: dict[str, tuple[str, str, Callable[[argparse.ArgumentParser], None]]] = {
         "Process accepted records: of one ingest (--source or --ingest-id) or, with neither, "
         "every accepted record without a result.",
         add_process_arguments,
+    ),
+    "stream": (
+        "stream_transactions.py",
+        "Stream landing lines from a Kafka topic into the Iceberg tables, micro-batch by "
+        "micro-batch, and process each batch's accepted records.",
+        add_stream_arguments,
     ),
     "maintain": (
         "maintain_tables.py",

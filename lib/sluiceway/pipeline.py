@@ -20,10 +20,11 @@ if TYPE_CHECKING:
 
     from sluiceway.generate import Manifest
     from sluiceway.ingest import IngestResult
-    from sluiceway.job_arguments import IngestArgs, MaintainArgs, ProcessArgs, RunArgs
+    from sluiceway.job_arguments import IngestArgs, MaintainArgs, ProcessArgs, RunArgs, StreamArgs
     from sluiceway.maintenance import TableMaintenance
     from sluiceway.processing import ProcessResult
     from sluiceway.settings import Settings
+    from sluiceway.stream import StreamSummary
 
 Progress = Callable[[str], None]
 
@@ -84,6 +85,15 @@ def process(spark: SparkSession, request: ProcessArgs) -> ProcessResult:
     return process_records(
         spark, request.settings, request.options, ingest_id=request.ingest_id, source=request.source
     )
+
+
+def stream(
+    spark: SparkSession, request: StreamArgs, progress: Progress | None = None
+) -> StreamSummary:
+    """Stream a Kafka topic into the tables (jobs/stream_transactions.py, `sluiceway stream`)."""
+    from sluiceway.stream import stream_topic
+
+    return stream_topic(spark, request.settings, request.options, progress)
 
 
 @dataclass(frozen=True)

@@ -145,7 +145,7 @@ def ingest_file(
             staged = write_and_stage(spark, settings, commits, scan, ingest_id, source_file, say)
             failpoints.reach(settings, "after_staged")
             audited = audit(staged, checked_manifest)
-            return _publish_or_discard(commits, entry, staged, audited, clock, say)
+            return publish_or_discard(commits, entry, staged, audited, clock, say)
     finally:
         if scan.staged:
             remove_staged(scan.data_path)
@@ -174,7 +174,7 @@ def _already_ingested(
     )
 
 
-def _publish_or_discard(
+def publish_or_discard(
     commits: TableCommits,
     entry: ledger.LedgerEntry,
     staged: StagedIngest,

@@ -123,7 +123,7 @@ def write_and_stage(
         f"{time.monotonic() - clock:.1f} s"
     )
     return StagedIngest(
-        _counts(scan.physical_lines, staged_records, accepted, rejected),
+        counts_of_files(scan.physical_lines, staged_records, accepted, rejected),
         written,
         snapshots[TRANSACTIONS],
         snapshots[REJECTED_RECORDS],
@@ -161,7 +161,7 @@ def _chunks_with_lines(
     return {index: chunks[index] for index in sorted(affected)}
 
 
-def _counts(
+def counts_of_files(
     lines_read: int,
     staged_records: int,
     accepted: list[FileFigures],

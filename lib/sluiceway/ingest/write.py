@@ -88,10 +88,7 @@ def write_chunk(chunk: LandingChunk, index: int, plan: ChunkPlan) -> list[FileFi
     records = tokenize(read_chunk(chunk), chunk.first_line_number, plan.max_record_bytes)
     validated = _with_extra_reasons(validate(records), plan.extra_reasons)
     attempt = f"{plan.lineage.ingest_id}-{index:05d}-{uuid.uuid4().hex[:8]}"
-    accepted = to_transactions(validated, plan.lineage)
-    rejected = to_rejected(validated, plan.lineage)
-    files = _write_table(accepted, plan.transactions, attempt, _transaction_figures)
-    files += _write_table(rejected, plan.rejected, attempt, _rejected_figures)
+    files = write_records(validated, plan.lineage, plan.transactions, plan.rejected, attempt)
     if not plan.extra_reasons:
         files.append(_write_ids(validated, plan.ids_location, attempt))
     return files
@@ -301,3 +298,19 @@ def task_function(
 
 def figures_from_json(text: str) -> FileFigures:
     return FileFigures(**json.loads(text))
+
+
+def write_records(
+    validated: pa.Table,
+    lineage: Lineage,
+    transactions: WriteTarget,
+    rejected: WriteTarget,
+    attempt: str,
+) -> list[FileFigures]:
+    """Validated records -> Parquet files of `transactions` and `rejected_records` (one per
+    day partition), named after `attempt`; the figures of each file. Files and streams alike."""
+    files = _write_table(
+        to_transactions(validated, lineage), transactions, attempt, _transaction_figures
+    )
+    files += _write_table(to_rejected(validated, lineage), rejected, attempt, _rejected_figures)
+    return files

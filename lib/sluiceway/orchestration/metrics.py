@@ -26,6 +26,10 @@ RECONCILIATION_MISMATCHES = "ReconciliationMismatches"
 FALLBACK_USED = "FallbackUsed"
 # Records the process job dead-lettered (permanent, record-specific errors) in one run.
 DEAD_LETTERS = "DeadLetters"
+# A stream's micro-batch: its seconds from records in hand to published, and the records the
+# broker held beyond it (infra/cloudformation/streaming.yaml alarms on both).
+STREAM_BATCH_SECONDS = "StreamBatchSeconds"
+STREAM_LAG = "StreamLag"
 
 
 class MetricsClient(Protocol):
@@ -62,6 +66,29 @@ def process_metric_data(dead_letters: int, namespace: str) -> list[dict[str, Any
             "Unit": "Count",
         }
     ]
+
+
+def stream_metric_data(seconds: float, lag: int, namespace: str) -> list[dict[str, Any]]:
+    """MetricData for one micro-batch of `sluiceway stream`."""
+    dimensions = [{"Name": "Namespace", "Value": namespace}]
+    return [
+        {
+            "MetricName": STREAM_BATCH_SECONDS,
+            "Dimensions": dimensions,
+            "Value": seconds,
+            "Unit": "Seconds",
+        },
+        {"MetricName": STREAM_LAG, "Dimensions": dimensions, "Value": float(lag), "Unit": "Count"},
+    ]
+
+
+def publish_stream_metrics(
+    client: MetricsClient, settings: Settings, seconds: float, lag: int
+) -> int:
+    """Put a micro-batch's metrics (the glue / emr-serverless / batch profiles)."""
+    data = stream_metric_data(seconds, lag, settings.namespace)
+    client.put_metric_data(Namespace=METRIC_NAMESPACE, MetricData=data)
+    return len(data)
 
 
 def publish_process_metrics(client: MetricsClient, settings: Settings, dead_letters: int) -> int:
