@@ -3,7 +3,7 @@
 Why the offsets and not the checkpoint's batch id: Spark replays a batch it had not committed
 with the same offset ranges, so an ingest id derived from topic and ranges makes the replay
 find its own ledger row; and the ledger's ranges say where the stream stopped even when the
-checkpoint is lost (docs/adr/0011-streaming-ingestion.md).
+checkpoint is lost (docs/adr/0013-streaming-ingestion.md).
 """
 
 from __future__ import annotations

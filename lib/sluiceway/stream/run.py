@@ -6,7 +6,7 @@ micro-batch to `batch.ingest_batch` through `foreachBatch`; the checkpoint (unde
 warehouse unless given) keeps the offsets. A batch is published exactly once whatever
 happens to the process: its ingest id comes from its offset ranges, so Spark's replay of an
 uncommitted batch finds the ledger row; with no checkpoint the stream resumes after the
-ledger's last decided offsets (docs/adr/0011-streaming-ingestion.md).
+ledger's last decided offsets (docs/adr/0013-streaming-ingestion.md).
 """
 
 from __future__ import annotations
