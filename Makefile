@@ -8,9 +8,11 @@ WAREHOUSE ?= ./warehouse
 DEMO_RECORDS ?= 200000
 PYTEST_ARGS ?=
 BENCH_RECORDS ?= 1000000
+BENCH_DAY_RECORDS ?= 30000000
+BENCH_DAY_HISTORY ?= 1
 
 .DEFAULT_GOAL := help
-.PHONY: help venv jars demo test test-unit test-integration lint format bench-ingest bench-process clean
+.PHONY: help venv jars demo test test-unit test-integration lint format bench-ingest bench-process bench-day clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -32,7 +34,7 @@ jars: $(STAMP) ## fetch the pinned Iceberg jars from Maven Central (once) and ch
 demo: jars ## generate a sample landing file, ingest it into ./warehouse, query it
 	$(BIN)/sluiceway demo --records $(DEMO_RECORDS) --warehouse $(WAREHOUSE)
 
-test: jars trino lint lint-infra ## every test tier CI runs
+test: jars trino kafka lint lint-infra ## every test tier CI runs
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-unit: jars ## the fast tier: no Spark, no servers
@@ -45,8 +47,8 @@ test-integration: jars ## real Spark, Iceberg, DuckDB and local servers
 # Glue, DynamoDB and the other AWS APIs, on 127.0.0.1. `make stack` prints the variables to
 # export; with them the commands run the local-aws profile. S3_PORT / AWS_PORT pin the ports.
 .PHONY: stack test-aws-stack
-stack: jars ## the production stack on 127.0.0.1 until Ctrl-C: S3 (SeaweedFS), Glue + DynamoDB (moto)
-	$(BIN)/python -m sluiceway.local_stack $(if $(S3_PORT),--s3-port $(S3_PORT)) $(if $(AWS_PORT),--aws-port $(AWS_PORT))
+stack: jars kafka ## the production stack on 127.0.0.1 until Ctrl-C: S3 (SeaweedFS), Glue + DynamoDB (moto), Kafka
+	$(BIN)/python -m sluiceway.local_stack $(if $(S3_PORT),--s3-port $(S3_PORT)) $(if $(AWS_PORT),--aws-port $(AWS_PORT)) $(if $(KAFKA_PORT),--kafka-port $(KAFKA_PORT))
 
 test-aws-stack: jars ## GlueCatalog + S3FileIO + DynamoDB lease on the local stack, with real Spark jobs
 	$(BIN)/python -m pytest -m aws_stack $(PYTEST_ARGS)
@@ -60,6 +62,17 @@ trino: $(STAMP) ## fetch the pinned Trino with Maven (once), check its SHA-256, 
 
 test-trino: jars trino ## every analyst SQL text on Trino over the local stack's tables, vs DuckDB
 	$(BIN)/python -m pytest -m trino $(PYTEST_ARGS)
+
+# A Kafka broker for the stream tests and `make stack` (docs/adr/0011-kafka-broker-in-tests.md):
+# every jar of kafka_2.13's runtime class path pinned with its SHA-256 in
+# lib/sluiceway/data/kafka-server.lock, fetched with one mvn run and installed into
+# .venv/share/sluiceway/kafka; a complete install is not fetched again. It runs on Java 17.
+.PHONY: kafka test-kafka
+kafka: $(STAMP) ## fetch the pinned Kafka broker jars with Maven (once), check their SHA-256, install into .venv
+	$(BIN)/python -m sluiceway.kafka_server --install-only
+
+test-kafka: jars kafka ## the test broker: produce, consume, restart, Spark's Kafka source
+	$(BIN)/python -m pytest -m kafka $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff over code and notebooks, mypy (strict) over lib/
 	$(BIN)/ruff check lib jobs tests notebooks bench
@@ -75,6 +88,9 @@ bench-ingest: jars ## ~1 GB landing file: our ingest vs DuckDB vs PyArrow vs pla
 
 bench-process: jars ## financial handler: engine vs row-by-row rdd vs native Spark (BENCH_RECORDS=1000000)
 	$(BIN)/python bench/bench_process.py --records $(BENCH_RECORDS)
+
+bench-day: jars ## a whole day (BENCH_DAY_RECORDS=30000000) ingested + processed as processes, vs DuckDB; BENCH_DAY_HISTORY=3 for day 3 / day 1
+	$(BIN)/python bench/bench_day.py --records $(BENCH_DAY_RECORDS) --history $(BENCH_DAY_HISTORY)
 
 .PHONY: submit
 submit: jars ## run a job with spark-submit and the Iceberg runtime: make submit JOB=ingest_landing ARGS="--source F"

@@ -10,4 +10,5 @@ pytest_plugins = [
     "fixtures.analytics",
     "fixtures.aws_stack",
     "fixtures.trino_server",
+    "fixtures.kafka_broker",
 ]

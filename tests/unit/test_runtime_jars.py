@@ -20,6 +20,8 @@ from sluiceway.errors import ConfigurationError
 from sluiceway.runtime_jars import (
     ICEBERG_AWS_BUNDLE,
     ICEBERG_SPARK_RUNTIME,
+    KAFKA_CONNECTOR,
+    SPARK_SQL_KAFKA,
     Maven,
     PinnedJar,
     fetch_jars,
@@ -76,14 +78,24 @@ def maven(tmp_path: Path) -> FolderMaven:
 @pytest.mark.unit
 def test_the_lock_pins_the_iceberg_release_that_glue_5_1_ships() -> None:
     pins = pinned_jars()
-    assert set(pins) == {ICEBERG_SPARK_RUNTIME, ICEBERG_AWS_BUNDLE}
-    for pin in pins.values():
-        assert (pin.group, pin.version) == ("org.apache.iceberg", "1.10.0")
-        assert len(pin.sha256) == 64
+    assert set(pins) == {ICEBERG_SPARK_RUNTIME, ICEBERG_AWS_BUNDLE, *KAFKA_CONNECTOR}
+    for artifact in (ICEBERG_SPARK_RUNTIME, ICEBERG_AWS_BUNDLE):
+        assert (pins[artifact].group, pins[artifact].version) == ("org.apache.iceberg", "1.10.0")
+    assert all(len(pin.sha256) == 64 for pin in pins.values())
     assert pins[ICEBERG_SPARK_RUNTIME].repository_path == (
         "org/apache/iceberg/iceberg-spark-runtime-3.5_2.12/1.10.0/"
         "iceberg-spark-runtime-3.5_2.12-1.10.0.jar"
     )
+
+
+@pytest.mark.unit
+def test_the_kafka_connector_is_spark_3_5s_with_the_clients_it_declares() -> None:
+    """pyspark is 3.5.6; the repositories serve spark-sql-kafka 3.5.7, same line, same deps."""
+    pins = pinned_jars()
+    assert pins[SPARK_SQL_KAFKA].version.startswith("3.5.")
+    assert pins["spark-token-provider-kafka-0-10_2.12"].version == pins[SPARK_SQL_KAFKA].version
+    assert pins["kafka-clients"].coordinate == "org.apache.kafka:kafka-clients:3.4.1"
+    assert pins["commons-pool2"].coordinate == "org.apache.commons:commons-pool2:2.11.1"
 
 
 @pytest.mark.unit
