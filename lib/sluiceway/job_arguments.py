@@ -362,6 +362,12 @@ def add_stream_arguments(parser: argparse.ArgumentParser) -> None:
         "--kafka-options", help="the same as one argument (Glue cannot repeat an argument)"
     )
     parser.add_argument(
+        "--consumer-group",
+        default="sluiceway-stream",
+        help="Kafka consumer group the stream reports its offsets under (for lag alarms; "
+        "where it resumes comes from the checkpoint and the ledger); default sluiceway-stream",
+    )
+    parser.add_argument(
         "--no-process",
         dest="process",
         action="store_false",
@@ -408,6 +414,7 @@ class StreamArgs(JobArgs):
             process=args.process,
             process_options=process_options(args),
             lease_wait_seconds=args.lease_wait_seconds,
+            consumer_group=args.consumer_group,
         )
         return cls(options, settings_from(args, environ))
 

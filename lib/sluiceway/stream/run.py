@@ -27,6 +27,7 @@ from sluiceway.stream.batch import BATCH_COLUMNS, KafkaBatch, ingest_batch
 from sluiceway.stream.offsets import (
     EARLIEST,
     LATEST,
+    OffsetRanges,
     lag,
     ledger_ranges,
     resume_offsets,
@@ -68,6 +69,9 @@ class StreamOptions:
     process: bool = True
     process_options: ProcessOptions | None = None
     lease_wait_seconds: int = 600  # how long a batch waits for a file ingest's writer lease
+    # The consumer group the stream's offsets are reported under (Spark's own consumers use
+    # it as their group id prefix); only a gauge for lag alarms, never where a stream resumes.
+    consumer_group: str = "sluiceway-stream"
 
 
 @dataclass
@@ -155,6 +159,7 @@ def stream_topic(
         .option("startingOffsets", _starting_offsets(spark, settings, options, consumer))
         .option("failOnDataLoss", "true")
         .option("maxOffsetsPerTrigger", str(options.max_records_per_batch))
+        .option("groupIdPrefix", options.consumer_group)
         .options(**dict(options.kafka_options))
         .load()
     )
@@ -210,6 +215,8 @@ def _one_batch(
     ranges = batch.ranges
     ingested = time.monotonic() - clock
     behind = lag(consumer.end_offsets(), ranges)
+    if result.status == COMPLETED:
+        consumer.commit(ranges)
     log_event(
         LOGGER,
         "stream batch",
@@ -335,6 +342,7 @@ class KafkaProbe:
             properties.put("key.deserializer", deserializer)
             properties.put("value.deserializer", deserializer)
             properties.put("enable.auto.commit", "false")
+            properties.put("group.id", self._options.consumer_group)
             for key, value in self._options.kafka_options.items():
                 if key.startswith(KAFKA_OPTION_PREFIX):
                     properties.put(key[len(KAFKA_OPTION_PREFIX) :], value)
@@ -344,6 +352,19 @@ class KafkaProbe:
     def partitions(self) -> list[int]:
         infos = self._client().partitionsFor(self._options.topic)
         return sorted(int(info.partition()) for info in infos)
+
+    def commit(self, ranges: OffsetRanges) -> None:
+        """Report a published batch's end offsets under the consumer group, so the broker's
+        lag metrics (MSK's MaxOffsetLag) see the stream; the ledger stays the truth."""
+        jvm = self._spark.sparkContext._jvm
+        assert jvm is not None
+        offsets = jvm.java.util.HashMap()
+        for partition, (_first, end) in ranges.ranges.items():
+            offsets.put(
+                jvm.org.apache.kafka.common.TopicPartition(self._options.topic, partition),
+                jvm.org.apache.kafka.clients.consumer.OffsetAndMetadata(end),
+            )
+        self._client().commitSync(offsets)
 
     def end_offsets(self) -> dict[int, int]:
         jvm = self._spark.sparkContext._jvm
