@@ -1,5 +1,6 @@
-"""One ingest, end to end, as its sequence of steps: scan the landing file (`landing`); under
-the writer lease, finish any interrupted publication (`recover`) and write the ledger row
+"""One ingest, end to end, as its sequence of steps: read the landing file (`landing`: its
+sha256 and header; the chunk plan goes on in a thread while the next steps run); under the
+writer lease, finish any interrupted publication (`recover`) and write the ledger row
 `started`; write and stage the chunks' files (`stage`); audit (`audit`); the ledger row
 `publishing` (the commit point), then publish (`publish`) and `completed`; or, when the
 audit failed, discard the files and `failed`.
@@ -27,7 +28,7 @@ from sluiceway.commits import TableCommits
 from sluiceway.errors import ExitCode
 from sluiceway.ingest import ledger
 from sluiceway.ingest.audit import AuditOutcome, audit
-from sluiceway.ingest.landing import remove_staged, scan_landing_file
+from sluiceway.ingest.landing import LandingScanner
 from sluiceway.ingest.publish import publish
 from sluiceway.ingest.reconcile import read_manifest
 from sluiceway.ingest.recover import finish_interrupted_ingests
@@ -96,7 +97,10 @@ def ingest_file(
     # Without a version from the event, pin the current one: driver and executors then read
     # the same bytes even if the object is overwritten mid-run, and the ledger says which.
     source_version = source_version or resolve_version(source)
-    scan = scan_landing_file(
+    # The scan goes on in its threads: the identity (sha256 of the whole file, header, gzip)
+    # comes first and is all the lease and the ledger need; chunks are handed to the tasks as
+    # they are planned (`LandingScanner`, `stage.write_and_stage`).
+    scanner = LandingScanner(
         source,
         settings.parse_chunk_mb * 1024 * 1024,
         settings.staging_location(),
@@ -104,20 +108,14 @@ def ingest_file(
         source_version,
     )
     try:
+        identity = scanner.identity()
         checked_manifest = read_manifest(manifest or manifest_location(source))
-        ingest_id = ingest_id_for(scan.sha256)
+        ingest_id = ingest_id_for(identity.sha256)
         say(
-            f"scanned {source_file}: {scan.file_bytes / 1e6:.1f} MB, "
-            f"{scan.physical_lines:,} lines, {len(scan.chunks)} chunks"
+            f"read {source_file}: {identity.file_bytes / 1e6:.1f} MB in "
+            f"{time.monotonic() - clock:.1f} s, sha256 {identity.sha256[:12]}"
         )
-        log_event(
-            LOGGER,
-            "landing file scanned",
-            ingest_id=ingest_id,
-            file_bytes=scan.file_bytes,
-            lines=scan.physical_lines,
-            chunks=len(scan.chunks),
-        )
+        log_event(LOGGER, "landing file read", ingest_id=ingest_id, file_bytes=identity.file_bytes)
         with writer_lease(settings, "ingest") as fence:
             ensure_tables(spark, settings, INGEST_TABLES)
             commits = TableCommits(spark, settings, fence)
@@ -134,21 +132,20 @@ def ingest_file(
             entry = ledger.LedgerEntry(
                 ingest_id=ingest_id,
                 source_file=source_file,
-                sha256=scan.sha256,
+                sha256=identity.sha256,
                 status=STARTED,
                 started_at=started_at,
                 source_version=source_version,
-                file_bytes=scan.file_bytes,
+                file_bytes=identity.file_bytes,
             )
             ledger.record(commits, entry)
             failpoints.reach(settings, "after_ledger_started")
-            staged = write_and_stage(spark, settings, commits, scan, ingest_id, source_file, say)
+            staged = write_and_stage(spark, settings, commits, scanner, ingest_id, source_file, say)
             failpoints.reach(settings, "after_staged")
             audited = audit(staged, checked_manifest)
             return publish_or_discard(commits, entry, staged, audited, clock, say)
     finally:
-        if scan.staged:
-            remove_staged(scan.data_path)
+        scanner.close()  # stops the planner if the ingest ended early; removes a staged copy
 
 
 def _already_ingested(
@@ -161,8 +158,13 @@ def _already_ingested(
         + "; nothing changed"
     )
     log_event(LOGGER, message, ingest_id=ingest_id)
+    return skipped_result(previous, source_file, message)
+
+
+def skipped_result(previous: ledger.LedgerEntry, source_file: str, message: str) -> IngestResult:
+    """The result of a run that found its ingest completed: the ledger's figures, skipped."""
     return IngestResult(
-        ingest_id,
+        previous.ingest_id,
         source_file,
         SKIPPED,
         lines_read=previous.lines_read or 0,

@@ -37,14 +37,14 @@ from sluiceway.ingest.known_ids import earlier_ids
 from sluiceway.ingest.publish import stage_files, staged_record_count
 from sluiceway.ingest.reasons import accepted_mask, add_reason
 from sluiceway.ingest.recover import finish_interrupted_ingests
-from sluiceway.ingest.run import IngestResult, publish_or_discard
+from sluiceway.ingest.run import IngestResult, publish_or_discard, skipped_result
 from sluiceway.ingest.stage import StagedIngest, counts_of_files
 from sluiceway.ingest.table_rows import Lineage
 from sluiceway.ingest.validate import validate
 from sluiceway.ingest.write import FileFigures, write_records
 from sluiceway.lease import writer_lease
 from sluiceway.settings import Settings
-from sluiceway.statuses import COMPLETED, FAILED, SKIPPED, STARTED
+from sluiceway.statuses import COMPLETED, FAILED, STARTED
 from sluiceway.stream.offsets import OffsetRanges, partition_source, stream_source, values_sha256
 from sluiceway.stream.records import tokenize_values
 from sluiceway.tables import INGEST_TABLES, REJECTED_RECORDS, TRANSACTIONS, ensure_tables
@@ -278,16 +278,9 @@ def _replayed(
         raise ReplayMismatchError(
             f"batch {ingest_id} ({previous.source_version}) of {source} was ingested with "
             f"other bytes (sha256 {previous.sha256[:12]}, now {sha256[:12]}): was the topic "
-            "deleted and created again? Nothing was written; start the stream with a new "
-            "checkpoint and --starting-offsets"
+            "deleted and created again? Nothing was written; the ledger's offsets of this "
+            "topic belong to its earlier life: publish to a topic of a new name"
         )
-    return IngestResult(
-        ingest_id,
-        source,
-        SKIPPED,
-        lines_read=previous.lines_read or 0,
-        accepted=previous.accepted or 0,
-        rejected=previous.rejected or 0,
-        rejected_by_reason=dict(previous.rejected_by_reason or {}),
-        message=f"batch {ingest_id} was already published; nothing changed",
+    return skipped_result(
+        previous, source, f"batch {ingest_id} was already published; nothing changed"
     )
