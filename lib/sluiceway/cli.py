@@ -607,7 +607,11 @@ def register_report(commands: SubParsers) -> None:
         "snapshots written and the estimated AWS Glue cost. Exit 3 if the ingest does not "
         "reconcile.",
     )
-    parser.add_argument("--ingest-id", help="the ingest to report on; default the latest")
+    parser.add_argument(
+        "--ingest-id",
+        help="the ingest to report on; default the latest landing file (a stream batch only when "
+        "no file was ever ingested)",
+    )
     parser.add_argument("--out", required=True, help="HTML file to write")
     add_settings_options(parser, spark=False)
     parser.set_defaults(handler=_report)

@@ -1,4 +1,5 @@
-"""`sluiceway report`: one self-contained HTML page about one ingest and its processing.
+"""`sluiceway report`: one self-contained HTML page about one ingest and its processing, and
+a Streams section summing up each Kafka stream's micro-batches (one ledger row each).
 
 Why one file with inline SVG charts: it is attached to a ticket or mailed to the partner and
 must open anywhere, offline, with no scripts or external assets. The numbers come from
@@ -8,6 +9,7 @@ must open anywhere, offline, with no scripts or external assets. The numbers com
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,8 +18,14 @@ from sluiceway.report_facts import (
     DEFAULT_JOB_DPUS,
     GLUE_DPU_HOUR_USD,
     GLUE_MINIMUM_SECONDS,
+    RECENT_BATCHES,
+    STREAM_SCHEME,
     RunFacts,
+    StreamFacts,
+    describe_offsets,
     gather,
+    gather_streams,
+    parse_offsets,
     utc_text,
 )
 from sluiceway.settings import Settings
@@ -47,25 +55,129 @@ def bar_chart(title: str, pairs: list[tuple[str, int]], width: int = 560) -> str
     return "".join(parts)
 
 
-def _table(headers: list[str], rows: list[list[object]]) -> str:
+def _table(
+    headers: list[str], rows: list[list[object]], table_id: str = "", css_class: str = ""
+) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
     body = "".join(
         "<tr>" + "".join(f"<td>{html.escape(str(cell))}</td>" for cell in row) + "</tr>"
         for row in rows
     )
-    return f"<table><tr>{head}</tr>{body}</table>"
+    ident = f' id="{html.escape(table_id)}"' if table_id else ""
+    ident += f' class="{css_class}"' if css_class else ""
+    return f"<table{ident}><tr>{head}</tr>{body}</table>"
 
 
-def render(facts: RunFacts, generated_at: datetime | None = None) -> str:
+BATCH_HEADERS = [
+    "ingest", "started (UTC)", "finished (UTC)", "offsets", "records", "accepted", "rejected",
+    "seconds", "status",
+]  # fmt: skip
+
+
+def _rejected_text(rejected: int, by_reason: dict[str, int]) -> str:
+    reasons = ", ".join(f"{reason} {count:,}" for reason, count in sorted(by_reason.items()))
+    return f"{rejected:,} ({reasons})" if reasons else f"{rejected:,}"
+
+
+def _seconds(value: float | None) -> str:
+    return "" if value is None else f"{value:.1f}"
+
+
+def _stream_section(stream: StreamFacts) -> str:
+    """One stream: its batches summed up, its processing, its newest batches one by one."""
+    last = stream.last_batch
+    other = f" ({stream.other_batches:,} more failed or unfinished)" if stream.other_batches else ""
+    summary = _table(
+        ["", "the stream"],
+        [
+            ["completed batches", f"{stream.batches:,}{other}"],
+            ["first batch started", stream.first_started_at],
+            ["last batch finished", stream.last_finished_at],
+            ["Kafka records", f"{stream.records:,}"],
+            ["accepted records", f"{stream.accepted:,}"],
+            ["rejected records", f"{stream.rejected:,}"],
+            ["records / second over the period", f"{stream.records_per_second:,.1f}"],
+            ["records / second while a batch ran", f"{stream.records_per_batch_second:,.0f}"],
+            [
+                "batch seconds, median / p95",
+                f"{stream.median_batch_seconds:.1f} / {stream.p95_batch_seconds:.1f}",
+            ],
+            [
+                "last batch's offsets (partition:first-last)",
+                f"{last.offsets_text()} ({last.ingest_id})" if last else "",
+            ],
+            ["processed", f"{stream.processed:,} (processed_transactions)"],
+            ["dead letters", f"{stream.failed:,} (processing_failures)"],
+            ["accepted, awaiting processing", f"{stream.awaiting_processing:,}"],
+            [
+                "seconds from a batch's end to its last result, median / p95",
+                f"{_seconds(stream.median_processing_delay_seconds)} / "
+                f"{_seconds(stream.p95_processing_delay_seconds)}"
+                if stream.median_processing_delay_seconds is not None
+                else "",
+            ],
+        ],
+        f"stream-{stream.topic}",
+    )
+    batches = _table(
+        BATCH_HEADERS,
+        [
+            [
+                batch.ingest_id,
+                batch.started_at.removesuffix(" UTC"),
+                batch.finished_at.removesuffix(" UTC"),
+                batch.offsets_text(),
+                f"{batch.records:,}",
+                f"{batch.accepted:,}",
+                _rejected_text(batch.rejected, batch.rejected_by_reason),
+                _seconds(batch.duration_seconds),
+                batch.status,
+            ]
+            for batch in stream.recent
+        ],
+        f"stream-{stream.topic}-batches",
+        "batches",
+    )
+    source = html.escape(stream.source)
+    return f"""<h3>Stream <code>{source}</code></h3>
+{summary}
+{bar_chart(f"Rejected records of {stream.source} by reason", stream.rejects_by_reason)}
+{bar_chart(f"Processed records of {stream.source} by result", stream.outcomes)}
+{bar_chart(f"Processing failures of {stream.source} by error class", stream.failures_by_class)}
+{bar_chart(f"Processed records of {stream.source} by attempts", stream.attempts)}
+<h4>The {len(stream.recent)} most recent batches (newest first)</h4>
+{batches}"""
+
+
+def _streams(streams: Sequence[StreamFacts]) -> str:
+    if not streams:
+        return ""
+    sections = "\n".join(_stream_section(stream) for stream in streams)
+    return f"""<h2 id="streams">Streams</h2>
+<p>Each micro-batch of a stream is one ingest with its own ledger row; they are summed up here
+per topic, with at most {RECENT_BATCHES} most recent batches listed, rather than as files.
+Percentiles are approximate.</p>
+{sections}
+"""
+
+
+def render(
+    facts: RunFacts, generated_at: datetime | None = None, streams: Sequence[StreamFacts] = ()
+) -> str:
     """The report as one HTML document."""
     led = facts.ledger
     seconds = float(led["duration_seconds"] or 0.0)
     throughput = led["lines_read"] / seconds if seconds else 0.0
     status = "reconciled" if facts.reconciled else "NOT reconciled"
+    is_batch = str(led["source_file"]).startswith(STREAM_SCHEME)
     counts = _table(
         ["", "ledger", "in the tables"],
         [
-            ["lines after the header", f"{led['lines_read']:,}", ""],
+            [
+                "Kafka records" if is_batch else "lines after the header",
+                f"{led['lines_read']:,}",
+                "",
+            ],
             [
                 "accepted records",
                 f"{led['accepted']:,}",
@@ -104,6 +216,20 @@ def render(facts: RunFacts, generated_at: datetime | None = None) -> str:
     )
     stamp = (generated_at or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
     cost = facts.estimated_cost_usd()
+    source = f"<code>{html.escape(str(led['source_file']))}</code>"
+    if is_batch:
+        offsets = describe_offsets(parse_offsets(led.get("source_version")))
+        source = f"stream batch of {source} (offsets {html.escape(offsets)})"
+    stream_note = ""
+    if streams:
+        topics = ", ".join(f"<code>{html.escape(s.source)}</code>" for s in streams)
+        stream_note = f" The Streams section below sums up {topics}."
+        snapshot_note = (
+            "<p>Snapshots committed by stream batches (one per table and batch) are not listed "
+            "here; see Streams.</p>"
+        )
+    else:
+        snapshot_note = ""
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>sluiceway run {html.escape(facts.ingest_id)}</title>
@@ -111,11 +237,12 @@ def render(facts: RunFacts, generated_at: datetime | None = None) -> str:
 body {{ font-family: sans-serif; margin: 2em; max-width: 900px; color: #222; }}
 table {{ border-collapse: collapse; margin: 0.5em 0 1.5em; }}
 td, th {{ border: 1px solid #ccc; padding: 4px 10px; text-align: left; }}
+table.batches {{ font-size: 12px; }} table.batches td, table.batches th {{ padding: 2px 5px; }}
 .ok {{ color: #1a7f37; }} .bad {{ color: #b42318; }}
 </style></head><body>
 <h1>Run report: {html.escape(facts.ingest_id)}</h1>
-<p>Source <code>{html.escape(str(led["source_file"]))}</code>, ingested
-{html.escape(utc_text(led["finished_at"]))}; generated {stamp}.</p>
+<p>Source {source}, ingested
+{html.escape(utc_text(led["finished_at"]))}; generated {stamp}.{stream_note}</p>
 <h2>Counts and reconciliation</h2>
 <p class="{"ok" if facts.reconciled else "bad"}" id="reconciliation">{status}</p>
 {counts}
@@ -129,10 +256,12 @@ td, th {{ border: 1px solid #ccc; padding: 4px 10px; text-align: left; }}
 {timings}
 <h2>Iceberg snapshots</h2>
 {snapshots}
+{snapshot_note}
 <h2>Estimated AWS cost</h2>
 <p id="cost">${cost:.4f}: ingest and processing on AWS Glue at {DEFAULT_JOB_DPUS} DPU each,
 ${GLUE_DPU_HOUR_USD}/DPU-hour, billed per second with a {GLUE_MINIMUM_SECONDS}-second minimum
 (local timings; Glue start-up time not included).</p>
+{_streams(streams)}
 </body></html>
 """
 
@@ -143,9 +272,10 @@ def write_report(
     ingest_id: str | None = None,
     athena: AthenaClient | None = None,
 ) -> RunFacts:
-    """Gather the facts of an ingest and write the HTML report to `out`."""
+    """Gather the facts of an ingest and of every stream and write the HTML report to `out`."""
     facts = gather(settings, ingest_id, athena)
+    streams = gather_streams(settings, athena)
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render(facts), encoding="utf-8")
+    path.write_text(render(facts, streams=streams), encoding="utf-8")
     return facts

@@ -1,12 +1,19 @@
-"""What the run report says about one ingest, read from the tables.
+"""What the run report says about one ingest, and about each stream, read from the tables.
 
 Everything comes through the query helper (Athena for an s3:// warehouse, DuckDB locally),
-with every query written once in Athena's dialect (REPORT_SQL), so the report describes what
-was committed, not logs. `report` turns these facts into the HTML page.
+with every query written once in Athena's dialect (REPORT_SQL for the ingest, STREAM_SQL for
+the streams), so the report describes what was committed, not logs. `report` turns these
+facts into the HTML page.
+
+A stream (`sluiceway stream`, docs/adr/0013-streaming-ingestion.md) writes one ledger row per
+micro-batch under one `kafka://TOPIC` source: thousands a day. The report therefore describes
+one ingest (by default the latest landing file's) and sums each stream's batches up by topic
+(`StreamFacts`), listing only the most recent ones, instead of showing each batch as a file.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +33,12 @@ GLUE_MINIMUM_SECONDS = 60
 # infra/cloudformation/pipeline.yaml defaults: 10 G.1X workers (1 DPU each) for ingest and
 # processing.
 DEFAULT_JOB_DPUS = 10
+# How a stream's ledger rows (`kafka://TOPIC`) and records (`kafka://TOPIC/PARTITION`) are
+# named: `sluiceway.stream.offsets.SCHEME`, not imported because that package needs pyspark
+# and the report's Athena path must not (a unit test keeps the two equal).
+STREAM_SCHEME = "kafka://"
+# The batches of each stream the report lists one by one, newest first.
+RECENT_BATCHES = 20
 
 
 @dataclass(frozen=True)
@@ -44,14 +57,28 @@ class ReportQuery:
 
 
 _BY_INGEST = "WHERE ingest_id = '{ingest_id}'"
+_IS_STREAM = f"source_file LIKE '{STREAM_SCHEME}%'"
+
+
+def _not_other_stream_batches(snapshot_column: str) -> str:
+    """Leave out the snapshots other stream batches committed (one per batch and table): the
+    Streams section sums them up, the snapshot list would otherwise be all batches."""
+    return (
+        f"WHERE snapshot_id NOT IN (SELECT {snapshot_column} FROM ingest_ledger "
+        f"WHERE {_IS_STREAM} AND {snapshot_column} IS NOT NULL "
+        "AND ingest_id <> '{ingest_id}')"
+    )
+
 
 # Every query the report runs, one text for Athena and (transpiled) DuckDB.
 REPORT_SQL: dict[str, ReportQuery] = {
-    # An empty ingest id means the latest completed ingest.
+    # An empty ingest id means the latest completed landing file, or the latest stream batch
+    # when no file was ingested yet (the Streams section covers the batches).
     "ledger": ReportQuery(
         "ingest_ledger",
         f"SELECT * FROM ingest_ledger WHERE status = '{COMPLETED}' "
-        "AND ('{ingest_id}' = '' OR ingest_id = '{ingest_id}') ORDER BY finished_at DESC LIMIT 1",
+        "AND ('{ingest_id}' = '' OR ingest_id = '{ingest_id}') "
+        f"ORDER BY CASE WHEN {_IS_STREAM} THEN 1 ELSE 0 END, finished_at DESC LIMIT 1",
     ),
     # Records and the physical lines they cover (a quoted field can span lines).
     "transactions_rows": ReportQuery(
@@ -92,11 +119,88 @@ REPORT_SQL: dict[str, ReportQuery] = {
     # Iceberg metadata tables, Athena's syntax (pyiceberg provides them locally).
     "transactions_snapshots": ReportQuery(
         "transactions",
-        'SELECT snapshot_id, committed_at FROM "transactions$snapshots" ORDER BY committed_at',
+        'SELECT snapshot_id, committed_at FROM "transactions$snapshots" '
+        f"{_not_other_stream_batches('transactions_snapshot_id')} ORDER BY committed_at",
     ),
     "rejected_records_snapshots": ReportQuery(
         "rejected_records",
-        'SELECT snapshot_id, committed_at FROM "rejected_records$snapshots" ORDER BY committed_at',
+        'SELECT snapshot_id, committed_at FROM "rejected_records$snapshots" '
+        f"{_not_other_stream_batches('rejected_snapshot_id')} ORDER BY committed_at",
+    ),
+}
+
+_COMPLETED_BATCH = f"status = '{COMPLETED}'"
+_BATCH_COLUMNS = (
+    "source_file, ingest_id, status, source_version, lines_read, accepted, rejected, "
+    "rejected_by_reason, started_at, finished_at, duration_seconds"
+)
+
+
+def _per_stream(table: str, column: str, alias: str) -> ReportQuery:
+    """`table`'s rows of stream batches counted by `column`, per stream (a processing figure
+    the ingest report shows per ingest)."""
+    return ReportQuery(
+        table,
+        f"SELECT l.source_file, {column} AS {alias}, COUNT(*) AS records FROM {table} t "
+        "JOIN ingest_ledger l ON t.ingest_id = l.ingest_id "
+        f"WHERE l.{_IS_STREAM} GROUP BY 1, 2 ORDER BY 1, 3 DESC, 2",
+    )
+
+
+# The Streams section's queries, Athena's dialect as REPORT_SQL; one row per stream (topic)
+# or per stream and key, never per batch except the RECENT_BATCHES newest.
+STREAM_SQL: dict[str, ReportQuery] = {
+    # Counts and timings of the completed batches; the others (failed, or interrupted before
+    # `completed`) published nothing and are only counted. Percentiles are approximate on
+    # Athena and DuckDB alike.
+    "stream_batches": ReportQuery(
+        "ingest_ledger",
+        "SELECT source_file, "
+        f"SUM(CASE WHEN {_COMPLETED_BATCH} THEN 1 ELSE 0 END) AS batches, "
+        f"SUM(CASE WHEN {_COMPLETED_BATCH} THEN 0 ELSE 1 END) AS other_batches, "
+        f"MIN(CASE WHEN {_COMPLETED_BATCH} THEN started_at END) AS first_started_at, "
+        f"MAX(CASE WHEN {_COMPLETED_BATCH} THEN finished_at END) AS last_finished_at, "
+        f"SUM(CASE WHEN {_COMPLETED_BATCH} THEN lines_read ELSE 0 END) AS records, "
+        f"SUM(CASE WHEN {_COMPLETED_BATCH} THEN accepted ELSE 0 END) AS accepted, "
+        f"SUM(CASE WHEN {_COMPLETED_BATCH} THEN rejected ELSE 0 END) AS rejected, "
+        f"SUM(CASE WHEN {_COMPLETED_BATCH} THEN duration_seconds ELSE 0 END) AS batch_seconds, "
+        f"approx_percentile(CASE WHEN {_COMPLETED_BATCH} THEN duration_seconds END, 0.5) "
+        "AS median_batch_seconds, "
+        f"approx_percentile(CASE WHEN {_COMPLETED_BATCH} THEN duration_seconds END, 0.95) "
+        "AS p95_batch_seconds "
+        f"FROM ingest_ledger WHERE {_IS_STREAM} GROUP BY 1 ORDER BY 1",
+    ),
+    "stream_recent_batches": ReportQuery(
+        "ingest_ledger",
+        f"SELECT {_BATCH_COLUMNS} FROM (SELECT {_BATCH_COLUMNS}, row_number() OVER "
+        "(PARTITION BY source_file ORDER BY started_at DESC, ingest_id) AS recency "
+        f"FROM ingest_ledger WHERE {_IS_STREAM}) AS batches WHERE recency <= {RECENT_BATCHES} "
+        "ORDER BY source_file, started_at DESC, ingest_id",
+    ),
+    # From the records, as the ingest's; a record's source is its topic and partition.
+    "stream_rejects_by_reason": ReportQuery(
+        "rejected_records",
+        f"SELECT regexp_extract(source_file, '^{STREAM_SCHEME}[^/]*') AS stream, reason, "
+        "COUNT(*) AS records FROM rejected_records CROSS JOIN UNNEST(reasons) AS r(reason) "
+        f"WHERE {_IS_STREAM} GROUP BY 1, 2 ORDER BY 1, 3 DESC, 2",
+    ),
+    "stream_outcomes": _per_stream("processed_transactions", "t.result", "result"),
+    "stream_failures_by_class": _per_stream("processing_failures", "t.error_class", "error_class"),
+    "stream_attempts": _per_stream(
+        "processed_transactions", "CAST(t.attempts AS VARCHAR)", "attempts"
+    ),
+    # From a batch's end to its last processing result: how far processing trails the stream.
+    "stream_processing_delay": ReportQuery(
+        "processed_transactions",
+        "SELECT l.source_file, "
+        "approx_percentile(to_unixtime(p.last_result_at) - to_unixtime(l.finished_at), 0.5) "
+        "AS median_seconds, "
+        "approx_percentile(to_unixtime(p.last_result_at) - to_unixtime(l.finished_at), 0.95) "
+        "AS p95_seconds "
+        "FROM (SELECT ingest_id, MAX(processed_at) AS last_result_at "
+        "FROM processed_transactions GROUP BY 1) AS p "
+        "JOIN ingest_ledger l ON p.ingest_id = l.ingest_id "
+        f"WHERE l.{_IS_STREAM} AND l.{_COMPLETED_BATCH} GROUP BY 1 ORDER BY 1",
     ),
 }
 
@@ -157,7 +261,9 @@ class _Reader:
         self.tables = existing_tables(settings, athena)
 
     def frame(self, name: str, ingest_id: str) -> pd.DataFrame | None:
-        report_query = REPORT_SQL[name]
+        return self.run(REPORT_SQL[name], ingest_id)
+
+    def run(self, report_query: ReportQuery, ingest_id: str = "") -> pd.DataFrame | None:
         if report_query.table not in self.tables:
             return None
         return query(self.settings, report_query.render(ingest_id), athena=self.athena)
@@ -237,6 +343,197 @@ def _snapshots(reader: _Reader, ledger: dict[str, Any]) -> list[dict[str, Any]]:
                 }
             )
     return rows
+
+
+@dataclass(frozen=True)
+class StreamBatch:
+    """One micro-batch of a stream as its ledger row tells it."""
+
+    ingest_id: str
+    status: str
+    # Per partition, the first offset read and the one after the last (`source_version`).
+    offsets: dict[int, tuple[int, int]]
+    records: int
+    accepted: int
+    rejected: int
+    rejected_by_reason: dict[str, int]
+    started_at: str
+    finished_at: str
+    duration_seconds: float | None
+
+    def offsets_text(self) -> str:
+        """`partition:first-last` per partition, as `stream run` logs a batch's ranges."""
+        return describe_offsets(self.offsets)
+
+
+@dataclass(frozen=True)
+class StreamFacts:
+    """One stream (one topic): its batches summed up, its processing, its newest batches."""
+
+    source: str
+    batches: int
+    other_batches: int
+    first_started_at: str
+    last_finished_at: str
+    period_seconds: float
+    records: int
+    accepted: int
+    rejected: int
+    batch_seconds: float
+    median_batch_seconds: float
+    p95_batch_seconds: float
+    rejects_by_reason: list[tuple[str, int]]
+    outcomes: list[tuple[str, int]]
+    failures_by_class: list[tuple[str, int]]
+    attempts: list[tuple[str, int]]
+    median_processing_delay_seconds: float | None
+    p95_processing_delay_seconds: float | None
+    # At most RECENT_BATCHES, newest first, whatever their status.
+    recent: list[StreamBatch]
+
+    @property
+    def topic(self) -> str:
+        return self.source.removeprefix(STREAM_SCHEME)
+
+    @property
+    def records_per_second(self) -> float:
+        """Over the stream's period, from the first batch's start to the last one's end."""
+        return self.records / self.period_seconds if self.period_seconds else 0.0
+
+    @property
+    def records_per_batch_second(self) -> float:
+        """While a batch was running: what the ingest itself sustains."""
+        return self.records / self.batch_seconds if self.batch_seconds else 0.0
+
+    @property
+    def processed(self) -> int:
+        return sum(count for _, count in self.outcomes)
+
+    @property
+    def failed(self) -> int:
+        return sum(count for _, count in self.failures_by_class)
+
+    @property
+    def awaiting_processing(self) -> int:
+        """Accepted records with neither a result nor a dead letter yet."""
+        return self.accepted - self.processed - self.failed
+
+    @property
+    def last_batch(self) -> StreamBatch | None:
+        """The newest completed batch among the recent ones."""
+        return next((batch for batch in self.recent if batch.status == COMPLETED), None)
+
+
+def describe_offsets(offsets: dict[int, tuple[int, int]]) -> str:
+    return ", ".join(f"{p}:{first}-{end - 1}" for p, (first, end) in sorted(offsets.items()))
+
+
+def parse_offsets(source_version: object) -> dict[int, tuple[int, int]]:
+    """A batch's `source_version`, `{"partition": [first, last + 1]}`, as numbers."""
+    if not isinstance(source_version, str) or not source_version:
+        return {}
+    ranges = json.loads(source_version)
+    return {int(p): (int(r[0]), int(r[1])) for p, r in ranges.items()}
+
+
+def gather_streams(settings: Settings, athena: AthenaClient | None = None) -> list[StreamFacts]:
+    """Every stream in the ledger, by topic; empty when no stream ever ran."""
+    reader = _Reader(settings, athena)
+    summary = reader.run(STREAM_SQL["stream_batches"])
+    if summary is None or summary.empty:
+        return []
+    recent = _by_stream(reader.run(STREAM_SQL["stream_recent_batches"]))
+    per_stream = {
+        name: _by_stream(reader.run(STREAM_SQL[f"stream_{name}"]))
+        for name in ("rejects_by_reason", "outcomes", "failures_by_class", "attempts")
+    }
+    delays = _by_stream(reader.run(STREAM_SQL["stream_processing_delay"]))
+    streams = []
+    for row in summary.to_dict("records"):
+        source = str(row["source_file"])
+        delay = delays.get(source, [])
+        first, last = row["first_started_at"], row["last_finished_at"]
+        streams.append(
+            StreamFacts(
+                source=source,
+                batches=_int(row["batches"]),
+                other_batches=_int(row["other_batches"]),
+                first_started_at=utc_text(first) if _known(first) else "",
+                last_finished_at=utc_text(last) if _known(last) else "",
+                period_seconds=_seconds_between(first, last),
+                records=_int(row["records"]),
+                accepted=_int(row["accepted"]),
+                rejected=_int(row["rejected"]),
+                batch_seconds=_float(row["batch_seconds"]) or 0.0,
+                median_batch_seconds=_float(row["median_batch_seconds"]) or 0.0,
+                p95_batch_seconds=_float(row["p95_batch_seconds"]) or 0.0,
+                **{
+                    name: [_pair(row) for row in rows.get(source, [])]
+                    for name, rows in per_stream.items()
+                },
+                median_processing_delay_seconds=_float(delay[0]["median_seconds"])
+                if delay
+                else None,
+                p95_processing_delay_seconds=_float(delay[0]["p95_seconds"]) if delay else None,
+                recent=[_batch(batch) for batch in recent.get(source, [])],
+            )
+        )
+    return streams
+
+
+def _by_stream(frame: pd.DataFrame | None) -> dict[str, list[dict[str, Any]]]:
+    """The rows of a frame whose first column names the stream, per stream, without it."""
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    if frame is None:
+        return grouped
+    stream, *columns = frame.columns
+    for row in frame.to_dict("records"):
+        grouped.setdefault(str(row[stream]), []).append({c: row[c] for c in columns})
+    return grouped
+
+
+def _pair(row: dict[str, Any]) -> tuple[str, int]:
+    """(key, records) of a per-stream count's row."""
+    key, count = row.values()
+    return str(key), _int(count)
+
+
+def _batch(row: dict[str, Any]) -> StreamBatch:
+    reasons = row["rejected_by_reason"]
+    return StreamBatch(
+        ingest_id=str(row["ingest_id"]),
+        status=str(row["status"]),
+        offsets=parse_offsets(row["source_version"]),
+        records=_int(row["lines_read"]),
+        accepted=_int(row["accepted"]),
+        rejected=_int(row["rejected"]),
+        rejected_by_reason={str(k): int(v) for k, v in dict(reasons or {}).items()},
+        started_at=utc_text(row["started_at"]) if _known(row["started_at"]) else "",
+        finished_at=utc_text(row["finished_at"]) if _known(row["finished_at"]) else "",
+        duration_seconds=_float(row["duration_seconds"]),
+    )
+
+
+def _known(value: object) -> bool:
+    import pandas as pd
+
+    return value is not None and not bool(pd.isna(value))
+
+
+def _int(value: object) -> int:
+    return int(value) if _known(value) else 0  # type: ignore[call-overload]
+
+
+def _float(value: object) -> float | None:
+    return float(value) if _known(value) else None  # type: ignore[arg-type]
+
+
+def _seconds_between(first: object, last: object) -> float:
+    import pandas as pd
+
+    if not (_known(first) and _known(last)):
+        return 0.0
+    return float((pd.Timestamp(last) - pd.Timestamp(first)).total_seconds())
 
 
 def utc_text(stamp: object) -> str:

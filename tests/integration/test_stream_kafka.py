@@ -140,13 +140,12 @@ def test_every_record_once_across_partitions_resends_and_odd_values(
     exactly_once(duckdb_query, settings, produced + 201)
 
 
-def test_a_broker_restart_mid_stream_loses_and_doubles_nothing(
+def test_a_stream_started_on_an_empty_topic_survives_a_broker_restart_mid_stream(
     spark, isolated_settings, duckdb_query, kafka_broker, kafka_topic
 ):
     settings = isolated_settings
     kafka_broker.create_topic(kafka_topic, 2)
     values, _ = generate_records(1_200, seed=22, defect_rate=0.02, first_id=500_000)
-    produce(kafka_broker.bootstrap, kafka_topic, values[:600], 2)
     summary: list[object] = []
     streaming = options(
         kafka_broker.bootstrap, kafka_topic, available_now=False, trigger_seconds=1.0,
@@ -155,12 +154,18 @@ def test_a_broker_restart_mid_stream_loses_and_doubles_nothing(
     runner = threading.Thread(
         target=lambda: summary.append(stream_topic(spark, settings, streaming)), daemon=True
     )
-    runner.start()
+    runner.start()  # on an empty topic: its first batches are empty
     try:
-        wait_until(lambda: ledger_records(duckdb_query, settings) >= 200, "a first batch")
+        time.sleep(3)
+        produce(kafka_broker.bootstrap, kafka_topic, values[:600], 2)
+        wait_until(
+            lambda: ledger_records(duckdb_query, settings) >= 200, "a batch", runner.is_alive
+        )
         kafka_broker.restart(kill=True)
         produce(kafka_broker.bootstrap, kafka_topic, values[600:], 2)
-        wait_until(lambda: ledger_records(duckdb_query, settings) >= 1_200, "every record")
+        wait_until(
+            lambda: ledger_records(duckdb_query, settings) >= 1_200, "every record", runner.is_alive
+        )
     finally:
         for query in spark.streams.active:
             query.stop()
@@ -187,9 +192,10 @@ def ledger_records(duckdb_query, settings) -> int:
         return 0
 
 
-def wait_until(done, what: str, limit: float = 180.0) -> None:
+def wait_until(done, what: str, alive=lambda: True, limit: float = 180.0) -> None:
     deadline = time.monotonic() + limit
     while not done():
+        assert alive(), f"the stream stopped before {what}"
         assert time.monotonic() < deadline, f"waited {limit:.0f} s for {what}"
         time.sleep(0.5)
 

@@ -110,6 +110,8 @@ def test_the_batch_hash_is_of_the_delivered_bytes_in_offset_order():
     assert a == values_sha256(p, pa.array([2, 1], pa.int64()), pa.array([b"y", b"x"]))
     assert a != values_sha256(p, o, pa.array([b"xy", b""]))
     assert a != values_sha256(p, o, pa.array([b"x", None]))
+    chunked = pa.chunked_array([pa.array([b"x"]), pa.array([b"y"])])
+    assert a == values_sha256(pa.chunked_array([p]), pa.chunked_array([o]), chunked)
 
 
 def test_a_stream_resumes_after_the_ledgers_batches():

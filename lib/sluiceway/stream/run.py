@@ -202,7 +202,10 @@ def _one_batch(
 ) -> None:
     """Ingest one micro-batch, log it, and process its records (and any left pending)."""
     clock = time.monotonic()
-    records = pa.Table.from_batches(frame._collect_as_arrow())
+    collected = frame._collect_as_arrow()
+    if not collected:  # an empty topic still makes a first, empty batch
+        return
+    records = pa.Table.from_batches(collected)
     if not records.num_rows:
         return
     batch = KafkaBatch.of(options.topic, records)
