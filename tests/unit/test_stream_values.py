@@ -120,3 +120,17 @@ def test_a_stream_resumes_after_the_ledgers_batches():
     assert starting_offsets_json("t", {0: 25, 1: 4}) == '{"t": {"0": 25, "1": 4}}'
     assert lag({0: 30, 1: 4}, OffsetRanges("t", {0: (10, 25), 1: (0, 4)})) == 5
     assert int(np.int64(lag({}, OffsetRanges("t", {})))) == 0
+
+
+def test_the_checkpoint_is_beside_the_tables_except_where_spark_cannot_write_s3():
+    from sluiceway.settings import load_settings
+    from sluiceway.stream import StreamOptions
+    from sluiceway.stream.run import checkpoint_location
+
+    options = StreamOptions(topic="t", bootstrap_servers="b")
+    glue = load_settings(arguments={"profile": "glue", "warehouse": "s3://w/h", "namespace": "n"})
+    assert checkpoint_location(glue, options) == "s3://w/h/_checkpoints/n/stream/t"
+    local_aws = load_settings(arguments={"profile": "local-aws", "namespace": "n"})
+    assert not checkpoint_location(local_aws, options).startswith("s3://")
+    given = StreamOptions(topic="t", bootstrap_servers="b", checkpoint="s3://c/k")
+    assert checkpoint_location(local_aws, given) == "s3://c/k"

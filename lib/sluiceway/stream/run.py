@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
 LOGGER = get_logger(__name__)
 Progress = Callable[[str], None]
 KAFKA_OPTION_PREFIX = "kafka."
+LOCAL_AWS_PROFILE = "local-aws"
 
 
 class BatchReconciliationError(SluicewayError):
@@ -120,11 +122,16 @@ class StreamSummary:
 
 
 def checkpoint_location(settings: Settings, options: StreamOptions) -> str:
-    """Where Spark keeps the stream's offsets: beside the tables, so S3 on AWS."""
+    """Where Spark keeps the stream's offsets: beside the tables, so S3 on AWS. The local-aws
+    profile's Spark has Iceberg's S3FileIO but no Hadoop S3 file system, so its checkpoint is
+    a local folder; losing it loses nothing (the stream resumes after the ledger's batches)."""
     if options.checkpoint:
         return options.checkpoint
-    root = settings.warehouse.rstrip("/")
-    return f"{root}/_checkpoints/{settings.namespace}/stream/{options.topic}"
+    if settings.profile == LOCAL_AWS_PROFILE:
+        root = f"{tempfile.gettempdir()}/sluiceway-checkpoints"
+    else:
+        root = f"{settings.warehouse.rstrip('/')}/_checkpoints"
+    return f"{root}/{settings.namespace}/stream/{options.topic}"
 
 
 def stream_topic(
