@@ -7,6 +7,7 @@ itself is tested against a real broker in tests/integration/test_stream_kafka.py
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 
 import pyarrow as pa
@@ -107,3 +108,49 @@ def test_a_replay_with_other_bytes_stops_and_writes_nothing(spark, isolated_sett
     other = kafka_table([GOOD.replace(b"10.25", b"99.99")], partitions=1)
     with pytest.raises(ReplayMismatchError, match="topic deleted and created again"):
         ingest_batch(spark, settings, KafkaBatch.of(TOPIC, other))
+
+
+def test_a_zombie_batch_is_fenced_and_the_batch_that_took_over_stays_once(
+    spark, isolated_settings, duckdb_query, tmp_path
+):
+    """A stream paused past its lease (its lease file gone, as an expired DynamoDB lease
+    looks) while a replay of the same batch completes: the zombie's publish is refused."""
+    import dataclasses
+    import threading
+
+    from sluiceway.lease import LeaseLostError, lease_file
+
+    settings = isolated_settings
+    values, _ = generate_records(300, seed=13, first_id=700_000)
+    table = kafka_table(values, partitions=2)
+    marker = tmp_path / "paused"
+    paused = dataclasses.replace(settings, failpoint=f"pause@after_staged@{marker}")
+    outcome: list[BaseException | None] = []
+
+    def zombie() -> None:
+        try:
+            ingest_batch(spark, paused, KafkaBatch.of(TOPIC, table))
+            outcome.append(None)
+        except BaseException as error:  # the assertion below says which
+            outcome.append(error)
+
+    runner = threading.Thread(target=zombie, daemon=True)
+    runner.start()
+    deadline = time.monotonic() + 120
+    while not marker.exists():
+        assert runner.is_alive() and time.monotonic() < deadline, outcome
+        time.sleep(0.05)
+    lease_file(settings).unlink()
+
+    replay = ingest_batch(spark, settings, KafkaBatch.of(TOPIC, table))
+    marker.unlink()
+    runner.join(120)
+
+    assert replay.status == COMPLETED
+    assert len(outcome) == 1 and isinstance(outcome[0], LeaseLostError), outcome
+    rows = duckdb_query(
+        settings, "SELECT count(*), count(DISTINCT transaction_id) FROM transactions"
+    )
+    assert rows == [(300, 300)]
+    statuses = duckdb_query(settings, "SELECT status FROM ingest_ledger")
+    assert statuses == [(COMPLETED,)]
