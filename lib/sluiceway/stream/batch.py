@@ -52,6 +52,9 @@ from sluiceway.tables import INGEST_TABLES, REJECTED_RECORDS, TRANSACTIONS, ensu
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+# (partition, offset) packed into one int64: Kafka offsets stay far below 2**47.
+OFFSET_BITS = 47
+OFFSET_MASK = (1 << OFFSET_BITS) - 1
 # The columns a micro-batch hands over, as Spark's Kafka source names them.
 BATCH_COLUMNS = ("partition", "offset", "value")
 
@@ -70,10 +73,11 @@ class KafkaBatch:
     @classmethod
     def of(cls, topic: str, records: pa.Table) -> KafkaBatch:
         """The batch in delivery order: by partition, then offset (the duplicate rule's order)."""
-        ordered = records.select(list(BATCH_COLUMNS)).sort_by(
-            [("partition", "ascending"), ("offset", "ascending")]
-        )
-        return cls(topic, ordered)
+        records = records.select(list(BATCH_COLUMNS))
+        key = _keys(records["partition"], records["offset"], ordered=False)
+        if len(key) > 1 and bool(np.any(key[1:] < key[:-1])):
+            records = records.take(pa.array(np.argsort(key, kind="stable")))
+        return cls(topic, records)
 
     @property
     def ranges(self) -> OffsetRanges:
@@ -149,18 +153,19 @@ def _with_duplicate_reasons(
     if not len(rows):
         return validated
     ids = validated["transaction_id"].combine_chunks().take(pa.array(rows))
-    # Delivery order: by partition, then offset; the batch's rows are in that order.
-    repeated, first = duplicates_in_file(ids, np.arange(len(rows), dtype=np.int64))
+    # Delivery order: by partition, then offset (the key's order).
+    delivery = _keys(validated["partition"], validated["line_number"], ordered=False)
+    repeated, first = duplicates_in_file(ids, delivery[rows])
     flagged = np.zeros(validated.num_rows, dtype=bool)
     flagged[rows[repeated]] = True
     if flagged.any():
-        firsts = rows[first[repeated]]
-        partitions = validated["partition"].to_numpy()
-        offsets = validated["line_number"].to_numpy()
+        firsts = first[repeated]
         details = [
             f"{c.DUPLICATE_IN_FILE}: transaction_id '{tid}' already delivered at "
-            f"{partition_source(batch.topic, int(partitions[at]))} offset {int(offsets[at])}"
-            for tid, at in zip(ids.filter(pa.array(repeated)).to_pylist(), firsts, strict=True)
+            f"{partition_source(batch.topic, key >> OFFSET_BITS)} offset {key & OFFSET_MASK}"
+            for tid, key in zip(
+                ids.filter(pa.array(repeated)).to_pylist(), firsts.tolist(), strict=True
+            )
         ]
         validated = add_reason(validated, pa.array(flagged), c.DUPLICATE_IN_FILE, pa.array(details))
     known = _known_ids(spark, settings, ingest_id, validated, ids)
@@ -262,12 +267,16 @@ def _audit(staged: StagedIngest, batch: KafkaBatch, validated: pa.Table) -> Audi
 
 
 def _keys(
-    partitions: pa.Array | pa.ChunkedArray, offsets: pa.Array | pa.ChunkedArray
+    partitions: pa.Array | pa.ChunkedArray,
+    offsets: pa.Array | pa.ChunkedArray,
+    ordered: bool = True,
 ) -> NDArray[np.int64]:
-    """(partition, offset) as one sorted int64 key (offsets stay far below 2**47)."""
+    """(partition, offset) as one int64 key (offsets stay below 2**47), sorted unless
+    `ordered` is False."""
     p = np.asarray(partitions.to_numpy(), dtype=np.int64)
     o = np.asarray(offsets.to_numpy(), dtype=np.int64)
-    return np.sort((p << 47) | o)
+    key = (p << OFFSET_BITS) | o
+    return np.sort(key) if ordered else key
 
 
 def _replayed(
