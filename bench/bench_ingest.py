@@ -27,6 +27,12 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 ENGINES = ("duckdb", "pyarrow", "pyspark", "check", "sluiceway")
+BASELINE = "baseline"  # our ingest from --baseline-lib (an earlier copy of lib/), same run
+# A bijection of the generator's 11-digit id numbers: random-looking ids that stay distinct
+# within a file and across days (the multiplier is prime to 10**11).
+ID_DIGITS = 11
+ID_MULTIPLIER = 7_919_000_003
+ID_OFFSET = 31_415_926_535
 COLUMN_TYPES = {
     "amount": ("DECIMAL(18,2)", "decimal(18,2)"),
     "event_time": ("TIMESTAMPTZ", "timestamp"),
@@ -136,18 +142,28 @@ def _tree_rss_mb(root: int) -> float:
     return sum(rss.get(pid, 0) for pid in family) / 1e6
 
 
-def measure(engine: str, landing: Path, work: Path, history: list[Path]) -> dict:
+def measure(
+    engine: str, landing: Path, work: Path, history: list[Path], baseline_lib: str | None = None
+) -> dict:
     out = work / engine
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     started = time.monotonic()
-    extra = ["--history", ",".join(map(str, history))] if history and engine == "sluiceway" else []
+    ours = engine in ("sluiceway", BASELINE)
+    extra = ["--history", ",".join(map(str, history))] if history and ours else []
+    environment = dict(os.environ)
+    if engine == BASELINE and baseline_lib:
+        # The same bench with an earlier copy of the library first on the path: before/after
+        # of a change measured in one run, on the same machine state.
+        environment["PYTHONPATH"] = os.pathsep.join(
+            [baseline_lib, *filter(None, [environment.get("PYTHONPATH")])]
+        )
     child = subprocess.Popen(
         [
             sys.executable,
             __file__,
             "--engine",
-            engine,
+            "sluiceway" if engine == BASELINE else engine,
             "--file",
             str(landing),
             "--out",
@@ -156,6 +172,7 @@ def measure(engine: str, landing: Path, work: Path, history: list[Path]) -> dict
         ],
         stdout=subprocess.PIPE,
         text=True,
+        env=environment,
     )
     peak = 0.0
 
@@ -214,6 +231,45 @@ def with_stray_quotes(landing: Path, share: float = 0.01) -> Path:
     return target
 
 
+def with_random_ids(landing: Path) -> Path:
+    """A copy of a generated landing file whose ids `TXnnnnnnnnnnn` are permuted, so they
+    follow no order (earlier days' files then do not prune by their id min/max); ids stay
+    distinct, the manifest's figures stay true."""
+    import numpy as np
+
+    target = landing.with_name(landing.stem + "-random-ids.csv")
+    if target.exists():
+        return target
+    data = np.fromfile(landing, dtype=np.uint8)
+    starts = np.concatenate(([0], np.flatnonzero(data == 10) + 1))
+    starts = starts[starts + ID_DIGITS + 3 < len(data)]
+    starts = starts[
+        (data[starts] == ord("T")) & (data[starts + 1] == ord("X"))
+        & (data[starts + 2 + ID_DIGITS] == ord(","))
+    ]  # fmt: skip
+    powers = 10 ** np.arange(ID_DIGITS - 1, -1, -1, dtype=np.int64)
+    for batch in range(0, len(starts), 1 << 20):
+        at = starts[batch : batch + (1 << 20), None] + 2 + np.arange(ID_DIGITS)
+        digits = data[at].astype(np.int64) - ord("0")
+        plain = (digits >= 0).all(axis=1) & (digits <= 9).all(axis=1)
+        at, digits = at[plain], digits[plain]
+        numbers = digits @ powers
+        # (n * m + o) mod 10**11 without overflow: m split into two halves.
+        high, low = divmod(ID_MULTIPLIER, 100_000)
+        mixed = ((numbers * high) % 10**ID_DIGITS * 100_000 + numbers * low + ID_OFFSET) % (
+            10**ID_DIGITS
+        )
+        data[at] = (mixed[:, None] // powers % 10 + ord("0")).astype(np.uint8)
+    data.tofile(target)
+    manifest = landing.with_name(landing.name + ".manifest.json")
+    if manifest.exists():
+        document = json.loads(manifest.read_text())
+        document["file"] = target.name
+        document.pop("sha256", None)
+        target.with_name(target.name + ".manifest.json").write_text(json.dumps(document))
+    return target
+
+
 def time_scan(landing: Path, cache: Path) -> float:
     from sluiceway.contract import MAX_RECORD_BYTES
     from sluiceway.ingest.landing import scan_landing_file
@@ -234,6 +290,17 @@ def main() -> None:
     parser.add_argument(
         "--history-days", type=int, default=3, help="earlier days in the table before our ingest"
     )
+    parser.add_argument(
+        "--random-ids",
+        action="store_true",
+        help="permute the ids of the file and of the earlier days (they then do not prune)",
+    )
+    parser.add_argument(
+        "--baseline-lib",
+        help="a copy of an earlier lib/ folder: also run our ingest from it (engine "
+        f"'{BASELINE}') in the same run, for before/after",
+    )
+    parser.add_argument("--skip-scan", action="store_true", help="do not time the driver scan")
     parser.add_argument("--engine", help=argparse.SUPPRESS)
     parser.add_argument("--history", default="", help=argparse.SUPPRESS)
     parser.add_argument("--file", help=argparse.SUPPRESS)
@@ -264,16 +331,24 @@ def main() -> None:
                 first_id=days_back * 10 * args.records,
             )
         history.append(earlier)
+    if args.random_ids:
+        landing = with_random_ids(landing)
+        history = [with_random_ids(earlier) for earlier in history]
     size_mb = landing.stat().st_size / 1e6
     print(f"landing file {landing}: {size_mb:,.0f} MB, {args.records:,} records, 2 cores")
-    stray = with_stray_quotes(landing)
-    clean_scan, stray_scan = time_scan(landing, cache), time_scan(stray, cache)
-    print(
-        f"driver scan: clean {clean_scan:.1f} s, with 1% stray quotes {stray_scan:.1f} s "
-        f"= {stray_scan / clean_scan:.2f}x (target <= 1.2x)"
-    )
+    if not args.skip_scan:
+        stray = with_stray_quotes(landing)
+        clean_scan, stray_scan = time_scan(landing, cache), time_scan(stray, cache)
+        print(
+            f"driver scan: clean {clean_scan:.1f} s, with 1% stray quotes {stray_scan:.1f} s "
+            f"= {stray_scan / clean_scan:.2f}x (target <= 1.2x)"
+        )
     engines = args.engines.split(",")
-    results = [measure(engine, landing, cache / "out", history) for engine in engines]
+    if args.baseline_lib and BASELINE not in engines:
+        engines.insert(engines.index("sluiceway") if "sluiceway" in engines else 0, BASELINE)
+    results = [
+        measure(engine, landing, cache / "out", history, args.baseline_lib) for engine in engines
+    ]
     base = next((r for r in results if r["engine"] == "duckdb"), results[0])
     print(f"\n{'engine':<11}{'wall s':>9}{'job s':>9}{'records/s':>13}{'peak MB':>10}"
           f"{'wall/duckdb':>13}{'job/duckdb':>12}")  # fmt: skip

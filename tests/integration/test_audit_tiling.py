@@ -23,13 +23,13 @@ ROW = "T{n},DE89001,M1,1.00,{currency},2026-11-25T10:00:00Z,settled,atm,6011,DE,
 def capture_counts(monkeypatch: pytest.MonkeyPatch, change=lambda counts: counts) -> list[Counts]:
     """The Counts the stage hands to the audit, optionally changed on the way."""
     seen: list[Counts] = []
-    real = stage._counts
+    real = stage.counts_of_files
 
     def spy(*args, **kwargs) -> Counts:
         seen.append(real(*args, **kwargs))
         return change(seen[-1])
 
-    monkeypatch.setattr(stage, "_counts", spy)
+    monkeypatch.setattr(stage, "counts_of_files", spy)
     return seen
 
 

@@ -1,22 +1,28 @@
 """The landing file on the driver: identity (sha256), header check, and record-aligned chunks.
 
-One sequential pass reads the file once: it hashes it, unpacks gzip (every member; a
-truncated stream or trailing bytes fail the file), checks the header, counts physical lines
-(the unit of accounting) and places chunk boundaries on record starts found by the same
-rules the tokenizer uses (`boundaries.quoted_records`), so executors can tokenize chunks in
-parallel without ever splitting a record.
+The file is read once: a reader thread hashes it, unpacks gzip (every member; a truncated
+stream or trailing bytes fail the file) and checks the header, while a planner thread counts
+physical lines (the unit of accounting) and places chunk boundaries on record starts found by
+the same rules the tokenizer uses (`boundaries.quoted_records`), so executors can tokenize
+chunks in parallel without ever splitting a record. The ingest goes on once the identity is
+known and hands chunks to the tasks as they are planned (`LandingScanner`).
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import itertools
+import os
+import queue
+import threading
 import uuid
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from pyarrow import fs as pafs
@@ -25,7 +31,7 @@ from sluiceway.contract import COLUMN_NAMES, HEADER_LINE
 from sluiceway.errors import LandingFileError
 from sluiceway.ingest import source as landing_source
 from sluiceway.ingest.boundaries import line_index, quoted_records
-from sluiceway.locations import canonical_source, resolve
+from sluiceway.locations import canonical_source, is_s3, local_path, resolve
 
 BLOCK_BYTES = 8 * 1024 * 1024
 GZIP_MAGIC = b"\x1f\x8b"
@@ -218,6 +224,287 @@ def check_header(source: str, first_line: bytes) -> None:
         )
 
 
+@dataclass(frozen=True)
+class LandingIdentity:
+    """What the ingest needs before it takes the lease: the delivered bytes' sha256 (the whole
+    file read, gzip verified, header checked), known before the chunk plan is complete."""
+
+    source: str
+    data_path: str
+    sha256: str
+    file_bytes: int
+    staged: bool
+
+
+_END = b""  # the end of the unpacked data, on the reader -> planner queue
+
+
+class LandingScanner:
+    """The driver's scan in two threads, so the ingest can go on before the plan is complete.
+
+    The reader thread reads the file once: sha256, gzip (a staged copy), the byte count. The
+    planner thread finds the header, counts lines and cuts chunks (`_ChunkPlanner`) from the
+    unpacked bytes: straight from the local file (or its local staged copy) right behind the
+    reader, or else handed over in a bounded queue. `identity()` returns once the whole file
+    is read and its header checked, which is all the ingest needs to take the lease and write
+    its ledger row; `planned()` hands out chunks while the planner still cuts them, and
+    `result()` is the complete `LandingScan`, the same as the one-thread scan gave.
+
+    Whole-file problems (no or wrong header, broken gzip) are raised by `identity()`; a
+    staged copy is removed by `close()`, which every owner calls (it also stops the threads).
+    """
+
+    QUEUED_BLOCKS = 8
+
+    def __init__(
+        self,
+        source: str,
+        chunk_bytes: int,
+        staging_dir: str,
+        max_record_bytes: int,
+        version: str | None = None,
+    ) -> None:
+        self.source = source
+        self.version = version
+        self.planner = _ChunkPlanner(source, chunk_bytes, max_record_bytes)
+        blocks = landing_source.open_blocks(source, version, BLOCK_BYTES)  # fails if missing
+        first = next(blocks, b"")
+        self.blocks = _chain(first, blocks)
+        self.gzipped = first.startswith(GZIP_MAGIC)
+        self.data_path = canonical_source(source)
+        self.staging_writer: Any = None
+        if self.gzipped:
+            self.data_path = canonical_source(f"{staging_dir.rstrip('/')}/{uuid.uuid4().hex}.csv")
+            staging_fs, staged = resolve(self.data_path)
+            staging_fs.create_dir(staged.rsplit("/", 1)[0])
+            self.staging_writer = staging_fs.open_output_stream(staged)
+        # The planner reads a local file itself (no copy of the data in memory), else a queue.
+        self.local_data = local_path(self.data_path) if not is_s3(self.data_path) else None
+        self.queue: queue.Queue[bytes] = queue.Queue(self.QUEUED_BLOCKS)
+        self.state = threading.Condition()
+        self.readable = 0  # unpacked bytes the planner may read from `local_data`
+        self.read_done = False
+        self.plan_done = False
+        self.stopping = False
+        self.error: BaseException | None = None
+        self.sha256 = ""
+        self.file_bytes = 0
+        self.chunk_count = 0  # chunks handed out by `planned()`
+        self.threads = [
+            threading.Thread(target=self._guarded, args=(self._read,), daemon=True),
+            threading.Thread(target=self._guarded, args=(self._plan,), daemon=True),
+        ]
+        for thread in self.threads:
+            thread.start()
+
+    def identity(self) -> LandingIdentity:
+        """The file's identity once it is read whole and its header is checked."""
+        with self.state:
+            self.state.wait_for(
+                lambda: self.error is not None
+                or (self.read_done and (self.planner.header is not None or self.plan_done))
+            )
+            self._raise_error()
+        self._check_header()
+        return LandingIdentity(
+            self.source, self.data_path, self.sha256, self.file_bytes, self.gzipped
+        )
+
+    def planned(self, at_least: int = 1) -> Iterator[tuple[LandingChunk, ...]]:
+        """The chunks as the planner cuts them: a batch of at least `at_least` new chunks
+        (fewer only at the end) whenever there are, until the plan is complete."""
+        while True:
+            with self.state:
+                self.state.wait_for(
+                    lambda: self.error is not None
+                    or self.plan_done
+                    or len(self.planner.cuts) - 1 - self.chunk_count >= at_least
+                )
+                self._raise_error()
+                done = self.plan_done
+                if done:
+                    chunks = self._chunks()[self.chunk_count :]
+                else:
+                    chunks = self._complete_chunks()[self.chunk_count :]
+                self.chunk_count += len(chunks)
+            if chunks:
+                yield chunks
+            if done:
+                return
+
+    def result(self) -> LandingScan:
+        """The complete scan: every chunk, the line count; raises what the scan found."""
+        identity = self.identity()
+        with self.state:
+            self.state.wait_for(lambda: self.error is not None or self.plan_done)
+            self._raise_error()
+        return LandingScan(
+            identity.source,
+            identity.data_path,
+            identity.sha256,
+            identity.file_bytes,
+            self._chunks(),
+            self.planner.lines_after_header,
+            identity.staged,
+            self.planner.cr_line_ends,
+        )
+
+    def join(self) -> None:
+        """Wait for the threads to end (they end by themselves once the plan is complete)."""
+        for thread in self.threads:
+            thread.join()
+
+    def close(self) -> None:
+        """Stop the threads (if they still run) and remove the staged copy, if any."""
+        with self.state:
+            self.stopping = True
+            self.state.notify_all()
+        self.join()
+        if self.staging_writer is not None:
+            self.staging_writer.close()
+            self.staging_writer = None
+        if self.gzipped:
+            filesystem, staged = resolve(self.data_path)
+            if filesystem.get_file_info(staged).type == pafs.FileType.File:
+                remove_staged(self.data_path)
+
+    def __enter__(self) -> LandingScanner:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _chunks(self) -> tuple[LandingChunk, ...]:
+        return self.planner.chunks(self.data_path, None if self.gzipped else self.version)
+
+    def _complete_chunks(self) -> tuple[LandingChunk, ...]:
+        """The chunks whose end is known while the planner still cuts: from each cut to the
+        next; the planner only appends cuts, so these never change."""
+        cuts = list(self.planner.cuts)
+        version = None if self.gzipped else self.version
+        return tuple(
+            LandingChunk(self.data_path, start, end, line + 1, version, self.planner.cr_line_ends)
+            for (start, line), (end, _) in itertools.pairwise(cuts)
+        )
+
+    def _raise_error(self) -> None:
+        if self.error is not None:
+            raise self.error
+        if self.stopping:
+            raise LandingFileError(self.source, "scan stopped", "the scan was closed", "")
+
+    def _check_header(self) -> None:
+        header = self.planner.header
+        if header is None or not header.strip(b"\r\n"):
+            raise LandingFileError(
+                self.source,
+                "no header",
+                "the file is empty" if not header else "the first line is empty",
+                f"Nothing was written. The first line must be {HEADER_LINE!r}; "
+                "a day without transactions is a file with only that line",
+            )
+        check_header(self.source, header)
+
+    def _guarded(self, work: Callable[[], None]) -> None:
+        try:
+            work()
+        except BaseException as error:  # handed to the thread that waits for the scan
+            with self.state:
+                if self.error is None:
+                    self.error = error
+                self.state.notify_all()
+            if work == self._read:
+                self._put(_END)
+
+    def _put(self, block: bytes) -> None:
+        if self.local_data is not None:
+            return
+        while True:
+            try:
+                self.queue.put(block, timeout=0.1)
+                return
+            except queue.Full:
+                if self.stopping or self.error is not None:
+                    return
+
+    def _read(self) -> None:
+        sha = hashlib.sha256()
+        gunzip = _Gunzip(self.source) if self.gzipped else None
+        for block in self.blocks:
+            if self.stopping or self.error is not None:
+                return
+            sha.update(block)
+            self.file_bytes += len(block)
+            data = gunzip.feed(block) if gunzip else block
+            if self.staging_writer is not None:
+                self.staging_writer.write(data)
+            if self.local_data is not None:
+                with self.state:
+                    self.readable += len(data)
+                    self.state.notify_all()
+            elif data:
+                self._put(data)
+        if gunzip is not None:
+            gunzip.finish()
+        if self.staging_writer is not None:
+            self.staging_writer.close()
+            self.staging_writer = None
+        self.sha256 = sha.hexdigest()
+        self._put(_END)
+        with self.state:
+            self.read_done = True
+            self.state.notify_all()
+
+    def _plan(self) -> None:
+        for data in self._unpacked():
+            self.planner.feed(data)  # not under the lock: the reader must not wait for it
+            with self.state:
+                self.state.notify_all()
+        with self.state:
+            self.planner.feed(b"", at_end=True)
+            self.plan_done = True
+            self.state.notify_all()
+
+    def _unpacked(self) -> Iterator[bytes]:
+        """The unpacked bytes, block by block, as the reader makes them available."""
+        if self.local_data is None:
+            while (data := self._take()) is not _END:
+                yield data
+            return
+        with open(self.local_data, "rb", buffering=0) as handle:
+            offset = 0
+            while True:
+                with self.state:
+                    self.state.wait_for(functools.partial(self._readable_past, offset))
+                    if self.stopping or self.error is not None:
+                        return
+                    available, finished = self.readable, self.read_done
+                if available == offset and finished:
+                    return
+                data = os.pread(handle.fileno(), min(available - offset, BLOCK_BYTES), offset)
+                if not data:
+                    raise LandingFileError(
+                        self.source,
+                        "file changed during the scan",
+                        f"{available} bytes read, but {offset} found",
+                        "Nothing was written. Re-run the ingest once the file is complete",
+                    )
+                offset += len(data)
+                yield data
+
+    def _readable_past(self, offset: int) -> bool:
+        """Whether the planner, at `offset` of the local file, has something to do."""
+        return self.stopping or self.error is not None or self.readable > offset or self.read_done
+
+    def _take(self) -> bytes:
+        while True:
+            try:
+                return self.queue.get(timeout=0.1)
+            except queue.Empty:
+                if self.stopping:
+                    return _END
+
+
 def scan_landing_file(
     source: str,
     chunk_bytes: int,
@@ -230,59 +517,14 @@ def scan_landing_file(
     Whole-file problems (no header, a wrong header, broken gzip) raise LandingFileError
     before anything is written; a staged copy is then removed again.
     """
-    sha = hashlib.sha256()
-    blocks = landing_source.open_blocks(source, version, BLOCK_BYTES)
-    first = next(blocks, b"")
-    gzipped = first.startswith(GZIP_MAGIC)
-    planner = _ChunkPlanner(source, chunk_bytes, max_record_bytes)
-    data_path = canonical_source(source)
-    staging_writer = None
-    if gzipped:
-        data_path = canonical_source(f"{staging_dir.rstrip('/')}/{uuid.uuid4().hex}.csv")
-        staging_fs, staged = resolve(data_path)
-        staging_fs.create_dir(staged.rsplit("/", 1)[0])
-        staging_writer = staging_fs.open_output_stream(staged)
-    gunzip = _Gunzip(source) if gzipped else None
-    file_bytes = 0
+    scanner = LandingScanner(source, chunk_bytes, staging_dir, max_record_bytes, version)
     try:
-        for block in _chain(first, blocks):
-            sha.update(block)
-            file_bytes += len(block)
-            data = gunzip.feed(block) if gunzip else block
-            if staging_writer is not None:
-                staging_writer.write(data)
-            planner.feed(data)
-        if gunzip is not None:
-            gunzip.finish()
-        planner.feed(b"", at_end=True)
-        if planner.header is None or not planner.header.strip(b"\r\n"):
-            raise LandingFileError(
-                source,
-                "no header",
-                "the file is empty" if not planner.header else "the first line is empty",
-                f"Nothing was written. The first line must be {HEADER_LINE!r}; "
-                "a day without transactions is a file with only that line",
-            )
-        check_header(source, planner.header)
+        scan = scanner.result()
     except BaseException:
-        if staging_writer is not None:
-            staging_writer.close()
-            staging_writer = None
-            remove_staged(data_path)
+        scanner.close()
         raise
-    finally:
-        if staging_writer is not None:
-            staging_writer.close()
-    return LandingScan(
-        source,
-        data_path,
-        sha.hexdigest(),
-        file_bytes,
-        planner.chunks(data_path, None if gzipped else version),
-        planner.lines_after_header,
-        gzipped,
-        planner.cr_line_ends,
-    )
+    scanner.join()
+    return scan
 
 
 def remove_staged(data_path: str) -> None:

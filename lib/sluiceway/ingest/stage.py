@@ -15,6 +15,7 @@ import dataclasses
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -26,7 +27,7 @@ from sluiceway.commits import TableCommits
 from sluiceway.iceberg_files import WrittenFile, write_target
 from sluiceway.ingest.event_time import from_micros
 from sluiceway.ingest.known_ids import earlier_ids
-from sluiceway.ingest.landing import LandingChunk, LandingScan, remove_staged_folder
+from sluiceway.ingest.landing import LandingChunk, LandingScanner, remove_staged_folder
 from sluiceway.ingest.publish import stage_files, staged_record_count
 from sluiceway.ingest.reconcile import Counts
 from sluiceway.ingest.table_rows import Lineage
@@ -42,9 +43,12 @@ from sluiceway.ingest.write import (
     whole_file_reasons,
 )
 from sluiceway.locations import resolve
+from sluiceway.logs import get_logger, log_event
 from sluiceway.settings import Settings
 from sluiceway.spark import task_progress
 from sluiceway.tables import REJECTED_RECORDS, TRANSACTIONS
+
+LOGGER = get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -67,12 +71,13 @@ def write_and_stage(
     spark: SparkSession,
     settings: Settings,
     commits: TableCommits,
-    scan: LandingScan,
+    scanner: LandingScanner,
     ingest_id: str,
     source_file: str,
     say: Callable[[str], None],
 ) -> StagedIngest:
-    """Tasks write each chunk's files; whole-file reasons are added; files are staged."""
+    """Tasks write each chunk's files, starting while the scanner still plans; whole-file
+    reasons are added; files are staged."""
     plan = ChunkPlan(
         lineage=Lineage(source_file, ingest_id, datetime.now(UTC)),
         transactions=write_target(spark, settings, TRANSACTIONS),
@@ -80,10 +85,22 @@ def write_and_stage(
         max_record_bytes=settings.max_record_bytes,
         ids_location=f"{settings.staging_location().rstrip('/')}/ids-{uuid.uuid4().hex}",
     )
-    chunks = dict(enumerate(scan.chunks))
     clock = time.monotonic()
-    files = _run_tasks(spark, plan, chunks, say, scan.physical_lines)
-    say(f"tokenized, validated and wrote {len(chunks)} chunks in {time.monotonic() - clock:.1f} s")
+    chunks, files = _run_tasks_as_planned(spark, plan, scanner, say)
+    scan = scanner.result()
+    say(
+        f"scanned {source_file}: {scan.file_bytes / 1e6:.1f} MB, {scan.physical_lines:,} lines, "
+        f"{len(scan.chunks)} chunks; tokenized, validated and wrote them in "
+        f"{time.monotonic() - clock:.1f} s"
+    )
+    log_event(
+        LOGGER,
+        "landing file scanned",
+        ingest_id=ingest_id,
+        file_bytes=scan.file_bytes,
+        lines=scan.physical_lines,
+        chunks=len(scan.chunks),
+    )
     clock = time.monotonic()
     id_files = [f for chunk_files in files.values() for f in chunk_files if f.table == IDS_TABLE]
     files = {
@@ -130,6 +147,35 @@ def write_and_stage(
     )
 
 
+def _run_tasks_as_planned(
+    spark: SparkSession, plan: ChunkPlan, scanner: LandingScanner, say: Callable[[str], None]
+) -> tuple[dict[int, LandingChunk], dict[int, list[FileFigures]]]:
+    """The chunks in rounds of Spark jobs, each submitted as soon as the planner has cut its
+    chunks (a round at least twice the one before, so a 64-chunk file takes a handful of
+    jobs), from threads: Spark queues the rounds' tasks in order, so the cores never wait for
+    a round's last task. Returns every chunk by index and the files each chunk's task wrote.
+    """
+    parallelism = max(spark.sparkContext.defaultParallelism, 1)
+    chunks: dict[int, LandingChunk] = {}
+    rounds = []
+    # The number of chunks is known once the plan is complete; the progress lines estimate it.
+    estimate = max(-(-scanner.file_bytes // max(scanner.planner.chunk_bytes, 1)), 1)
+    with (
+        ThreadPoolExecutor(max_workers=4, thread_name_prefix="ingest-round") as pool,
+        task_progress(spark, "chunks", estimate, say),
+    ):
+        at_least = parallelism
+        for batch in scanner.planned(at_least=parallelism):
+            indexed = {len(chunks) + offset: chunk for offset, chunk in enumerate(batch)}
+            chunks.update(indexed)
+            rounds.append(pool.submit(_collect_files, spark, plan, indexed))
+            at_least = max(at_least, len(batch)) * 2
+        files: dict[int, list[FileFigures]] = {}
+        for written in rounds:
+            files.update(written.result())
+    return chunks, files
+
+
 def _run_tasks(
     spark: SparkSession,
     plan: ChunkPlan,
@@ -138,13 +184,20 @@ def _run_tasks(
     lines: int = 0,
 ) -> dict[int, list[FileFigures]]:
     """One task per chunk; the files each chunk's task wrote."""
+    with task_progress(spark, "chunks", len(chunks), say, lines):
+        return _collect_files(spark, plan, chunks)
+
+
+def _collect_files(
+    spark: SparkSession, plan: ChunkPlan, chunks: dict[int, LandingChunk]
+) -> dict[int, list[FileFigures]]:
+    """One Spark job, one task per chunk; the files each chunk's task wrote."""
     rows = [(index, *dataclasses.astuple(chunk)) for index, chunk in chunks.items()]
     # One slice per chunk, so every chunk is its own task and every core works.
     slices = spark.sparkContext.parallelize(rows, max(len(rows), 1))
     frame = spark.createDataFrame(slices, CHUNK_SCHEMA)
     output = frame.mapInArrow(task_function(plan), from_arrow_schema(TASK_OUTPUT_SCHEMA))
-    with task_progress(spark, "chunks", len(rows), say, lines):
-        written = output.collect()
+    written = output.collect()
     files: dict[int, list[FileFigures]] = {index: [] for index in chunks}
     for row in written:
         if row.file:

@@ -24,7 +24,14 @@ import pyarrow.parquet as pq
 
 from sluiceway import contract as c
 from sluiceway.iceberg_files import WriteTarget, by_day, write_parquet
-from sluiceway.ingest.duplicates import duplicate_details, duplicates_in_file, readable_ids
+from sluiceway.ingest.duplicates import (
+    IdHash,
+    duplicate_details,
+    duplicates_in_file,
+    id_hashes,
+    ids_in,
+    readable_ids,
+)
 from sluiceway.ingest.landing import LandingChunk, read_chunk
 from sluiceway.ingest.parse import tokenize
 from sluiceway.ingest.reasons import add_reason
@@ -145,21 +152,20 @@ def read_ids_of_ingests(
 
 
 def whole_file_reasons(
-    ids: pa.Table, known: pa.Array | pa.ChunkedArray
+    ids: pa.Table, known: pa.Array | pa.ChunkedArray, hash_ids: IdHash = id_hashes
 ) -> dict[int, tuple[ExtraReason, ...]]:
     """Lines whose id appears on an earlier line of the file, or is in `known` ids.
 
-    The same duplicate rule as `sluiceway check` (duplicates.duplicates_in_file) plus a hash
-    look-up in the known ids, without a shuffle of whole records.
+    The same duplicate rule as `sluiceway check` (duplicates.duplicates_in_file) plus a look-up
+    in the known ids, without a shuffle of whole records. Both compare 64-bit hashes of the ids
+    first and confirm the candidates on the ids' text (`id_hash`), so a hash collision never
+    rejects a record and random ids cost what sequential ones do.
     """
     transaction_ids = ids["transaction_id"].combine_chunks()
     lines = ids["line_number"].to_numpy()
-    repeated, first_lines = duplicates_in_file(transaction_ids, lines)
-    known_set = known.combine_chunks() if isinstance(known, pa.ChunkedArray) else known
-    if len(known_set) > len(transaction_ids):
-        # Hash the smaller side: keep only the known ids this file holds, then look those up.
-        known_set = known_set.filter(pc.is_in(known_set, value_set=transaction_ids))
-    is_known = pc.is_in(transaction_ids, value_set=known_set).to_numpy(zero_copy_only=False)
+    hashes = hash_ids(transaction_ids)
+    repeated, first_lines = duplicates_in_file(transaction_ids, lines, hashes, hash_ids)
+    is_known = ids_in(transaction_ids, hashes, known, hash_ids)
     suspects = np.flatnonzero(repeated | is_known)
     chosen = transaction_ids.take(pa.array(suspects, pa.int64()))
     duplicate_texts = duplicate_details(chosen, first_lines[suspects]).to_pylist()
