@@ -12,7 +12,7 @@ BENCH_DAY_RECORDS ?= 30000000
 BENCH_DAY_HISTORY ?= 1
 
 .DEFAULT_GOAL := help
-.PHONY: help venv jars demo test test-unit test-integration lint format bench-ingest bench-process bench-day clean
+.PHONY: help venv jars demo test test-unit test-integration lint format bench-ingest bench-process bench-day bench-stream clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -91,6 +91,9 @@ bench-process: jars ## financial handler: engine vs row-by-row rdd vs native Spa
 
 bench-day: jars ## a whole day (BENCH_DAY_RECORDS=30000000) ingested + processed as processes, vs DuckDB; BENCH_DAY_HISTORY=3 for day 3 / day 1
 	$(BIN)/python bench/bench_day.py --records $(BENCH_DAY_RECORDS) --history $(BENCH_DAY_HISTORY)
+
+bench-stream: jars kafka ## `sluiceway stream` from the test broker: sustained rec/s, produce->visible latency at 10k/s, vs the file ingest
+	$(BIN)/python bench/bench_stream.py
 
 .PHONY: submit
 submit: jars ## run a job with spark-submit and the Iceberg runtime: make submit JOB=ingest_landing ARGS="--source F"

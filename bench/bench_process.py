@@ -49,7 +49,7 @@ from sluiceway.logs import configure_logging
 from sluiceway.processing import ProcessOptions, ProcessResult, process_records
 from sluiceway.processing.financial import FinancialHandler, assess_record, assess_with_spark
 from sluiceway.processing.handlers import NoopHandler
-from sluiceway.processing.partition import PartitionPlan, process_partition
+from sluiceway.processing.partition import ENGINE_INPUT_COLUMNS, PartitionPlan, process_partition
 from sluiceway.processing.run import idempotency_key_column, lay_out
 from sluiceway.settings import Settings, load_settings
 from sluiceway.spark import build_session
@@ -168,21 +168,26 @@ def main() -> int:
 
     def bind_and_engine() -> None:
         """(a) plus the handler's own Spark-side work: bind (FX rates, the velocity window)
-        on the day's records as stored, then the same layout and engine."""
+        on the day's records as stored, in the engine's layout (the run's `lay_out`: one
+        shuffle by account), then the engine."""
         fresh = FinancialHandler()
-        rebound = fresh.bind(transactions, settings).withColumn(
-            "idempotency_key", idempotency_key_column(fresh.name)
-        )
-        laid_out = lay_out(rebound, fresh, cores * 2)
+        laid_out = lay_out(transactions, fresh, settings, cores * 2)
         sink(laid_out.mapInArrow(counted(PartitionPlan(fresh)), "records bigint"))
 
-    def engine(chosen, batch_size: int = ProcessOptions.batch_size) -> Callable[[], None]:
-        """What a wave runs (layout by transaction id, then the engine in mapInArrow), with
-        each outcome batch counted instead of written."""
-        plan = PartitionPlan(chosen, batch_size=batch_size)
-        return lambda: sink(
-            lay_out(bound, chosen, cores * 2).mapInArrow(counted(plan), "records bigint")
+    def by_transaction_id(chosen) -> DataFrame:
+        """The cached records in the engine's generic layout: hash and sort by transaction id."""
+        wanted = dict.fromkeys((*ENGINE_INPUT_COLUMNS, *chosen.columns))
+        return (
+            bound.select(*wanted)
+            .repartition(cores * 2, "transaction_id")
+            .sortWithinPartitions("transaction_id")
         )
+
+    def engine(chosen, batch_size: int = ProcessOptions.batch_size) -> Callable[[], None]:
+        """What a wave's tasks run (a layout, then the engine in mapInArrow) on the cached
+        records, with each outcome batch counted instead of written."""
+        plan = PartitionPlan(chosen, batch_size=batch_size)
+        return lambda: sink(by_transaction_id(chosen).mapInArrow(counted(plan), "records bigint"))
 
     def naive() -> None:
         def per_row(rows):

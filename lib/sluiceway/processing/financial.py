@@ -23,12 +23,12 @@ from numpy.typing import NDArray
 
 from sluiceway.processing.fx import DailyRateIndex, FxRates, load_fx_rates, read_fx_rates
 from sluiceway.processing.handlers import ArrowHandler
-from sluiceway.processing.select import RECORD_KEY
+from sluiceway.processing.partition import ENGINE_INPUT_COLUMNS
 from sluiceway.statuses import COMPLETED
 from sluiceway.tables import INGEST_LEDGER, TRANSACTIONS
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame
+    from pyspark.sql import DataFrame, SparkSession
 
     from sluiceway.settings import Settings
 
@@ -156,12 +156,26 @@ class FinancialHandler(ArrowHandler):
 
     def bind(self, records: DataFrame, settings: Settings) -> DataFrame:
         """Load the FX rates into this handler and count each account's recent transactions."""
-        spark = records.sparkSession
+        self._load_rates(records.sparkSession, settings)
+        return with_recent_counts(records, settings, self.rules)
+
+    def bind_laid_out(
+        self, records: DataFrame, settings: Settings, partitions: int, whole_ingests: bool = False
+    ) -> DataFrame:
+        """`bind` in the engine's layout: the velocity window's shuffle by account is the
+        only shuffle; the tasks read the records grouped by account, in time order."""
+        self._load_rates(records.sparkSession, settings)
+        wanted = [name for name in (*ENGINE_INPUT_COLUMNS, *self.columns) if name != RECENT_COUNT]
+        return with_recent_counts(
+            records.select(*dict.fromkeys(wanted)), settings, self.rules, partitions,
+            whole_ingests,
+        )  # fmt: skip
+
+    def _load_rates(self, spark: SparkSession, settings: Settings) -> None:
         load_fx_rates(spark, settings)
         self.rates = read_fx_rates(spark, settings, self.rules.base_currency)
         # Built once here and shipped with the handler: per task it would cost ~0.1 s each.
         self._index = DailyRateIndex(self.rates)
-        return with_recent_counts(records, settings, self.rules)
 
     def setup(self) -> None:
         if self.rates is None:
@@ -251,45 +265,94 @@ def _filled(mask: pa.Array) -> NDArray[np.bool_]:
     return filled.astype(bool)
 
 
-def with_recent_counts(records: DataFrame, settings: Settings, rules: FinancialRules) -> DataFrame:
+# The velocity window's own columns: a record travels whole in RECORD (null for a transaction
+# it is counted against), beside the keys the window groups and orders by. The account's hash
+# comes first in the sort so that Spark's 8-byte sort prefix tells rows apart (account ids of
+# one bank share their first 8 characters; sorting by them compared whole rows).
+_RECORD = "_velocity_record"
+_ACCOUNT_HASH = "_velocity_account_hash"
+_EVENT_SECOND = "_velocity_event_second"
+
+
+def with_recent_counts(
+    records: DataFrame,
+    settings: Settings,
+    rules: FinancialRules,
+    partitions: int | None = None,
+    whole_ingests: bool = False,
+) -> DataFrame:
     """Add `account_recent_count`: the account's transactions in the window before each record.
 
     Counted over every completed ingest's transactions of the records' time span (not just
     this run's records), so a resumed run computes the same flag as an uninterrupted one.
     Only completed ingests, like every reader of an ingest (docs/adr/0007-write-audit-publish.md):
-    rows on `main` whose ingest is still `publishing` are not decided for processing yet. The
-    counts are
-    keyed per record (ingest id and transaction id): a transaction id can recur in another
-    ingest beyond `duplicate_lookback_days`, and a join on the id alone gave such a record
-    one row per ingest, so its result was written twice.
+    rows on `main` whose ingest is still `publishing` are not decided for processing yet.
+
+    One windowed pass: the records and the transactions they are counted against go through
+    one window by account, which counts only the latter, so each record gets exactly its own
+    count, with no join back on a key (a join on the transaction id alone once gave a record
+    that recurs in another ingest two rows). `whole_ingests`: the records are every
+    transaction of their (completed) ingests, as on an ingest's first run; then they count
+    themselves and only other ingests' transactions are read beside them. With `partitions`,
+    the window's shuffle is also the engine's layout: the records come out hash-partitioned by
+    account into `partitions` partitions, sorted by account, event time, transaction id and
+    ingest id, a total order (see Handler.bind_laid_out).
     """
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    bounds = records.agg(F.min("event_time").alias("low"), F.max("event_time").alias("high"))
+    bounds = records.agg(
+        F.min("event_time").alias("low"),
+        F.max("event_time").alias("high"),
+        F.collect_set("ingest_id").alias("ingests"),
+    )
     row = bounds.first()
     low, high = (row.low, row.high) if row is not None else (None, None)
-    if low is None:
-        return records.withColumn(RECENT_COUNT, F.lit(0).cast("bigint"))
-    window = (
-        Window.partitionBy("account_id")
-        .orderBy(F.col("event_time").cast("long"))
-        .rangeBetween(-rules.velocity_window_seconds, 0)
-    )
+    if low is None or row is None:
+        counted = records.withColumn(RECENT_COUNT, F.lit(0).cast("bigint"))
+        if partitions:
+            counted = counted.repartition(partitions, "transaction_id").sortWithinPartitions(
+                "transaction_id", "ingest_id"
+            )
+        return counted
     earliest = low - timedelta(seconds=rules.velocity_window_seconds)
     spark = records.sparkSession
-    completed = (
-        spark.table(settings.table(INGEST_LEDGER))
-        .filter(F.col("status") == COMPLETED)
-        .select("ingest_id")
-    )
-    counts = (
+    completed = spark.table(settings.table(INGEST_LEDGER)).filter(F.col("status") == COMPLETED)
+    if whole_ingests:
+        completed = completed.filter(~F.col("ingest_id").isin(*row.ingests))
+    counted_against = (
         spark.table(settings.table(TRANSACTIONS))
         .filter(F.col("event_time").between(F.lit(earliest), F.lit(high)))
-        .join(F.broadcast(completed), "ingest_id", "left_semi")
-        .select(*RECORD_KEY, F.count(F.lit(1)).over(window).alias(RECENT_COUNT))
+        .join(F.broadcast(completed.select("ingest_id")), "ingest_id", "left_semi")
+        .select("account_id", "event_time", F.lit(None).alias(_RECORD))
     )
-    return records.join(counts, RECORD_KEY, "left")
+    both = (
+        records.select("account_id", "event_time", F.struct(*records.columns).alias(_RECORD))
+        .unionByName(counted_against)
+        .select(
+            F.xxhash64("account_id").alias(_ACCOUNT_HASH),
+            "account_id",
+            F.col("event_time").cast("long").alias(_EVENT_SECOND),
+            _RECORD,
+        )
+    )
+    if partitions:
+        # The window's ordering is a prefix of this sort, so Spark sorts once.
+        both = both.repartition(partitions, "account_id").sortWithinPartitions(
+            _ACCOUNT_HASH, "account_id", _EVENT_SECOND,
+            f"{_RECORD}.transaction_id", f"{_RECORD}.ingest_id",
+        )  # fmt: skip
+    window = (
+        Window.partitionBy(_ACCOUNT_HASH, "account_id")
+        .orderBy(_EVENT_SECOND)
+        .rangeBetween(-rules.velocity_window_seconds, 0)
+    )
+    # A range frame holds every row of the account in [t - window, t], equal times included.
+    is_record = F.col(_RECORD).isNotNull()
+    counts = F.count(F.lit(1) if whole_ingests else F.when(~is_record, F.lit(1))).over(window)
+    return (
+        both.withColumn(RECENT_COUNT, counts).filter(is_record).select(f"{_RECORD}.*", RECENT_COUNT)
+    )
 
 
 def assess_with_spark(records: DataFrame, rates: FxRates, rules: FinancialRules) -> DataFrame:

@@ -84,6 +84,23 @@ class Handler:
         """
         return records
 
+    def bind_laid_out(
+        self, records: DataFrame, settings: Settings, partitions: int, whole_ingests: bool = False
+    ) -> DataFrame | None:
+        """Optional: `bind` and the layout the tasks read, in one shuffle.
+
+        `whole_ingests` says the records are every accepted record of their ingests (an
+        ingest's first run), so they need not be told apart from the rest of the table.
+
+        For a handler whose cross-record work already groups the records (counts per account
+        need every transaction of an account in one partition): return the bound records,
+        only the columns the engine and the handler read, hash-partitioned into exactly
+        `partitions` partitions and sorted within them by keys that make the order total,
+        so that a retried task rebuilds the same batches. None (the default): the engine calls
+        `bind`, then spreads the records by transaction id itself, a second shuffle.
+        """
+        return None
+
     def setup(self) -> None:
         """Once per partition: open clients and sessions that every batch reuses."""
 

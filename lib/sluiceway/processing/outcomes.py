@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import pyarrow as pa
@@ -75,6 +75,16 @@ class WavePlan:
     partition: PartitionPlan
     targets: dict[str, WriteTarget]  # by table name
     failpoint: str = ""  # Settings.failpoint, for AFTER_TASK_FILES_WRITTEN
+    # The waves are runs of consecutive partitions of one layout: partition p is in wave
+    # p // partitions_per_wave (0: every partition is in `partition.wave`).
+    partitions_per_wave: int = 0
+
+    def for_partition(self, partition_id: int) -> WavePlan:
+        """The plan of one task, with the wave its partition belongs to."""
+        if not self.partitions_per_wave:
+            return self
+        wave = partition_id // self.partitions_per_wave
+        return replace(self, partition=replace(self.partition, wave=wave))
 
 
 def task_function(
@@ -87,10 +97,11 @@ def task_function(
 
         context = TaskContext.get()
         partition_id = context.partitionId() if context else 0
-        outcomes = list(process_partition(batches, plan.partition, partition_id))
-        summary = summarize(outcomes, plan, f"{uuid.uuid4().hex[:8]}-p{partition_id:05d}")
+        mine = plan.for_partition(partition_id)
+        outcomes = list(process_partition(batches, mine.partition, partition_id))
+        summary = summarize(outcomes, mine, f"{uuid.uuid4().hex[:8]}-p{partition_id:05d}")
         failpoints.reach_in_task(
-            plan.failpoint, AFTER_TASK_FILES_WRITTEN, context.attemptNumber() if context else 0
+            mine.failpoint, AFTER_TASK_FILES_WRITTEN, context.attemptNumber() if context else 0
         )
         yield from summary
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -43,7 +43,7 @@ from sluiceway.tables import (
 )
 
 if TYPE_CHECKING:
-    from pyspark.sql import Column, DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame, Row, SparkSession
 
     from sluiceway.settings import Settings
 
@@ -138,7 +138,9 @@ def process_records(
             records = records.persist(StorageLevel.MEMORY_AND_DISK)
         try:
             pending = records.count() if selection.known_count is None else selection.known_count
-            return _process(commits, options, handler, records, scope, pending, started)
+            # A known count means no anti-join: the records are their ingests' every record.
+            whole = selection.known_count is not None
+            return _process(commits, options, handler, records, scope, pending, started, whole)
         finally:
             records.unpersist()
 
@@ -151,6 +153,7 @@ def _process(
     scope: IngestScope,
     pending: int,
     started: float,
+    whole_ingests: bool = False,
 ) -> ProcessResult:
     spark, settings = commits.spark, commits.settings
     selected = time.monotonic()
@@ -167,7 +170,9 @@ def _process(
     )  # fmt: skip
     cause = ""
     if pending:
-        cause = _run_waves(commits, handler, records, options, waves, partitions, metrics)
+        cause = _run_waves(
+            commits, handler, records, options, waves, partitions, metrics, whole_ingests
+        )
     metrics.seconds = time.monotonic() - started
     reconciling = time.monotonic()
     result = ProcessResult(
@@ -199,56 +204,61 @@ def _run_waves(
     waves: int,
     partitions: int,
     metrics: RunMetrics,
+    whole_ingests: bool,
 ) -> str:
     """Run and commit the waves; stop at the first wave that left records pending.
 
+    The records are laid out once, for every wave (`waves * partitions` partitions, one
+    shuffle written to local disk); wave w is the run of partitions [w * partitions,
+    (w + 1) * partitions) of that layout, run as its own Spark job. So a day costs one pass
+    whatever the number of waves, instead of one pass over the whole day per wave, and
+    nothing of the day is held in memory between the waves.
+
     Returns why records were left pending (the endpoint's last error), or "" when none were.
     """
-    from pyspark.sql import functions as F
-
     spark, settings = commits.spark, commits.settings
     binding = time.monotonic()
-    bound = handler.bind(records, settings).withColumn(
-        "idempotency_key", idempotency_key_column(handler.name)
+    plan = WavePlan(
+        PartitionPlan(handler, options.batch_size, options.retry_policy()),
+        {
+            name: write_target(spark, settings, name)
+            for name in (PROCESSED_TRANSACTIONS, PROCESSING_FAILURES)
+        },
+        settings.failpoint,
+        partitions_per_wave=partitions,
     )
-    if waves > 1:
-        bound = bound.persist(StorageLevel.MEMORY_AND_DISK)
+    laid_out = lay_out(records, handler, settings, waves * partitions, whole_ingests)
+    # `.rdd` plans the query (its shuffle runs now, once); every wave then runs only the
+    # tasks of its own partitions (`runJob`), reading the shuffle's files.
+    tasks = run_wave(laid_out, plan).rdd
+    total = tasks.getNumPartitions()
     metrics.wave_seconds += time.monotonic() - binding
-    targets = {
-        name: write_target(spark, settings, name)
-        for name in (PROCESSED_TRANSACTIONS, PROCESSING_FAILURES)
-    }
-    try:
-        for wave in range(waves):
-            selected = bound
-            if waves > 1:
-                selected = bound.filter(
-                    F.pmod(F.xxhash64("transaction_id"), F.lit(waves)) == F.lit(wave)
-                )
-            plan = WavePlan(
-                PartitionPlan(handler, options.batch_size, options.retry_policy(), wave),
-                targets,
-                settings.failpoint,
-            )
-            began = time.monotonic()
-            outcome = read_wave(run_wave(selected, plan, partitions).collect())
-            handled = time.monotonic()
-            commit_wave(commits, outcome, f"{wave + 1}/{waves}")
-            metrics.add(outcome.metrics)
-            metrics.wave_seconds += handled - began
-            log_event(
-                LOGGER, "processing wave committed", wave=f"{wave + 1}/{waves}",
-                **metrics.summary(), handler_seconds=round(handled - began, 2),
-                commit_seconds=round(time.monotonic() - handled, 2),
-            )  # fmt: skip
-            if outcome.pending_cause:
-                # The breaker opened: the remaining waves would only hammer the endpoint.
-                log_event(LOGGER, "processing stopped: endpoint unavailable", wave=wave,
-                          waves=waves, cause=outcome.pending_cause)  # fmt: skip
-                return outcome.pending_cause
-        return ""
-    finally:
-        bound.unpersist()
+    log_event(LOGGER, "processing laid out", partitions=total,
+              layout_seconds=round(time.monotonic() - binding, 2))  # fmt: skip
+    for wave in range(waves):
+        chosen = range(wave * partitions, min((wave + 1) * partitions, total))
+        began = time.monotonic()
+        rows = spark.sparkContext.runJob(tasks, _as_list, list(chosen)) if chosen else []
+        outcome = read_wave(rows)
+        handled = time.monotonic()
+        commit_wave(commits, outcome, f"{wave + 1}/{waves}")
+        metrics.add(outcome.metrics)
+        metrics.wave_seconds += handled - began
+        log_event(
+            LOGGER, "processing wave committed", wave=f"{wave + 1}/{waves}",
+            **metrics.summary(), handler_seconds=round(handled - began, 2),
+            commit_seconds=round(time.monotonic() - handled, 2),
+        )  # fmt: skip
+        if outcome.pending_cause:
+            # The breaker opened: the remaining waves would only hammer the endpoint.
+            log_event(LOGGER, "processing stopped: endpoint unavailable", wave=wave,
+                      waves=waves, cause=outcome.pending_cause)  # fmt: skip
+            return outcome.pending_cause
+    return ""
+
+
+def _as_list(rows: Iterable[Row]) -> list[Row]:
+    return list(rows)
 
 
 def plan_partitions(spark: SparkSession, records: float, options: ProcessOptions) -> int:
@@ -260,20 +270,36 @@ def plan_partitions(spark: SparkSession, records: float, options: ProcessOptions
     return max(1, min(max(cores, batches // 4), cores * 4, max(batches, 1)))
 
 
-def lay_out(records: DataFrame, handler: Handler, partitions: int) -> DataFrame:
-    """The records the handler reads, hash-partitioned and sorted by transaction id.
+def lay_out(
+    records: DataFrame,
+    handler: Handler,
+    settings: Settings,
+    partitions: int,
+    whole_ingests: bool = False,
+) -> DataFrame:
+    """The records as the tasks read them: keyed, bound by the handler, in `partitions`
+    partitions, each in a deterministic order.
 
     Same partition and order on a task retry: the retried task rebuilds the same batches,
-    so batch ids in processing_failures mean the same thing on every attempt.
+    so batch ids in processing_failures mean the same thing on every attempt. A handler that
+    groups the records itself (`bind_laid_out`, the financial handler by account) does it in
+    its own shuffle; any other is bound, then hash-partitioned and sorted by transaction id.
+    `whole_ingests`: the records are every accepted record of their ingests (the selection
+    knew their count without an anti-join).
     """
+    keyed = records.withColumn("idempotency_key", idempotency_key_column(handler.name))
+    grouped = handler.bind_laid_out(keyed, settings, partitions, whole_ingests)
+    if grouped is not None:
+        return grouped
+    bound = handler.bind(keyed, settings)
     if handler.columns:
-        records = records.select(*dict.fromkeys((*ENGINE_INPUT_COLUMNS, *handler.columns)))
-    return records.repartition(partitions, "transaction_id").sortWithinPartitions("transaction_id")
+        bound = bound.select(*dict.fromkeys((*ENGINE_INPUT_COLUMNS, *handler.columns)))
+    return bound.repartition(partitions, "transaction_id").sortWithinPartitions("transaction_id")
 
 
-def run_wave(records: DataFrame, plan: WavePlan, partitions: int) -> DataFrame:
-    """The wave's task summaries (processing/outcomes.py); collecting them runs the wave."""
-    laid_out = lay_out(records, plan.partition.handler, partitions)
+def run_wave(laid_out: DataFrame, plan: WavePlan) -> DataFrame:
+    """The task summaries of the laid-out records (processing/outcomes.py); running a
+    partition's task runs the handler over it and writes its outcome files."""
     return laid_out.mapInArrow(task_function(plan), TASK_OUTPUT_DDL)  # type: ignore[arg-type]
 
 
