@@ -154,3 +154,26 @@ def test_a_zombie_batch_is_fenced_and_the_batch_that_took_over_stays_once(
     assert rows == [(300, 300)]
     statuses = duckdb_query(settings, "SELECT status FROM ingest_ledger")
     assert statuses == [(COMPLETED,)]
+
+
+def test_a_batch_overlapping_an_ingested_one_is_refused_and_writes_nothing(
+    spark, isolated_settings, duckdb_query
+):
+    """A second stream of the topic (another checkpoint) reads offsets 5-14 after the first
+    ingested 0-9: offsets 5-9 must not land twice."""
+    from sluiceway.stream.batch import OverlappingBatchError
+
+    settings = isolated_settings
+    values, _ = generate_records(15, seed=14, first_id=800_000)
+    first = kafka_table(values[:10], partitions=1)
+    ingest_batch(spark, settings, KafkaBatch.of(TOPIC, first))
+    second = kafka_table(values[5:], partitions=1, first_offset=5)
+    with pytest.raises(OverlappingBatchError, match="offsets 0:5-9"):
+        ingest_batch(spark, settings, KafkaBatch.of(TOPIC, second))
+    rows = duckdb_query(
+        settings,
+        "SELECT count(*) FROM (SELECT source_file, line_number FROM transactions "
+        "UNION ALL SELECT source_file, line_number FROM rejected_records)",
+    )
+    assert rows == [(10,)]
+    assert duckdb_query(settings, "SELECT count(*) FROM ingest_ledger") == [(1,)]

@@ -45,7 +45,13 @@ from sluiceway.ingest.write import FileFigures, write_records
 from sluiceway.lease import writer_lease
 from sluiceway.settings import Settings
 from sluiceway.statuses import COMPLETED, FAILED, STARTED
-from sluiceway.stream.offsets import OffsetRanges, partition_source, stream_source, values_sha256
+from sluiceway.stream.offsets import (
+    OffsetRanges,
+    ledger_ranges,
+    partition_source,
+    stream_source,
+    values_sha256,
+)
 from sluiceway.stream.records import tokenize_values
 from sluiceway.tables import INGEST_TABLES, REJECTED_RECORDS, TRANSACTIONS, ensure_tables
 
@@ -61,6 +67,26 @@ BATCH_COLUMNS = ("partition", "offset", "value")
 
 class ReplayMismatchError(SluicewayError):
     """A replayed batch delivered other bytes than its first run: the topic was recreated."""
+
+
+class OverlappingBatchError(SluicewayError):
+    """Offsets of this batch were already ingested by another batch: a second stream of the
+    topic (another checkpoint, or a run started beside the first) read them too."""
+
+
+def _refuse_overlap(ranges: OffsetRanges, decided: list[OffsetRanges]) -> None:
+    """No offset is ingested by two batches: checked under the lease, before anything is
+    written, against every decided batch of the topic."""
+    for other in decided:
+        for partition, (first, end) in ranges.ranges.items():
+            other_first, other_end = other.ranges.get(partition, (0, 0))
+            if first < other_end and other_first < end:
+                raise OverlappingBatchError(
+                    f"offsets {partition}:{max(first, other_first)}-{min(end, other_end) - 1} of "
+                    f"{stream_source(ranges.topic)} were already ingested by batch "
+                    f"{other.ingest_id()} ({other.describe()}): is another stream of this topic "
+                    "running, or was it started with another checkpoint? Nothing was written"
+                )
 
 
 @dataclass(frozen=True)
@@ -111,6 +137,7 @@ def ingest_batch(
         previous = ledger.find_entry(spark, settings, ingest_id)
         if previous is not None and previous.status == COMPLETED:
             return _replayed(previous, ingest_id, source, sha256)
+        _refuse_overlap(ranges, ledger_ranges(spark, settings, batch.topic))
         entry = ledger.LedgerEntry(
             ingest_id=ingest_id,
             source_file=source,
