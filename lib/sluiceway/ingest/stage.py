@@ -123,6 +123,20 @@ def write_and_stage(
         files.update(redo)
     written = tuple(f for chunk_files in files.values() for f in chunk_files)
     clock = time.monotonic()
+    staged = stage_written(commits, written, ingest_id, scan.physical_lines)
+    say(
+        f"staged {len(written)} files ({staged.counts.records_read:,} records) in "
+        f"{time.monotonic() - clock:.1f} s"
+    )
+    return staged
+
+
+def stage_written(
+    commits: TableCommits, written: tuple[FileFigures, ...], ingest_id: str, lines_read: int
+) -> StagedIngest:
+    """The written files appended as one staged snapshot per table, and the ingest's figures
+    (records from Iceberg's own metadata): what the audit compares. Files and streams alike."""
+    spark, settings = commits.spark, commits.settings
     accepted = [f for f in written if f.table == TRANSACTIONS]
     rejected = [f for f in written if f.table == REJECTED_RECORDS]
     snapshots = {
@@ -135,12 +149,8 @@ def write_and_stage(
         staged_record_count(spark, settings, table, snapshot)
         for table, snapshot in snapshots.items()
     )
-    say(
-        f"staged {len(written)} files ({staged_records:,} records) in "
-        f"{time.monotonic() - clock:.1f} s"
-    )
     return StagedIngest(
-        counts_of_files(scan.physical_lines, staged_records, accepted, rejected),
+        counts_of_files(lines_read, staged_records, accepted, rejected),
         written,
         snapshots[TRANSACTIONS],
         snapshots[REJECTED_RECORDS],

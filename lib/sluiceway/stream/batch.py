@@ -29,16 +29,15 @@ from sluiceway import contract as c
 from sluiceway import failpoints
 from sluiceway.commits import TableCommits
 from sluiceway.errors import SluicewayError
-from sluiceway.iceberg_files import WrittenFile, write_target
+from sluiceway.iceberg_files import write_target
 from sluiceway.ingest import ledger
 from sluiceway.ingest.audit import AuditOutcome, audit
 from sluiceway.ingest.duplicates import duplicates_in_file, readable_ids
 from sluiceway.ingest.known_ids import earlier_ids
-from sluiceway.ingest.publish import stage_files, staged_record_count
 from sluiceway.ingest.reasons import accepted_mask, add_reason
 from sluiceway.ingest.recover import finish_interrupted_ingests
 from sluiceway.ingest.run import IngestResult, publish_or_discard, skipped_result
-from sluiceway.ingest.stage import StagedIngest, counts_of_files
+from sluiceway.ingest.stage import StagedIngest, stage_written
 from sluiceway.ingest.table_rows import Lineage
 from sluiceway.ingest.validate import validate
 from sluiceway.ingest.write import FileFigures, write_records
@@ -252,26 +251,9 @@ def _write_and_stage(
         rows = validated.filter(pc.equal(partitions, partition))
         lineage = Lineage(partition_source(batch.topic, partition), ingest_id, ingested_at)
         files += write_records(rows, lineage, *targets, f"{ingest_id}-p{partition}-{attempt}")
-    accepted = [f for f in files if f.table == TRANSACTIONS]
-    rejected = [f for f in files if f.table == REJECTED_RECORDS]
-    snapshots = {
-        table: stage_files(
-            commits, table, [WrittenFile(f.path, f.partition) for f in table_files], ingest_id
-        )
-        for table, table_files in ((TRANSACTIONS, accepted), (REJECTED_RECORDS, rejected))
-    }
-    staged_records = sum(
-        staged_record_count(spark, settings, table, snapshot)
-        for table, snapshot in snapshots.items()
-    )
-    counts = counts_of_files(batch.records.num_rows, staged_records, accepted, rejected)
+    staged = stage_written(commits, tuple(files), ingest_id, batch.records.num_rows)
     # Offsets are not lines 2..n of a file: the stream's own tiling check is in `_audit`.
-    return StagedIngest(
-        dataclasses.replace(counts, line_runs=None),
-        tuple(files),
-        snapshots[TRANSACTIONS],
-        snapshots[REJECTED_RECORDS],
-    )
+    return dataclasses.replace(staged, counts=dataclasses.replace(staged.counts, line_runs=None))
 
 
 def _audit(staged: StagedIngest, batch: KafkaBatch, validated: pa.Table) -> AuditOutcome:
