@@ -386,12 +386,6 @@ class KafkaProbe:
         return {int(tp.partition()): int(ends.get(tp)) for tp in ends.keySet()}
 
 
-def stream_description(options: StreamOptions) -> str:
-    """One line for logs: the topic, the brokers, the trigger."""
-    trigger = "available now" if options.available_now else f"every {options.trigger_seconds} s"
-    return f"{options.topic} at {options.bootstrap_servers}, {trigger}"
-
-
 def parse_kafka_options(items: list[str] | None) -> dict[str, str]:
     """`KEY=VALUE` items (or one comma-separated string of them) -> Spark Kafka options; keys
     without the `kafka.` prefix get it (they are Kafka client settings)."""
