@@ -650,12 +650,21 @@ def register_submit(commands: SubParsers) -> None:
 
 
 def _jars(args: argparse.Namespace) -> int:
+    import time
+
+    from sluiceway import class_archive
     from sluiceway.runtime_jars import Maven, fetch_jars, jar_cache, pinned_jars
 
     maven = Maven(args.repository, args.local_repository)
     fetched = fetch_jars(jar_cache(), pinned_jars().values(), maven)
     for jar in fetched:
         print(f"{jar.action:<8} {jar.pin.coordinate}  {jar.path} ({jar.seconds:.1f} s, sha256 ok)")
+    started = time.monotonic()
+    archive = class_archive.archive_path()
+    if archive is not None and not archive.is_file():
+        print("writing the Spark class archive (once, about a minute; it makes every later Spark start ~2.5x faster)")
+        class_archive.build_archive()
+        print(f"written  {archive} ({time.monotonic() - started:.1f} s)")
     return ExitCode.OK
 
 

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sluiceway import class_archive
 from sluiceway.errors import ConfigurationError
 from sluiceway.locations import is_s3
 from sluiceway.logs import get_logger, log_event
@@ -133,7 +134,9 @@ def spark_conf(settings: Settings, *, jars: bool = True) -> dict[str, str]:
                 "spark.driver.memory": settings.driver_memory,
                 "spark.sql.adaptive.enabled": "true",
                 "spark.ui.showConsoleProgress": "false",
-                "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={LOG4J_CONF}",
+                "spark.driver.extraJavaOptions": (
+                    f"-Dlog4j2.configurationFile={LOG4J_CONF} {class_archive.java_options()}"
+                ).strip(),
             }
         )
     if settings.profile in ("local", "batch") and not is_s3(settings.warehouse):
