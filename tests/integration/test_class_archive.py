@@ -85,3 +85,20 @@ def test_a_damaged_archive_costs_only_the_speed(tmp_path: Path) -> None:
 
 def test_without_an_archive_the_session_starts_without_one(tmp_path: Path) -> None:
     assert class_archive.java_options(tmp_path / "empty") == ""
+
+
+@pytest.mark.parametrize(("options", "built"), [([], True), (["--no-class-archive"], False)])
+def test_sluiceway_jars_writes_the_archive_unless_told_not_to(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, options: list[str], built: bool
+) -> None:
+    """In process, the archive's location and its (minute-long) training run replaced."""
+    from sluiceway import cli
+
+    written: list[Path] = []
+    missing = tmp_path / "spark-test.jsa"
+    monkeypatch.setattr(class_archive, "archive_path", lambda directory=None: missing)
+    monkeypatch.setattr(
+        class_archive, "build_archive", lambda directory=None: written.append(missing)
+    )
+    assert cli.main(["jars", *options]) == 0
+    assert written == ([missing] if built else [])
