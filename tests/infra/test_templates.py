@@ -440,7 +440,12 @@ def test_the_late_file_check_may_read_and_put_metrics_and_be_invoked_by_its_sche
         for name, statement in _statements(pipeline)
         if name == "LateFileFunctionRole"
     }
-    assert set(statements) == {"ReadFilesCompleted", "PublishFeedLate", "FunctionLog"}
+    assert set(statements) == {"ReadFilesCompleted", "PublishFeedLate", "FunctionLog", "Tracing"}
+    assert function["TracingConfig"] == {"Mode": "Active"}
+    assert set(statements["Tracing"]["Action"]) == {
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+    }
     assert statements["ReadFilesCompleted"]["Action"] == "cloudwatch:GetMetricData"
     publish = statements["PublishFeedLate"]
     assert publish["Action"] == "cloudwatch:PutMetricData"
