@@ -136,10 +136,11 @@ lint-infra: $(STAMP) lint-tools ## cfn-lint, checkov, asl-validator and hadolint
 	$(TOOLS)/node_modules/.bin/asl-validator $(addprefix --json-path ,$(wildcard infra/statemachine/*.asl.json))
 	$(LINT_VENV)/bin/hadolint $(DOCKERFILES)
 
-package: $(STAMP) ## wheel (also what both images install), job scripts and rendered templates into dist/
-	rm -rf dist/jobs dist/cloudformation dist/sluiceway-*.whl
+package: $(STAMP) ## wheel (also what both images and the late-file Lambda run), job scripts and rendered templates into dist/
+	rm -rf dist/jobs dist/cloudformation dist/lambda dist/sluiceway-*.whl
 	$(BIN)/python -m pip wheel --quiet --no-deps --no-build-isolation --wheel-dir dist .
 	mkdir -p dist/jobs && cp jobs/*.py dist/jobs/
+	mkdir -p dist/lambda && cp dist/sluiceway-$(VERSION)-py3-none-any.whl dist/lambda/sluiceway-$(VERSION).zip
 	$(BIN)/sluiceway statemachine render --output-dir dist/cloudformation infra/cloudformation/*.yaml
 
 deploy: package ## deploy both stacks: make deploy ENV=dev VPC_ID=vpc-.. SUBNET_IDS=subnet-a,subnet-b [ENGINE=emr-serverless] (AWS credentials)

@@ -11,9 +11,14 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from sluiceway.job_arguments import IngestArgs
-from sluiceway.orchestration.metrics import publish_ingest_metrics, publish_safely
+from sluiceway.orchestration.metrics import (
+    publish_file_completed,
+    publish_ingest_metrics,
+    publish_safely,
+)
 from sluiceway.orchestration.outcome import record_outcome
 from sluiceway.pipeline import ingest, run_step, start_spark
 
@@ -23,8 +28,11 @@ def ingest_landing(argv: Sequence[str]) -> int:
     args = IngestArgs.parse(argv, os.environ)
     spark = start_spark("ingest", args.settings)
     result = ingest(spark, args)
+    completed_at = datetime.now(UTC)
     publish_safely(
-        args.settings, lambda client: publish_ingest_metrics(client, args.settings, result)
+        args.settings,
+        lambda client: publish_ingest_metrics(client, args.settings, result)
+        + publish_file_completed(client, args.settings, result, completed_at),
     )
     print(f"ingest {result.ingest_id}: {result.status} — {result.message}")
     return result.exit_code

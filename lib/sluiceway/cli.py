@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -705,6 +706,66 @@ def register_jars(commands: SubParsers) -> None:
     parser.set_defaults(handler=_jars)
 
 
+# --- status: is every feed's file in? ----------------------------------------------------------
+
+
+def _moment(text: str) -> datetime:
+    """An ISO 8601 time for --now; without an offset it is UTC."""
+    from sluiceway.arrival import as_utc
+
+    try:
+        return as_utc(datetime.fromisoformat(text))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from error
+
+
+def _status(args: argparse.Namespace) -> int:
+    import json
+
+    from sluiceway.arrival import packaged_feeds
+    from sluiceway.feed_status import LATE_EXIT_CODE, feed_statuses, status_table
+    from sluiceway.query import analyst_settings
+
+    given = args.namespace or os.environ.get("SLUICEWAY_NAMESPACE")
+
+    def settings_for(namespace: str) -> Settings:
+        arguments = {**settings_arguments(args), "namespace": given or namespace}
+        return analyst_settings(os.environ, **arguments)
+
+    now = args.now or datetime.now(UTC)
+    statuses = feed_statuses(packaged_feeds(), settings_for, now)
+    if args.json:
+        feeds = [item.to_json() for item in statuses]
+        print(json.dumps({"now": now.isoformat(), "feeds": feeds}, indent=2))
+    else:
+        print(status_table(statuses))
+    return LATE_EXIT_CODE if any(item.status.is_late for item in statuses) else ExitCode.OK
+
+
+def register_status(commands: SubParsers) -> None:
+    """`sluiceway status`: each feed's last completed file and whether it is late."""
+    parser = commands.add_parser(
+        "status",
+        help="each feed's last completed file, its age, and ok / waiting / late (cron-friendly)",
+        description="For each feed (lib/sluiceway/data/feeds/*.toml) reads the newest "
+        "completed ingest of its namespace from ingest_ledger (DuckDB locally, Athena for "
+        "s3://; no Spark) and says: ok (a file completed in the current window), waiting "
+        "(none yet, before the [arrival] due time) or late (the due time passed without one; "
+        "late stays late until a file completes). Exit 0 when no feed is late, 1 when one is "
+        "(cron-friendly: `sluiceway status --json || notify`; an unexpected error is 1 too), "
+        "2 for a bad argument or warehouse. --namespace reads every feed from that namespace "
+        "(e.g. the deployed stack's Glue database).",
+    )
+    parser.add_argument("--json", action="store_true", help="one JSON document for machines")
+    parser.add_argument(
+        "--now",
+        type=_moment,
+        help="decide as of this ISO 8601 time (UTC unless it has an offset); default now",
+    )
+    add_settings_options(parser, spark=False)
+    parser.set_defaults(handler=_status)
+
+
 # Each entry adds one sub-command to the parser (see the register_* functions above).
 COMMANDS: tuple[Callable[[SubParsers], None], ...] = (
     register_generate,
@@ -720,6 +781,7 @@ COMMANDS: tuple[Callable[[SubParsers], None], ...] = (
     register_run,
     register_maintain,
     register_report,
+    register_status,
     register_submit,
     register_jars,
 )

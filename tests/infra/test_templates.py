@@ -11,6 +11,7 @@ no IAM policy allows a wildcard action. Only AWS can prove them further (docs/de
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 from pathlib import Path
@@ -19,9 +20,10 @@ from typing import Any
 import pytest
 from cfnlint.decode import decode_str
 
+from sluiceway.arrival import packaged_feeds
 from sluiceway.orchestration import PIPELINE_DEFINITION, STARTER_DEFINITION
 from sluiceway.orchestration.asl import placeholders
-from sluiceway.orchestration.metrics import DEAD_LETTERS, METRIC_NAMESPACE
+from sluiceway.orchestration.metrics import DEAD_LETTERS, FEED_LATE, METRIC_NAMESPACE
 from sluiceway.orchestration.pipeline import REPOSITORY
 from sluiceway.orchestration.template import render_template, rendered_conf
 from sluiceway.settings import load_settings
@@ -389,3 +391,88 @@ def test_the_state_machine_may_read_the_job_outcomes(pipeline: dict[str, Any]) -
         "DefinitionSubstitutions"
     ]
     assert _import_of(substitutions["OutcomeBucket"]) == "WarehouseBucket"
+
+
+def test_the_late_file_check_runs_on_a_schedule_and_its_alarm_tells_late_from_silent(
+    pipeline: dict[str, Any],
+) -> None:
+    resources = pipeline["Resources"]
+    schedule = resources["LateFileSchedule"]["Properties"]
+    assert schedule["ScheduleExpression"] == "rate(5 minutes)"
+    assert schedule["State"] == "ENABLED"
+    target = schedule["Target"]
+    assert target["Arn"] == {"Fn::GetAtt": ["LateFileFunction", "Arn"]}
+    assert target["RoleArn"] == {"Fn::GetAtt": ["LateFileSchedulerRole", "Arn"]}
+    text, variables = target["Input"]["Fn::Sub"]
+    event = json.loads(text.replace("${LateFileFeed}", "transactions").replace("${Database}", "db"))
+    assert event == {
+        "feed": "transactions",
+        "namespace": "db",
+        "now": "<aws.scheduler.scheduled-time>",
+    }
+    assert _import_of(variables["Database"]) == "GlueDatabase"
+    # The feed named by default has a feed file, and the handler named exists.
+    assert pipeline["Parameters"]["LateFileFeed"]["Default"] in packaged_feeds()
+    function = resources["LateFileFunction"]["Properties"]
+    module, _, name = function["Handler"].rpartition(".")
+    assert callable(getattr(importlib.import_module(module), name))
+    assert function["Runtime"].startswith("python3.1")
+
+    alarm = resources["LateFileAlarm"]["Properties"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == (METRIC_NAMESPACE, FEED_LATE)
+    assert alarm["Dimensions"] == [{"Name": "Feed", "Value": {"Ref": "LateFileFeed"}}]
+    assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanOrEqualToThreshold", 1)
+    # A period holds three checks; a check that stops reporting is INSUFFICIENT_DATA, not late.
+    assert alarm["Statistic"] == "Maximum" and alarm["Period"] == 900
+    assert alarm["TreatMissingData"] == "missing"
+    for actions in ("AlarmActions", "OKActions", "InsufficientDataActions"):
+        assert [_import_of(action) for action in alarm[actions]] == ["FailureTopicArn"], actions
+
+
+def test_the_late_file_check_may_read_and_put_metrics_and_be_invoked_by_its_schedule_only(
+    pipeline: dict[str, Any],
+) -> None:
+    resources = pipeline["Resources"]
+    function = resources["LateFileFunction"]["Properties"]
+    assert function["Role"] == {"Fn::GetAtt": ["LateFileFunctionRole", "Arn"]}
+    statements = {
+        statement["Sid"]: statement
+        for name, statement in _statements(pipeline)
+        if name == "LateFileFunctionRole"
+    }
+    assert set(statements) == {"ReadFilesCompleted", "PublishFeedLate", "FunctionLog", "Tracing"}
+    assert function["TracingConfig"] == {"Mode": "Active"}
+    assert set(statements["Tracing"]["Action"]) == {
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+    }
+    assert statements["ReadFilesCompleted"]["Action"] == "cloudwatch:GetMetricData"
+    publish = statements["PublishFeedLate"]
+    assert publish["Action"] == "cloudwatch:PutMetricData"
+    assert publish["Condition"] == {"StringEquals": {"cloudwatch:namespace": METRIC_NAMESPACE}}
+    assert _sub_text(statements["FunctionLog"]["Resource"]) == "${LateFileLogGroup.Arn}:*"
+    assert function["LoggingConfig"] == {"LogGroup": {"Ref": "LateFileLogGroup"}}
+    trust = resources["LateFileFunctionRole"]["Properties"]["AssumeRolePolicyDocument"]
+    assert [s["Principal"] for s in trust["Statement"]] == [{"Service": "lambda.amazonaws.com"}]
+
+    scheduler = resources["LateFileSchedulerRole"]["Properties"]
+    trust = scheduler["AssumeRolePolicyDocument"]["Statement"]
+    assert [s["Principal"] for s in trust] == [{"Service": "scheduler.amazonaws.com"}]
+    [invoke] = [s for name, s in _statements(pipeline) if name == "LateFileSchedulerRole"]
+    assert invoke["Action"] == "lambda:InvokeFunction"
+    assert invoke["Resource"] == {"Fn::GetAtt": ["LateFileFunction", "Arn"]}
+
+
+def test_the_late_file_function_runs_the_wheel_that_make_package_copies_for_it(
+    pipeline: dict[str, Any],
+) -> None:
+    code = pipeline["Resources"]["LateFileFunction"]["Properties"]["Code"]
+    assert _import_of(code["S3Bucket"]) == "ArtifactsBucket"
+    key = _sub_text(code["S3Key"])
+    assert key == "releases/${PackageVersion}/lambda/sluiceway-${PackageVersion}.zip"
+    makefile = (REPOSITORY / "Makefile").read_text()
+    copied = "cp dist/sluiceway-$(VERSION)-py3-none-any.whl dist/lambda/sluiceway-$(VERSION).zip"
+    assert copied in makefile
+    # `make deploy` uploads dist/ as releases/<version>/, and the feed files ride in the wheel.
+    assert 'aws s3 sync dist/ "s3://$$artifacts/releases/$(VERSION)/"' in makefile
+    assert "data/feeds/*.toml" in (REPOSITORY / "setup.cfg").read_text()

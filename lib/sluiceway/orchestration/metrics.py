@@ -3,17 +3,21 @@
 The alarms `reject-rate` and `reconciliation-mismatch` in infra/cloudformation/pipeline.yaml
 watch these names in the `Sluiceway` namespace with one dimension, `Namespace` = the Iceberg
 namespace (the Glue database); the dead-letter alarm watches `DeadLetters` from the process
-job. The state machine itself publishes `FallbackUsed` the same way.
+job. The state machine itself publishes `FallbackUsed` the same way. The ingest job also
+counts each landing file it completed (`FilesCompleted`): the late-file check
+(`orchestration/late_file.py`) reads it to tell whether a feed's file came, and publishes
+`FeedLate` (dimension `Feed`) for the late-file alarm.
 The job roles may put metrics into this CloudWatch namespace only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sluiceway.logs import get_logger
-from sluiceway.statuses import FAILED, SKIPPED
+from sluiceway.statuses import COMPLETED, FAILED, SKIPPED
 
 if TYPE_CHECKING:
     from sluiceway.ingest import IngestResult
@@ -30,6 +34,10 @@ DEAD_LETTERS = "DeadLetters"
 # broker held beyond it (infra/cloudformation/streaming.yaml alarms on both).
 STREAM_BATCH_SECONDS = "StreamBatchSeconds"
 STREAM_LAG = "StreamLag"
+# One per landing file whose ingest completed, stamped when it did; and 1 / 0 per feed and
+# check: its file is late / not late (infra/cloudformation/pipeline.yaml, LateFileAlarm).
+FILES_COMPLETED = "FilesCompleted"
+FEED_LATE = "FeedLate"
 
 
 class MetricsClient(Protocol):
@@ -104,6 +112,49 @@ def publish_ingest_metrics(client: MetricsClient, settings: Settings, result: In
     if data:
         client.put_metric_data(Namespace=METRIC_NAMESPACE, MetricData=data)
     return len(data)
+
+
+def file_completed_metric_data(
+    result: IngestResult, namespace: str, completed_at: datetime
+) -> list[dict[str, Any]]:
+    """MetricData for one landing file: 1 when its ingest completed, nothing otherwise (a
+    skipped file was already there, a failed one did not arrive as far as readers know)."""
+    if result.status != COMPLETED:
+        return []
+    return [
+        {
+            "MetricName": FILES_COMPLETED,
+            "Dimensions": [{"Name": "Namespace", "Value": namespace}],
+            "Timestamp": completed_at,
+            "Value": 1.0,
+            "Unit": "Count",
+        }
+    ]
+
+
+def publish_file_completed(
+    client: MetricsClient, settings: Settings, result: IngestResult, completed_at: datetime
+) -> int:
+    """Put `FilesCompleted` for a landing file the ingest job completed (not for stream batches:
+    the late-file alarm is about files)."""
+    data = file_completed_metric_data(result, settings.namespace, completed_at)
+    if data:
+        client.put_metric_data(Namespace=METRIC_NAMESPACE, MetricData=data)
+    return len(data)
+
+
+def feed_late_metric_data(feed: str, late: bool, checked_at: datetime) -> list[dict[str, Any]]:
+    """MetricData of one late-file check: 1 while the feed's file is late, else 0 (every
+    check publishes, so the alarm can tell "not late" from "nobody checked")."""
+    return [
+        {
+            "MetricName": FEED_LATE,
+            "Dimensions": [{"Name": "Feed", "Value": feed}],
+            "Timestamp": checked_at,
+            "Value": 1.0 if late else 0.0,
+            "Unit": "Count",
+        }
+    ]
 
 
 def publish_safely(settings: Settings, publish: Callable[[MetricsClient], int]) -> None:
