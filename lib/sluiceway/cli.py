@@ -61,6 +61,7 @@ EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
     ExitCode.BUSY: "another run holds the namespace's writer lease: nothing changed, retry",
     ExitCode.ENDPOINT_UNAVAILABLE: "the processing endpoint is down: records left pending",
     ExitCode.LEASE_LOST: "this run lost its writer lease and stopped before its next commit",
+    ExitCode.FEED_LATE: "sluiceway status: a feed's file has not arrived by its due time",
 }
 
 
@@ -723,7 +724,7 @@ def _status(args: argparse.Namespace) -> int:
     import json
 
     from sluiceway.arrival import packaged_feeds
-    from sluiceway.feed_status import LATE_EXIT_CODE, feed_statuses, status_table
+    from sluiceway.feed_status import feed_statuses, status_table
     from sluiceway.query import analyst_settings
 
     given = args.namespace or os.environ.get("SLUICEWAY_NAMESPACE")
@@ -739,7 +740,7 @@ def _status(args: argparse.Namespace) -> int:
         print(json.dumps({"now": now.isoformat(), "feeds": feeds}, indent=2))
     else:
         print(status_table(statuses))
-    return LATE_EXIT_CODE if any(item.status.is_late for item in statuses) else ExitCode.OK
+    return ExitCode.FEED_LATE if any(item.status.is_late for item in statuses) else ExitCode.OK
 
 
 def register_status(commands: SubParsers) -> None:
@@ -751,9 +752,9 @@ def register_status(commands: SubParsers) -> None:
         "completed ingest of its namespace from ingest_ledger (DuckDB locally, Athena for "
         "s3://; no Spark) and says: ok (a file completed in the current window), waiting "
         "(none yet, before the [arrival] due time) or late (the due time passed without one; "
-        "late stays late until a file completes). Exit 0 when no feed is late, 1 when one is "
-        "(cron-friendly: `sluiceway status --json || notify`; an unexpected error is 1 too), "
-        "2 for a bad argument or warehouse. --namespace reads every feed from that namespace "
+        "late stays late until a file completes). Exit 0 when no feed is late, 7 (FEED_LATE) "
+        "when one is (cron-friendly: `sluiceway status --json || notify`), 2 for a bad "
+        "argument or warehouse. --namespace reads every feed from that namespace "
         "(e.g. the deployed stack's Glue database).",
     )
     parser.add_argument("--json", action="store_true", help="one JSON document for machines")

@@ -13,6 +13,7 @@ class ExitCode(IntEnum):
     BUSY = 4  # another writer holds the namespace's lease (or maintenance skipped): retry later
     ENDPOINT_UNAVAILABLE = 5  # retryable outage: records left pending, retry later
     LEASE_LOST = 6  # this run lost its writer lease (fenced): it stopped before its next commit
+    FEED_LATE = 7  # `sluiceway status` only: a feed's file has not arrived by its due time
 
 
 class SluicewayError(Exception):

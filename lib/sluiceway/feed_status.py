@@ -18,9 +18,6 @@ from sluiceway.settings import Settings
 from sluiceway.statuses import COMPLETED
 from sluiceway.tables import INGEST_LEDGER
 
-# `sluiceway status` exits with this when a feed is late (what cron's MAILTO or `|| notify`
-# acts on); it is the code of an unexpected error too: either way someone must look.
-LATE_EXIT_CODE = 1
 # The newest completed ingest of a namespace (Athena's dialect, as every analyst query).
 LAST_COMPLETED_SQL = (
     f"SELECT source_file, finished_at FROM {INGEST_LEDGER} WHERE status = '{COMPLETED}' "

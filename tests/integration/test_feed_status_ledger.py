@@ -15,6 +15,7 @@ import pytest
 from fixtures.landing import write_landing
 from sluiceway.arrival import as_utc
 from sluiceway.cli import main
+from sluiceway.errors import ExitCode
 from sluiceway.ingest import ingest_file
 from sluiceway.settings import Settings
 from sluiceway.statuses import COMPLETED, FAILED
@@ -85,6 +86,6 @@ def test_status_reads_the_last_completed_file_from_the_ledger(
             "--now", (next_day + timedelta(hours=7)).isoformat(),
         ]
     )  # fmt: skip
-    assert human == 1
+    assert human == ExitCode.FEED_LATE
     line = capsys.readouterr().out.splitlines()[1]
     assert row.source_file in line and "late since" in line

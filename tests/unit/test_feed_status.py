@@ -14,6 +14,7 @@ import pytest
 
 from sluiceway.arrival import LATE, OK, WAITING, Arrival, packaged_feeds
 from sluiceway.cli import main
+from sluiceway.errors import ExitCode
 from sluiceway.feed_status import feed_statuses, status_table
 from sluiceway.settings import Settings, load_settings
 
@@ -62,7 +63,7 @@ def test_a_feed_without_any_completed_file_says_so() -> None:
     assert item.to_json()["completed_at"] is None
 
 
-def test_status_on_a_warehouse_without_ingests_waits_then_exits_1_when_late(
+def test_status_on_a_warehouse_without_ingests_waits_then_exits_7_when_late(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     warehouse = str(tmp_path / "warehouse")
@@ -73,7 +74,7 @@ def test_status_on_a_warehouse_without_ingests_waits_then_exits_1_when_late(
 
     code = main(["status", "--warehouse", warehouse, "--now", "2026-12-07T06:00", "--json"])
     document = json.loads(capsys.readouterr().out)
-    assert code == 1
+    assert code == ExitCode.FEED_LATE == 7
     assert document["now"] == "2026-12-07T06:00:00+00:00"
     assert [feed["feed"] for feed in document["feeds"]] == sorted(packaged_feeds())
     transactions = document["feeds"][0]
@@ -98,9 +99,9 @@ def test_a_wrong_now_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> Non
     assert "not an ISO 8601 time: 'tomorrow'" in capsys.readouterr().err
 
 
-def test_the_help_says_when_it_exits_1() -> None:
+def test_the_help_says_when_it_exits_7() -> None:
     from sluiceway.cli import build_parser
 
     commands = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
     text = " ".join(commands["status"].format_help().split())
-    assert "Exit 0 when no feed is late, 1 when one is (cron-friendly" in text
+    assert "Exit 0 when no feed is late, 7 (FEED_LATE) when one is" in text

@@ -36,6 +36,8 @@ KINDS: dict[ExitCode, str] = {
     # Fenced: another writer ran in this run's place; a retry would only see its result and
     # end green, so a person looks at the two runs instead.
     ExitCode.LEASE_LOST: DATA_ERROR,
+    # No job returns it (only `sluiceway status`); a missing file is the partner's to send.
+    ExitCode.FEED_LATE: DATA_ERROR,
 }
 
 LOGGER = get_logger(__name__)
