@@ -101,8 +101,8 @@ def mask_rejected(records: pa.Table) -> pa.Table:
 
 
 def mask_record_text(text: str) -> str:
-    """One record's text with the fields that may be sensitive masked (a Python path for the
-    few records with quotes or bad bytes, and for `sluiceway check`)."""
+    """One record's text masked as `rejected_records` would hold it (for `sluiceway check`,
+    which reads a few records back from the file)."""
     return _mask_fields(text)[0]
 
 
