@@ -143,12 +143,13 @@ package: $(STAMP) ## wheel (also what both images and the late-file Lambda run),
 	mkdir -p dist/lambda && cp dist/sluiceway-$(VERSION)-py3-none-any.whl dist/lambda/sluiceway-$(VERSION).zip
 	$(BIN)/sluiceway statemachine render --output-dir dist/cloudformation infra/cloudformation/*.yaml
 
-deploy: package ## deploy both stacks: make deploy ENV=dev VPC_ID=vpc-.. SUBNET_IDS=subnet-a,subnet-b [ENGINE=emr-serverless] (AWS credentials)
+deploy: package ## deploy both stacks: make deploy ENV=dev VPC_ID=vpc-.. SUBNET_IDS=subnet-a,subnet-b [ENGINE=emr-serverless] [TABLES_EXIST=true] (AWS credentials)
 	@test -n "$(VPC_ID)" -a -n "$(SUBNET_IDS)" || { echo "make deploy needs VPC_ID=vpc-... SUBNET_IDS=subnet-...,subnet-... (see README: Deploying to AWS)"; exit 2; }
 	aws cloudformation deploy --stack-name $(STACK_PREFIX)-storage \
 		--template-file dist/cloudformation/storage.yaml --no-fail-on-empty-changeset \
 		--capabilities CAPABILITY_IAM \
-		--parameter-overrides EnvironmentName=$(ENV) AlertEmail=$(ALERT_EMAIL)
+		--parameter-overrides EnvironmentName=$(ENV) AlertEmail=$(ALERT_EMAIL) \
+		$(if $(TABLES_EXIST),TablesExist=$(TABLES_EXIST))
 	set -euo pipefail; \
 	artifacts=$$(aws cloudformation describe-stacks --stack-name $(STACK_PREFIX)-storage \
 		--query "Stacks[0].Outputs[?OutputKey=='ArtifactsBucket'].OutputValue" --output text); \

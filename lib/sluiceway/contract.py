@@ -127,6 +127,7 @@ class Column:
     description: str
     max_length: int = 256
     identifier: bool = False  # compared byte for byte: IDENTIFIER_FORBIDDEN_PATTERN applies
+    sensitive: bool = False  # masked (last four kept) wherever a rejected record shows it
 
 
 COLUMNS: tuple[Column, ...] = (
@@ -143,6 +144,7 @@ COLUMNS: tuple[Column, ...] = (
         True,
         "the account the transaction belongs to (masked in logs)",
         identifier=True,
+        sensitive=True,
     ),
     Column(
         "counterparty_id",
@@ -150,6 +152,7 @@ COLUMNS: tuple[Column, ...] = (
         False,
         "the other party's account or merchant id",
         identifier=True,
+        sensitive=True,
     ),
     Column(
         "amount",

@@ -359,9 +359,15 @@ def test_the_analyst_role_queries_with_athena_and_reads_but_never_writes_the_tab
     ]
     assert glue_writes == [], "the query helper never uses CTAS (ctas_approach=False)"
 
-    warehouse = by_sid["ReadTheWarehouse"]
-    assert warehouse["Action"] == "s3:GetObject"
-    assert _sub_text(warehouse["Resource"]) == "${WarehouseBucket.Arn}/*"
+    # Tables are read through Lake Formation's column grants, never from the warehouse itself
+    # (docs/adr/0014-sensitive-columns-in-lake-formation.md).
+    assert by_sid["ReadTheTablesThroughLakeFormation"]["Action"] == "lakeformation:GetDataAccess"
+    reads = [
+        _sub_text(statement["Resource"])
+        for statement in by_sid.values()
+        if "s3:GetObject" in statement["Action"]
+    ]
+    assert reads == ["${AthenaResultsBucket.Arn}/results/*"]
     results = by_sid["WriteQueryResults"]
     assert "s3:PutObject" in results["Action"]
     assert _sub_text(results["Resource"]) == "${AthenaResultsBucket.Arn}/results/*"

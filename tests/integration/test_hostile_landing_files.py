@@ -184,8 +184,11 @@ def test_latin1_byte_is_rejected_with_its_original_bytes(
     )
     assert (line, reasons) == (6, [c.INVALID_ENCODING])
     original = data.split(b"\n")[5]
-    assert bytes(raw_bytes) == original and b"\xc9" in original
-    assert raw_line == original.decode("utf-8", errors="backslashreplace")
+    # account_id and counterparty_id are sensitive: masked, the bad byte counting as one
+    # character of the account (20 characters, the last four kept).
+    masked = original.replace(b"D\xc9000000037000000001,M1,", b"*" * 16 + b"0001,**,")
+    assert bytes(raw_bytes) == masked != original and b"\xc9" in original
+    assert raw_line == masked.decode("utf-8", errors="backslashreplace")
 
 
 def test_failed_reconciliation_leaves_no_rows_and_a_corrected_resend_is_accepted(

@@ -70,7 +70,10 @@ def test_every_rejected_line_keeps_raw_text_line_number_and_reason(
         (2, [c.BAD_AMOUNT_FORMAT]),
         (4, [c.WRONG_FIELD_COUNT]),
     ]
-    assert rows[0].raw_line == ROW.format(id="A1", amount="12.345")
+    # account_id and counterparty_id are sensitive: masked, the last four kept.
+    assert rows[0].raw_line == ROW.format(id="A1", amount="12.345").replace(
+        "DE89000000037000000001,M1,", "*" * 18 + "0001,**,"
+    )
     assert rows[0].reason_detail.startswith("line 2: bad_amount_format: amount '12.345'")
     assert rows[0].source_file == str(landing)
 

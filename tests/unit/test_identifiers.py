@@ -130,7 +130,7 @@ def test_the_detail_names_the_invisible_character_by_code_point(tmp_path: Path) 
         "line 2: bad_identifier: transaction_id 'T\u200b1' holds U+200B "
         "(a control, invisible or non-plain space character)",
         "line 3: bad_identifier: transaction_id 'T2 ' starts or ends with a space",
-        "line 4: bad_identifier: counterparty_id 'M\x001' holds U+0000 "
+        "line 4: bad_identifier: counterparty_id '***' holds U+0000 "  # masked: sensitive
         "(a control, invisible or non-plain space character)",
     ]
 
@@ -151,4 +151,5 @@ def test_check_finds_the_id_after_a_bom_repeated_without_it(tmp_path: Path) -> N
     assert again.reason_detail == (
         "line 4: duplicate_in_file: transaction_id 'T1' already appears on line 2"
     )
-    assert again.raw_line == row("T1", "again")  # read back from the file, BOM dropped
+    # Read back from the file, BOM dropped, account and counterparty masked.
+    assert again.raw_line == row("T1", "again", counterparty="**").replace("DE89001", "***9001")

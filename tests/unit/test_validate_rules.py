@@ -319,7 +319,15 @@ def test_rejected_records_have_the_table_schema_raw_text_and_line_label() -> Non
         "ingest_id": "ingest-1",
         "line_number": 3,
         "last_line_number": 3,
-        "raw_line": ",".join({**GOOD, "transaction_id": "T3", "currency": "XXY"}.values()),
+        "raw_line": ",".join(
+            {
+                **GOOD,
+                "transaction_id": "T3",
+                "account_id": "***9001",  # sensitive: masked, last four kept
+                "counterparty_id": "**",
+                "currency": "XXY",
+            }.values()
+        ),
         "raw_bytes": None,
         "reasons": [c.UNKNOWN_CURRENCY],
         "reason_detail": "line 3: unknown_currency: currency 'XXY' is not an ISO 4217 code",
@@ -341,10 +349,14 @@ def test_tokenized_records_keep_raw_text_bytes_and_line_ranges() -> None:
         (5, 5, [c.BAD_QUOTING]),
         (6, 6, [c.INVALID_ENCODING]),
     ]
-    assert [r["raw_line"] for r in rejected[:2]] == [quoted, stray]
+    # account_id and counterparty_id ("A", "M") are sensitive: masked in every rejected record.
+    assert [r["raw_line"] for r in rejected[:2]] == [
+        quoted.replace("T2,A,M,", "T2,*,*,"),
+        stray.replace("T3,A,M,", "T3,*,*,"),
+    ]
     assert rejected[0]["reason_detail"].startswith("lines 3-4: unknown_currency: ")
     assert rejected[1]["reason_detail"] == f"line 5: bad_quoting: {c.REASONS[c.BAD_QUOTING]}"
-    assert rejected[2]["raw_bytes"] == latin1
+    assert rejected[2]["raw_bytes"] == latin1.replace(b"T4,A,M,", b"T4,*,*,")
 
 
 def test_add_reason_adds_the_code_once_and_appends_the_detail() -> None:

@@ -35,6 +35,7 @@ from sluiceway.errors import ExitCode, LandingFileError
 from sluiceway.ingest.boundaries import BOM, line_index
 from sluiceway.ingest.duplicates import duplicate_details, duplicates_in_file, readable_ids
 from sluiceway.ingest.landing import LandingChunk, LandingScan, read_chunk, scan_landing_file
+from sluiceway.ingest.masking import mask_record_text
 from sluiceway.ingest.parse import tokenize
 from sluiceway.ingest.reasons import accepted_mask
 from sluiceway.ingest.table_rows import Lineage, to_rejected
@@ -359,7 +360,8 @@ def _lines_label(first: int, last: int) -> str:
 
 
 def _raw_text(scan: LandingScan, spans: list[tuple[int, int]]) -> dict[int, str]:
-    """The text of a few records, read back from their chunks by line number."""
+    """The text of a few records, read back from their chunks by line number, masked as
+    `rejected_records` would hold it."""
     starts = [chunk.first_line_number for chunk in scan.chunks]
     texts: dict[int, str] = {}
     by_chunk: dict[int, list[tuple[int, int]]] = {}
@@ -375,7 +377,7 @@ def _raw_text(scan: LandingScan, spans: list[tuple[int, int]]) -> dict[int, str]
                     last - chunk.first_line_number
                 ]
             ]
-            texts[first] = (
+            texts[first] = mask_record_text(
                 text.removesuffix(b"\r")
                 .removeprefix(BOM)
                 .decode(c.ENCODING, errors="backslashreplace")

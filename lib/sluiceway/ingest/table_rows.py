@@ -2,7 +2,8 @@
 
 The one place that shapes the two tables' rows: accepted records typed (blank optional fields
 null, the typed amount and event time), rejected ones as the file held them (raw text, line
-range, reasons and detail), both stamped with the file and the ingest they came from.
+range, reasons and detail) but with their sensitive values masked (`masking`), both stamped
+with the file and the ingest they came from.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pyarrow.compute as pc
 
 from sluiceway import contract as c
 from sluiceway.ingest.arrow_text import blank
+from sluiceway.ingest.masking import mask_rejected
 from sluiceway.ingest.reasons import accepted_mask
 from sluiceway.ingest.validate import TIMESTAMP_TYPE
 from sluiceway.tables import REJECTED_RECORDS, TRANSACTIONS, arrow_schema
@@ -63,9 +65,15 @@ def to_transactions(validated: pa.Table, lineage: Lineage) -> pa.Table:
 
 
 def raw_text(records: pa.Table) -> pa.ChunkedArray | pa.Array:
-    """The record as it stood in the file; the tokenizer leaves it null for plain lines."""
+    """The record as it stood in the file; the tokenizer leaves it null for plain lines.
+
+    Not `null_handling="skip"`: pyarrow 20 drops a row whose fields are all null (a record
+    that opens with an unclosed quote) from the result instead of joining it to "".
+    """
     fields = [records.column(name) for name in c.COLUMN_NAMES]
-    rebuilt = pc.binary_join_element_wise(*fields, c.DELIMITER, null_handling="skip")
+    rebuilt = pc.binary_join_element_wise(
+        *fields, c.DELIMITER, null_handling="replace", null_replacement=""
+    )
     return pc.coalesce(records.column("raw_line"), rebuilt)
 
 
@@ -82,8 +90,9 @@ def _lines_label(records: pa.Table) -> pa.ChunkedArray | pa.Array:
 
 
 def to_rejected(validated: pa.Table, lineage: Lineage) -> pa.Table:
-    """Rejected records as the `rejected_records` table: raw text, lines, reasons, detail."""
-    rejected = validated.filter(pc.invert(accepted_mask(validated)))
+    """Rejected records as the `rejected_records` table: raw text, lines, reasons, detail;
+    sensitive values masked (the detail was built masked by `validate`)."""
+    rejected = mask_rejected(validated.filter(pc.invert(accepted_mask(validated))))
     size = rejected.num_rows
     detail = pc.binary_join_element_wise(
         _lines_label(rejected), rejected.column("reason_detail"), ": "

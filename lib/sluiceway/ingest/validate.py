@@ -1,7 +1,8 @@
 """Validation rules in Arrow, built from the contract: tokenized records in, reasons out.
 
 Every record gets `reasons` (distinct reason codes in rule order; empty means accepted) and
-`reason_detail` (what a person must fix, naming the field and the value), plus the typed
+`reason_detail` (what a person must fix, naming the field and the value, a sensitive value
+masked), plus the typed
 `amount_value` and `event_time_value` the tables need. The rules are whole-column
 `pyarrow.compute` and numpy operations, never Python per record, so they run inside the tasks
 that tokenize a chunk without a Spark row conversion. Each rule says where it is broken and
@@ -30,6 +31,7 @@ from numpy.typing import NDArray
 from sluiceway import contract as c
 from sluiceway.ingest.arrow_text import blank, matches
 from sluiceway.ingest.event_time import event_time_micros
+from sluiceway.ingest.masking import shown_values
 from sluiceway.ingest.reasons import Rule, reason_codes, reason_details
 
 AMOUNT_TYPE = pa.decimal128(c.AMOUNT_PRECISION, c.AMOUNT_SCALE)
@@ -95,7 +97,7 @@ class _Columns:
         """Detail `<prefix>name '<value>'<suffix>` for the given rows."""
 
         def detail(rows: NDArray[np.int64]) -> pa.Array:
-            values = self.get(name).take(pa.array(rows, pa.int64()))
+            values = shown_values(name, self.get(name).take(pa.array(rows, pa.int64())))
             return pc.binary_join_element_wise(f"{prefix}{name} '", values, f"'{suffix}", "")
 
         return detail
@@ -173,7 +175,7 @@ def _identifier_rules_of(columns: _Columns, name: str) -> list[Rule]:
         names = pa.array([f"U+{ord(text):04X}" for text in characters.dictionary.to_pylist()])
         return pc.binary_join_element_wise(
             f"{c.BAD_IDENTIFIER}: {name} '",
-            chosen,
+            shown_values(name, chosen),
             "' holds ",
             names.take(characters.indices),
             " (a control, invisible or non-plain space character)",
