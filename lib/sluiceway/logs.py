@@ -10,9 +10,6 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.compute as pc
-
 LOGGER_NAME = "sluiceway"
 _ACCOUNT_LIKE = re.compile(r"\b([A-Z]{2}[0-9]{2}[A-Z0-9]{6,}|[0-9]{8,})\b")
 
@@ -28,20 +25,6 @@ def mask_account(value: str) -> str:
     if len(value) <= KEPT_CHARACTERS:
         return MASK * len(value)
     return MASK * (len(value) - KEPT_CHARACTERS) + value[-KEPT_CHARACTERS:]
-
-
-def mask_accounts(values: pa.Array) -> pa.Array:
-    """`mask_account` over a whole string array, in Arrow (null stays null)."""
-    length = pc.utf8_length(values)
-    kept = pc.if_else(
-        pc.greater(length, KEPT_CHARACTERS),
-        pc.utf8_slice_codeunits(values, start=-KEPT_CHARACTERS),
-        pa.scalar("", values.type),
-    )
-    stars = pc.binary_repeat(
-        pa.scalar(MASK, values.type), pc.subtract(length, pc.utf8_length(kept))
-    )
-    return pc.binary_join_element_wise(stars, kept, pa.scalar("", values.type))
 
 
 def mask_text(text: str) -> str:

@@ -14,12 +14,12 @@ import pytest
 
 from sluiceway import contract as c
 from sluiceway.ingest import masking
-from sluiceway.ingest.masking import mask_record_text, masked_positions
+from sluiceway.ingest.masking import mask_accounts, mask_record_text, masked_positions
 from sluiceway.ingest.parse import split_fields, tokenize
 from sluiceway.ingest.reasons import accepted_mask
 from sluiceway.ingest.table_rows import Lineage, to_rejected
 from sluiceway.ingest.validate import validate
-from sluiceway.logs import mask_account, mask_accounts
+from sluiceway.logs import mask_account
 
 pytestmark = pytest.mark.unit
 

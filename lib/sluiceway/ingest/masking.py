@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 from numpy.typing import NDArray
 
 from sluiceway import contract as c
-from sluiceway.logs import mask_account, mask_accounts
+from sluiceway.logs import KEPT_CHARACTERS, MASK, mask_account
 
 FIELD_COUNT = len(c.COLUMNS)
 SENSITIVE_COLUMNS = tuple(column.name for column in c.COLUMNS if column.sensitive)
@@ -31,6 +31,20 @@ SENSITIVE_POSITIONS = tuple(
     position for position, column in enumerate(c.COLUMNS) if column.sensitive
 )
 ENCODING_ERRORS = "surrogateescape"  # one stand-in character per byte that is not UTF-8
+
+
+def mask_accounts(values: pa.Array) -> pa.Array:
+    """`mask_account` over a whole string array, in Arrow (null stays null)."""
+    length = pc.utf8_length(values)
+    kept = pc.if_else(
+        pc.greater(length, KEPT_CHARACTERS),
+        pc.utf8_slice_codeunits(values, start=-KEPT_CHARACTERS),
+        pa.scalar("", values.type),
+    )
+    stars = pc.binary_repeat(
+        pa.scalar(MASK, values.type), pc.subtract(length, pc.utf8_length(kept))
+    )
+    return pc.binary_join_element_wise(stars, kept, pa.scalar("", values.type))
 
 
 def shown_values(name: str, values: pa.Array) -> pa.Array:
