@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from sluiceway.contract import COLUMNS
+from sluiceway.ingest.header import RESCUED_COLUMN
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -45,6 +46,10 @@ LINEAGE_COLUMNS = (
     ("ingested_at", "timestamp"),
 )
 
+# A landing file's columns the contract does not know, under the feed's `unknown_columns =
+# "rescue"` (ingest/header.py): name -> value as written; null when the file had none.
+RESCUED_COLUMNS = ((RESCUED_COLUMN, "map<string,string>"),)
+
 
 @dataclass(frozen=True)
 class TableDefinition:
@@ -70,7 +75,9 @@ class TableDefinition:
 DEFINITIONS: dict[str, TableDefinition] = {
     TRANSACTIONS: TableDefinition(
         TRANSACTIONS,
-        tuple((column.name, column.table_type) for column in COLUMNS) + LINEAGE_COLUMNS,
+        tuple((column.name, column.table_type) for column in COLUMNS)
+        + LINEAGE_COLUMNS
+        + RESCUED_COLUMNS,
         partitioned_by="days(event_time)",
         # Each task writes its own file per day: a daily file lands mostly in one or two days,
         # and hash distribution would funnel that whole day through one writer task.

@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 
 from sluiceway import contract as c
 from sluiceway.ingest.arrow_text import blank
+from sluiceway.ingest.header import RESCUED_COLUMN
 from sluiceway.ingest.reasons import accepted_mask
 from sluiceway.ingest.validate import TIMESTAMP_TYPE
 from sluiceway.tables import REJECTED_RECORDS, TRANSACTIONS, arrow_schema
@@ -58,6 +59,7 @@ def to_transactions(validated: pa.Table, lineage: Lineage) -> pa.Table:
         accepted.column("line_number"),
         accepted.column("last_line_number"),
         _ingested_at(lineage, size),
+        accepted.column(RESCUED_COLUMN),
     ]
     return _as_table(arrays, arrow_schema(TRANSACTIONS))
 
