@@ -222,6 +222,19 @@ def ensure_tables(spark: SparkSession, settings: Settings, names: tuple[str, ...
     spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {settings.catalog}.{settings.namespace}")
     for name in names or tuple(DEFINITIONS):
         spark.sql(DEFINITIONS[name].ddl(settings.table(name)))
+        _add_missing_columns(spark, settings, name)
+
+
+def _add_missing_columns(spark: SparkSession, settings: Settings, name: str) -> None:
+    """A table created before a column joined its definition (`_rescued`) gets that column:
+    appended and nullable, which Iceberg adds in its metadata without rewriting a data file."""
+    identifier = settings.table(name)
+    present = set(spark.table(identifier).columns)
+    missing = [
+        f"{column} {kind}" for column, kind in DEFINITIONS[name].columns if column not in present
+    ]
+    if missing:
+        spark.sql(f"ALTER TABLE {identifier} ADD COLUMNS ({', '.join(missing)})")
 
 
 def current_snapshot_id(spark: SparkSession, settings: Settings, name: str) -> int | None:

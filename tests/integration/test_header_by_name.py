@@ -19,6 +19,7 @@ from sluiceway.errors import ExitCode, LandingFileError
 from sluiceway.generate import generate_landing_file
 from sluiceway.ingest import ingest_file
 from sluiceway.settings import Settings
+from sluiceway.tables import DEFINITIONS, TRANSACTIONS, TableDefinition
 
 pytestmark = pytest.mark.integration
 
@@ -166,3 +167,24 @@ def test_strict_matching_keeps_the_exact_header_rule(spark, isolated_settings, t
     with pytest.raises(LandingFileError, match=r"wrong header.*expected 'transaction_id,"):
         ingest_file(spark, strict, str(landing))
     assert ingest_file(spark, isolated_settings, str(landing)).accepted == 1
+
+
+def test_a_transactions_table_from_before_rescue_gets_the_column(
+    spark, isolated_settings, tmp_path, duckdb_query
+):
+    """A warehouse created before `_rescued` existed: the ingest adds the column, then
+    writes into it."""
+    old = TableDefinition(
+        TRANSACTIONS,
+        tuple(column for column in DEFINITIONS[TRANSACTIONS].columns if column[0] != "_rescued"),
+        partitioned_by=DEFINITIONS[TRANSACTIONS].partitioned_by,
+    )
+    spark.sql(f"CREATE NAMESPACE IF NOT EXISTS lake.{isolated_settings.namespace}")
+    spark.sql(old.ddl(isolated_settings.table(TRANSACTIONS)))
+    assert "_rescued" not in spark.table(isolated_settings.table(TRANSACTIONS)).columns
+    landing = write_csv(tmp_path / "extra.csv", [*NAMES, "fee"], [{**ROW, "fee": "0.50"}])
+    settings = dataclasses.replace(isolated_settings, unknown_columns="rescue")
+    assert ingest_file(spark, settings, str(landing)).accepted == 1
+    assert duckdb_query(settings, "SELECT transaction_id, _rescued FROM transactions") == [
+        ("T1", {"fee": "0.50"})
+    ]
