@@ -253,3 +253,13 @@ def test_the_chunk_planner_cuts_a_wider_file_where_the_tokenizer_does(tmp_path: 
     assert small.equals(whole)
     assert validate(whole, 12)["reasons"].to_pylist() == [[]] * 400
     assert whole["_rescued"][399].as_py() == [("fee", "399")]
+
+
+def test_every_problem_of_a_header_is_named_at_once() -> None:
+    header = ",".join([*(name for name in NAMES if name != "amount"), "amt", "Fee"])
+    message = header_error(header)
+    assert (
+        "required column 'amount' is missing; unknown columns 'amt', 'Fee' "
+        "(the feed's unknown_columns is 'fail') (missing: ['amount']; "
+        "unexpected: ['amt', 'Fee'])"
+    ) in message

@@ -204,11 +204,13 @@ def _match_by_name(
     )
     problems += [f"required column {name!r} is missing" for name in required_missing]
     if extra and unknown_columns == FAIL:
-        problems += [
-            f"unknown column {name!r} (the feed's unknown_columns is 'fail'; 'ignore' or "
-            "'rescue' would read the file)"
-            for _, name in extra
-        ]
+        label = "unknown column" if len(extra) == 1 else "unknown columns"
+        # The way out, where it is the only problem: a feed setting, not a new file.
+        hint = "" if problems else "; 'ignore' or 'rescue' would read the file"
+        problems.append(
+            f"{label} {', '.join(repr(name) for _, name in extra)} "
+            f"(the feed's unknown_columns is 'fail'{hint})"
+        )
     if problems:
         unexpected = [name for _, name in extra]
         raise LandingFileError(
