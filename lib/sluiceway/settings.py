@@ -15,6 +15,7 @@ from typing import Any
 from sluiceway import local_stack
 from sluiceway.contract import MAX_RECORD_BYTES
 from sluiceway.errors import ConfigurationError
+from sluiceway.ingest.header import BY_NAME, FAIL, MATCHINGS, UNKNOWN_COLUMN_POLICIES
 from sluiceway.locations import is_s3
 
 PROFILES = ("local", "glue", "emr-serverless", "batch", "local-aws")
@@ -37,6 +38,10 @@ class Settings:
     # The longest record before an opened quote counts as unclosed (contract.MAX_RECORD_BYTES).
     max_record_bytes: int = MAX_RECORD_BYTES
     staging_dir: str = ""
+    # The feed's header rules (ingest/header.py): columns matched `by_name` or `strict`, and
+    # what becomes of a column the contract does not know: fail | ignore | rescue.
+    header_matching: str = BY_NAME
+    unknown_columns: str = FAIL
     log_level: str = "INFO"
     athena_workgroup: str = "sluiceway"
     aws_region: str | None = None
@@ -79,6 +84,8 @@ class Settings:
             raise ConfigurationError(
                 f"unknown profile {result.profile!r}; choose one of {', '.join(PROFILES)}"
             )
+        _check_choice("header_matching", result.header_matching, MATCHINGS)
+        _check_choice("unknown_columns", result.unknown_columns, UNKNOWN_COLUMN_POLICIES)
         return result
 
 
@@ -124,6 +131,11 @@ def load_settings(
         .with_overrides(from_env)
         .with_overrides(arguments)
     )
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigurationError(f"setting {name} is {value!r}; choose one of {', '.join(choices)}")
 
 
 def _coerce(name: str, value: Any, current: Any) -> Any:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from sluiceway.contract import COLUMNS
+from sluiceway.ingest.header import RESCUED_COLUMN
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -45,6 +46,10 @@ LINEAGE_COLUMNS = (
     ("ingested_at", "timestamp"),
 )
 
+# A landing file's columns the contract does not know, under the feed's `unknown_columns =
+# "rescue"` (ingest/header.py): name -> value as written; null when the file had none.
+RESCUED_COLUMNS = ((RESCUED_COLUMN, "map<string,string>"),)
+
 
 @dataclass(frozen=True)
 class TableDefinition:
@@ -70,7 +75,9 @@ class TableDefinition:
 DEFINITIONS: dict[str, TableDefinition] = {
     TRANSACTIONS: TableDefinition(
         TRANSACTIONS,
-        tuple((column.name, column.table_type) for column in COLUMNS) + LINEAGE_COLUMNS,
+        tuple((column.name, column.table_type) for column in COLUMNS)
+        + LINEAGE_COLUMNS
+        + RESCUED_COLUMNS,
         partitioned_by="days(event_time)",
         # Each task writes its own file per day: a daily file lands mostly in one or two days,
         # and hash distribution would funnel that whole day through one writer task.
@@ -215,6 +222,19 @@ def ensure_tables(spark: SparkSession, settings: Settings, names: tuple[str, ...
     spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {settings.catalog}.{settings.namespace}")
     for name in names or tuple(DEFINITIONS):
         spark.sql(DEFINITIONS[name].ddl(settings.table(name)))
+        _add_missing_columns(spark, settings, name)
+
+
+def _add_missing_columns(spark: SparkSession, settings: Settings, name: str) -> None:
+    """A table created before a column joined its definition (`_rescued`) gets that column:
+    appended and nullable, which Iceberg adds in its metadata without rewriting a data file."""
+    identifier = settings.table(name)
+    present = set(spark.table(identifier).columns)
+    missing = [
+        f"{column} {kind}" for column, kind in DEFINITIONS[name].columns if column not in present
+    ]
+    if missing:
+        spark.sql(f"ALTER TABLE {identifier} ADD COLUMNS ({', '.join(missing)})")
 
 
 def current_snapshot_id(spark: SparkSession, settings: Settings, name: str) -> int | None:

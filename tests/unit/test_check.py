@@ -192,3 +192,50 @@ def test_a_header_only_file_passes_with_nothing_to_check(tmp_path: Path) -> None
     path.write_text(c.HEADER_LINE + "\n")
     result = check_landing_file(str(path), Settings())
     assert result.passed and (result.lines, result.records, result.first_rejected) == (0, 0, ())
+
+
+def test_a_reordered_header_passes_and_the_policy_outcome_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    columns = [*reversed(c.COLUMN_NAMES), "loyalty_tier"]
+    row = dict(zip(c.COLUMN_NAMES, VALID.format(id="T1", text="x").split(","), strict=True))
+    path = tmp_path / "tx.csv"
+    path.write_text(
+        ",".join(name.upper() for name in columns)
+        + "\n"
+        + ",".join([*(row[name] for name in columns[:-1]), "gold"])
+        + "\n"
+    )
+
+    assert main(["check", str(path), "--format", "json"]) == 2  # unknown_columns = fail
+    assert "unknown column 'LOYALTY_TIER'" in json.loads(capsys.readouterr().out)["problem"]
+
+    monkeypatch.setenv("SLUICEWAY_UNKNOWN_COLUMNS", "rescue")
+    assert main(["check", str(path), "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["accepted"], report["rejected"]) == (1, 0)
+    assert report["header"] == {
+        "reordered": True,
+        "missing_optional": [],
+        "ignored_columns": [],
+        "rescued_columns": ["LOYALTY_TIER"],  # as the file names it
+    }
+    monkeypatch.setenv("SLUICEWAY_UNKNOWN_COLUMNS", "ignore")
+    assert main(["check", str(path)]) == 0
+    assert (
+        "  header: the contract's columns matched by name, in another order; "
+        "ignored: LOYALTY_TIER\n"
+    ) in capsys.readouterr().out
+
+
+def test_a_canonical_header_is_reported_in_order(tmp_path: Path) -> None:
+    path = tmp_path / "tx.csv"
+    path.write_text(c.HEADER_LINE + "\n" + VALID.format(id="T1", text="x") + "\n")
+    result = check_landing_file(str(path), Settings())
+    assert "  header: the contract's columns in order\n" in result.to_text()
+    assert result.to_json()["header"] == {
+        "reordered": False,
+        "missing_optional": [],
+        "ignored_columns": [],
+        "rescued_columns": [],
+    }

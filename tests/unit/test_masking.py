@@ -14,6 +14,7 @@ import pytest
 
 from sluiceway import contract as c
 from sluiceway.ingest import masking
+from sluiceway.ingest.header import match_header
 from sluiceway.ingest.masking import mask_accounts, mask_record_text, masked_positions
 from sluiceway.ingest.parse import split_fields, tokenize
 from sluiceway.ingest.reasons import accepted_mask
@@ -158,3 +159,25 @@ def test_plain_rejected_lines_are_masked_without_python_per_record(
         "**," + "*" * 14 + "0000",
     ]
     assert rejected["transaction_id"].to_pylist() == ["T2", "T3", "**"]
+
+
+def test_a_reordered_header_moves_the_masked_positions_with_the_sensitive_columns() -> None:
+    """Raw lines keep the partner's column order, so the mask follows the file's header."""
+    names = list(c.COLUMN_NAMES)
+    order = [names[-1], *names[:-1]]  # description first: every column one place later
+    layout = match_header("tx.csv", order, c.COLUMNS)
+    assert masked_positions(len(order), layout) == {2, 3}
+
+    def reordered(number: int, amount: str = "1.00") -> str:
+        fields = split_fields(line(number, amount=amount))
+        return ",".join([fields[-1], *fields[:-1]])
+
+    data = f"{reordered(2, amount='12.345')}\n{reordered(3)},extra\n".encode()
+    validated = validate(tokenize(data, 2, layout=layout), layout.field_count)
+    rejected = to_rejected(validated, LINEAGE, layout)
+    raw = rejected["raw_line"].to_pylist()
+    assert rejected["reasons"].to_pylist() == [["bad_amount_format"], ["wrong_field_count"]]
+    for number, text in zip((2, 3), raw, strict=True):
+        for secret in sensitive_values(number):
+            assert secret[:-4] not in text and secret[-4:] in text, text
+    assert raw[0].startswith("x,T2,******************0002,**********0002,12.345,")

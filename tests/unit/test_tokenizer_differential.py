@@ -24,7 +24,9 @@ from sluiceway.generate import LINE_ENDINGS, generate_landing_file
 from sluiceway.ingest.boundaries import LineIndex, RecordSpan, line_index, quoted_records
 from sluiceway.ingest.landing import read_chunk, scan_landing_file
 from sluiceway.ingest.parse import (
+    CONTRACT_LAYOUT,
     RECORD_SCHEMA,
+    RESCUED_TYPE,
     _line_array,
     _lines_with_bad_encoding,
     _special_records,
@@ -58,7 +60,7 @@ def reference_tokenize(
     ]
     special = spans + undecodable
     if special:
-        parts.append(_special_records(data, lines, special, first_line_number))
+        parts.append(_special_records(data, lines, special, first_line_number, CONTRACT_LAYOUT))
     return pa.Table.from_batches(parts, RECORD_SCHEMA)
 
 
@@ -88,6 +90,7 @@ def _reference_plain(
                         pa.nulls(size, pa.string()),
                         pc.list_element(fields.filter(incomplete), 0),
                         *[pa.nulls(size, pa.string()) for _ in range(FIELD_COUNT - 1)],
+                        pa.nulls(size, RESCUED_TYPE),
                     ],
                     schema=RECORD_SCHEMA,
                 ),
@@ -103,6 +106,7 @@ def _reference_plain(
             counts,
             pa.nulls(len(selected), pa.string()),
             *[pc.list_element(fields, index) for index in range(FIELD_COUNT)],
+            pa.nulls(len(selected), RESCUED_TYPE),
         ],
         schema=RECORD_SCHEMA,
     )

@@ -306,6 +306,7 @@ def test_transactions_have_the_table_schema_typed_values_and_lineage() -> None:
         "line_number": 2,
         "last_line_number": 2,
         "ingested_at": datetime(2026, 11, 26, 1, 2, 3, tzinfo=UTC),
+        "_rescued": None,
     }
 
 

@@ -34,6 +34,7 @@ from sluiceway import contract as c
 from sluiceway.errors import ExitCode, LandingFileError
 from sluiceway.ingest.boundaries import BOM, line_index
 from sluiceway.ingest.duplicates import duplicate_details, duplicates_in_file, readable_ids
+from sluiceway.ingest.header import HeaderLayout
 from sluiceway.ingest.landing import LandingChunk, LandingScan, read_chunk, scan_landing_file
 from sluiceway.ingest.masking import mask_record_text
 from sluiceway.ingest.parse import tokenize
@@ -89,6 +90,7 @@ class CheckResult:
     rejected_by_reason: dict[str, int] = field(default_factory=dict)
     first_rejected: tuple[RejectedLine, ...] = ()
     seconds: float = 0.0
+    layout: HeaderLayout | None = None  # how the header was read, when it could be
 
     @property
     def exit_code(self) -> int:
@@ -111,10 +113,21 @@ class CheckResult:
             "rejected_lines": self.rejected_lines,
             "rejected_by_reason": dict(sorted(self.rejected_by_reason.items())),
             "not_checked": list(NOT_CHECKED),
+            "header": self._header_json(),
             "first_rejected": [
                 {**asdict(line), "reasons": list(line.reasons)} for line in self.first_rejected
             ],
             "seconds": round(self.seconds, 3),
+        }
+
+    def _header_json(self) -> dict[str, object] | None:
+        if self.layout is None:
+            return None
+        return {
+            "reordered": self.layout.reordered,
+            "missing_optional": list(self.layout.missing_optional),
+            "ignored_columns": [name for _, name in self.layout.ignored],
+            "rescued_columns": [name for _, name in self.layout.rescued],
         }
 
     def to_text(self) -> str:
@@ -124,6 +137,7 @@ class CheckResult:
         lines = [
             f"{self.source}: passes the whole-file rules (header, gzip, line ends)",
             f"  {self.file_bytes:,} bytes, sha256 {self.sha256}",
+            *([f"  header: {self.layout.outcome()}"] if self.layout else []),
             f"  {self.lines:,} lines after the header: {self.accepted_lines:,} accepted, "
             f"{self.rejected_lines:,} rejected",
             f"  {self.records:,} records: {self.accepted:,} accepted, {self.rejected:,} rejected",
@@ -182,7 +196,15 @@ def check_landing_file(
         _workers(workers) as pool,
     ):
         try:
-            scan = scan_landing_file(source, chunk_bytes, staging, settings.max_record_bytes)
+            scan = scan_landing_file(
+                source,
+                chunk_bytes,
+                staging,
+                settings.max_record_bytes,
+                None,
+                settings.header_matching,
+                settings.unknown_columns,
+            )
         except LandingFileError as error:
             return CheckResult(
                 source, False, error.rule, str(error), seconds=time.monotonic() - started
@@ -216,20 +238,30 @@ def _check_chunks(
     pool: ProcessPoolExecutor | None, scan: LandingScan, show: int, max_record_bytes: int
 ) -> list[_ChunkCheck | _ChunkFailure]:
     count = len(scan.chunks)
+    layout = scan.layout
     if pool is None or count <= 1:
-        return [_check_chunk(chunk, show, max_record_bytes) for chunk in scan.chunks]
-    return list(pool.map(_check_chunk, scan.chunks, [show] * count, [max_record_bytes] * count))
+        return [_check_chunk(chunk, show, max_record_bytes, layout) for chunk in scan.chunks]
+    return list(
+        pool.map(
+            _check_chunk,
+            scan.chunks,
+            [show] * count,
+            [max_record_bytes] * count,
+            [layout] * count,
+        )
+    )
 
 
 def _check_chunk(
-    chunk: LandingChunk, show: int, max_record_bytes: int
+    chunk: LandingChunk, show: int, max_record_bytes: int, layout: HeaderLayout
 ) -> _ChunkCheck | _ChunkFailure:
     """Tokenize and validate one chunk (in a worker); return figures, not records."""
     try:
         data = read_chunk(chunk)
     except LandingFileError as error:
         return _ChunkFailure(error.rule, str(error))
-    validated = validate(tokenize(data, chunk.first_line_number, max_record_bytes))
+    records = tokenize(data, chunk.first_line_number, max_record_bytes, layout)
+    validated = validate(records, layout.field_count)
     accepted = accepted_mask(validated)
     spans = pc.add(
         pc.subtract(validated.column("last_line_number"), validated.column("line_number")), 1
@@ -249,7 +281,9 @@ def _check_chunk(
         rejected_by_reason={
             row["values"]: row["counts"] for row in reasons.to_pylist() if row["values"]
         },
-        first_rejected=to_rejected(rejected.take(order), lineage).select(list(_SHOWN_COLUMNS)),
+        first_rejected=to_rejected(rejected.take(order), lineage, layout).select(
+            list(_SHOWN_COLUMNS)
+        ),
         ids=pa.Table.from_arrays(
             [
                 *ids.select(_ID_SCHEMA.names[:-1]).columns,
@@ -305,6 +339,7 @@ def _summarise(
         rejected_by_reason=dict(by_reason),
         first_rejected=shown,
         seconds=seconds,
+        layout=scan.layout,
     )
 
 
@@ -380,6 +415,7 @@ def _raw_text(scan: LandingScan, spans: list[tuple[int, int]]) -> dict[int, str]
             texts[first] = mask_record_text(
                 text.removesuffix(b"\r")
                 .removeprefix(BOM)
-                .decode(c.ENCODING, errors="backslashreplace")
+                .decode(c.ENCODING, errors="backslashreplace"),
+                scan.layout,
             )
     return texts

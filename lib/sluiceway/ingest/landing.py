@@ -1,7 +1,8 @@
-"""The landing file on the driver: identity (sha256), header check, and record-aligned chunks.
+"""The landing file on the driver: identity (sha256), header layout, and record-aligned chunks.
 
 The file is read once: a reader thread hashes it, unpacks gzip (every member; a truncated
-stream or trailing bytes fail the file) and checks the header, while a planner thread counts
+stream or trailing bytes fail the file) and the header is matched to the contract
+(`header.read_header`: the file's layout, or a whole-file error), while a planner thread counts
 physical lines (the unit of accounting) and places chunk boundaries on record starts found by
 the same rules the tokenizer uses (`boundaries.quoted_records`), so executors can tokenize
 chunks in parallel without ever splitting a record. The ingest goes on once the identity is
@@ -10,10 +11,8 @@ known and hands chunks to the tasks as they are planned (`LandingScanner`).
 
 from __future__ import annotations
 
-import csv
 import functools
 import hashlib
-import io
 import itertools
 import os
 import queue
@@ -27,10 +26,18 @@ from typing import Any
 import numpy as np
 from pyarrow import fs as pafs
 
-from sluiceway.contract import COLUMN_NAMES, HEADER_LINE
+from sluiceway.contract import COLUMNS, HEADER_LINE
 from sluiceway.errors import LandingFileError
 from sluiceway.ingest import source as landing_source
-from sluiceway.ingest.boundaries import line_index, quoted_records
+from sluiceway.ingest.boundaries import FIELD_COUNT, line_index, quoted_records
+from sluiceway.ingest.header import (
+    BY_NAME,
+    FAIL,
+    HeaderLayout,
+    header_field_count,
+    read_header,
+)
+from sluiceway.ingest.parse import CONTRACT_LAYOUT
 from sluiceway.locations import canonical_source, is_s3, local_path, resolve
 
 BLOCK_BYTES = 8 * 1024 * 1024
@@ -71,6 +78,7 @@ class LandingScan:
     physical_lines: int = 0
     staged: bool = False
     cr_line_ends: bool = False
+    layout: HeaderLayout = CONTRACT_LAYOUT
 
 
 class _Gunzip:
@@ -127,6 +135,8 @@ class _ChunkPlanner:
         self.chunk_bytes = chunk_bytes
         self.max_record_bytes = max_record_bytes
         self.header: bytes | None = None
+        # The header's number of fields: a record over several lines must have as many.
+        self.field_count = FIELD_COUNT
         self.cr_line_ends = False
         self.carry = b""
         self.carry_offset = 0  # offset of carry[0] in the (unpacked) data
@@ -156,6 +166,7 @@ class _ChunkPlanner:
             self.cr_line_ends, end = True, lone_cr
         end = len(data) if end == -1 else end + 1
         self.header = data[:end]
+        self.field_count = header_field_count(self.header) or FIELD_COUNT
         self.carry, self.carry_offset, self.carry_line = b"", end, 1
         self.cuts.append((end, 1))
         self.target = end + self.chunk_bytes
@@ -163,7 +174,7 @@ class _ChunkPlanner:
 
     def _plan(self, data: bytes, at_end: bool) -> None:
         lines = line_index(data)
-        found = quoted_records(data, lines, self.max_record_bytes, at_end)
+        found = quoted_records(data, lines, self.max_record_bytes, at_end, self.field_count)
         decided = len(lines) if found.undecided_from is None else found.undecided_from
         starts = lines.starts[:decided] + self.carry_offset
         inside = np.zeros(decided, dtype=bool)
@@ -197,43 +208,17 @@ class _ChunkPlanner:
         )
 
 
-def check_header(source: str, first_line: bytes) -> None:
-    """The first line must be exactly the contract's columns, in order (a BOM is allowed)."""
-    try:
-        text = first_line.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise LandingFileError(
-            source, "header is not UTF-8", str(error), "Ask the partner for a UTF-8 file"
-        ) from error
-    rows = list(csv.reader(io.StringIO(text.rstrip("\r\n"), newline="")))
-    found = tuple(value.strip() for value in rows[0]) if rows else ()
-    if found != COLUMN_NAMES:
-        missing = [name for name in COLUMN_NAMES if name not in found]
-        unexpected = [name for name in found if name not in COLUMN_NAMES]
-        shown = text[:200].rstrip("\r\n")
-        detail = f"line 1 is {shown!r}; expected {HEADER_LINE!r}"
-        if missing or unexpected:
-            detail += f" (missing: {missing or 'none'}; unexpected: {unexpected or 'none'})"
-        else:
-            detail += " (same columns, different order)"
-        raise LandingFileError(
-            source,
-            "wrong header",
-            detail,
-            "Nothing was written. Fix the file's header or the contract, then re-run",
-        )
-
-
 @dataclass(frozen=True)
 class LandingIdentity:
     """What the ingest needs before it takes the lease: the delivered bytes' sha256 (the whole
-    file read, gzip verified, header checked), known before the chunk plan is complete."""
+    file read, gzip verified) and the header's layout, known before the chunk plan is complete."""
 
     source: str
     data_path: str
     sha256: str
     file_bytes: int
     staged: bool
+    layout: HeaderLayout
 
 
 _END = b""  # the end of the unpacked data, on the reader -> planner queue
@@ -246,12 +231,13 @@ class LandingScanner:
     planner thread finds the header, counts lines and cuts chunks (`_ChunkPlanner`) from the
     unpacked bytes: straight from the local file (or its local staged copy) right behind the
     reader, or else handed over in a bounded queue. `identity()` returns once the whole file
-    is read and its header checked, which is all the ingest needs to take the lease and write
+    is read and its header matched, which is all the ingest needs to take the lease and write
     its ledger row; `planned()` hands out chunks while the planner still cuts them, and
     `result()` is the complete `LandingScan`, the same as the one-thread scan gave.
 
     Whole-file problems (no or wrong header, broken gzip) are raised by `identity()`; a
     staged copy is removed by `close()`, which every owner calls (it also stops the threads).
+    `matching` and `unknown_columns` are the feed's header settings (`header.read_header`).
     """
 
     QUEUED_BLOCKS = 8
@@ -263,9 +249,13 @@ class LandingScanner:
         staging_dir: str,
         max_record_bytes: int,
         version: str | None = None,
+        matching: str = BY_NAME,
+        unknown_columns: str = FAIL,
     ) -> None:
         self.source = source
         self.version = version
+        self.matching = matching
+        self.unknown_columns = unknown_columns
         self.planner = _ChunkPlanner(source, chunk_bytes, max_record_bytes)
         blocks = landing_source.open_blocks(source, version, BLOCK_BYTES)  # fails if missing
         first = next(blocks, b"")
@@ -298,16 +288,20 @@ class LandingScanner:
             thread.start()
 
     def identity(self) -> LandingIdentity:
-        """The file's identity once it is read whole and its header is checked."""
+        """The file's identity once it is read whole and its header is matched."""
         with self.state:
             self.state.wait_for(
                 lambda: self.error is not None
                 or (self.read_done and (self.planner.header is not None or self.plan_done))
             )
             self._raise_error()
-        self._check_header()
         return LandingIdentity(
-            self.source, self.data_path, self.sha256, self.file_bytes, self.gzipped
+            self.source,
+            self.data_path,
+            self.sha256,
+            self.file_bytes,
+            self.gzipped,
+            self._header_layout(),
         )
 
     def planned(self, at_least: int = 1) -> Iterator[tuple[LandingChunk, ...]]:
@@ -347,6 +341,7 @@ class LandingScanner:
             self.planner.lines_after_header,
             identity.staged,
             self.planner.cr_line_ends,
+            identity.layout,
         )
 
     def join(self) -> None:
@@ -393,7 +388,7 @@ class LandingScanner:
         if self.stopping:
             raise LandingFileError(self.source, "scan stopped", "the scan was closed", "")
 
-    def _check_header(self) -> None:
+    def _header_layout(self) -> HeaderLayout:
         header = self.planner.header
         if header is None or not header.strip(b"\r\n"):
             raise LandingFileError(
@@ -403,7 +398,7 @@ class LandingScanner:
                 f"Nothing was written. The first line must be {HEADER_LINE!r}; "
                 "a day without transactions is a file with only that line",
             )
-        check_header(self.source, header)
+        return read_header(self.source, header, COLUMNS, self.matching, self.unknown_columns)
 
     def _guarded(self, work: Callable[[], None]) -> None:
         try:
@@ -511,13 +506,17 @@ def scan_landing_file(
     staging_dir: str,
     max_record_bytes: int,
     version: str | None = None,
+    matching: str = BY_NAME,
+    unknown_columns: str = FAIL,
 ) -> LandingScan:
-    """Hash the file, check its header and plan chunks; a .gz file is unpacked to staging.
+    """Hash the file, match its header and plan chunks; a .gz file is unpacked to staging.
 
     Whole-file problems (no header, a wrong header, broken gzip) raise LandingFileError
     before anything is written; a staged copy is then removed again.
     """
-    scanner = LandingScanner(source, chunk_bytes, staging_dir, max_record_bytes, version)
+    scanner = LandingScanner(
+        source, chunk_bytes, staging_dir, max_record_bytes, version, matching, unknown_columns
+    )
     try:
         scan = scanner.result()
     except BaseException:

@@ -23,13 +23,12 @@ import pyarrow.compute as pc
 from numpy.typing import NDArray
 
 from sluiceway import contract as c
+from sluiceway.ingest.header import HeaderLayout, contract_layout
 from sluiceway.logs import KEPT_CHARACTERS, MASK, mask_account
 
-FIELD_COUNT = len(c.COLUMNS)
 SENSITIVE_COLUMNS = tuple(column.name for column in c.COLUMNS if column.sensitive)
-SENSITIVE_POSITIONS = tuple(
-    position for position, column in enumerate(c.COLUMNS) if column.sensitive
-)
+# A stream's values, and a file whose header is the contract's, have the contract's order.
+CONTRACT_ORDER = contract_layout(c.COLUMNS)
 ENCODING_ERRORS = "surrogateescape"  # one stand-in character per byte that is not UTF-8
 
 
@@ -52,21 +51,31 @@ def shown_values(name: str, values: pa.Array) -> pa.Array:
     return mask_accounts(values) if name in SENSITIVE_COLUMNS else values
 
 
-def masked_positions(field_count: int) -> frozenset[int]:
+def sensitive_positions(layout: HeaderLayout) -> tuple[int, ...]:
+    """Where the file's header put the sensitive columns (a reordered header moves them)."""
+    return tuple(
+        position
+        for column, position in zip(c.COLUMNS, layout.positions, strict=True)
+        if column.sensitive and position is not None
+    )
+
+
+def masked_positions(field_count: int, layout: HeaderLayout = CONTRACT_ORDER) -> frozenset[int]:
     """Positions (0-based) of a record with `field_count` fields that may hold a sensitive
-    value: exactly the contract's when the count is right, a wider band when it is not."""
-    shift = field_count - FIELD_COUNT
+    value: exactly the header's when the count is right, a wider band when it is not."""
+    shift = field_count - layout.field_count
     return frozenset(
         moved
-        for position in SENSITIVE_POSITIONS
+        for position in sensitive_positions(layout)
         for moved in range(position + min(shift, 0), position + max(shift, 0) + 1)
         if 0 <= moved < field_count
     )
 
 
-def mask_rejected(records: pa.Table) -> pa.Table:
+def mask_rejected(records: pa.Table, layout: HeaderLayout = CONTRACT_ORDER) -> pa.Table:
     """Rejected records (tokenizer columns) with every sensitive value masked: the sensitive
-    fields, `raw_line`, `raw_bytes`, and the transaction id where it may be one."""
+    fields, `raw_line`, `raw_bytes`, and the transaction id where it may be one. `layout` says
+    where the file's header put each column: raw lines keep the file's order."""
     records = records.combine_chunks()
     for name in SENSITIVE_COLUMNS:
         index = records.schema.get_field_index(name)
@@ -84,14 +93,14 @@ def mask_rejected(records: pa.Table) -> pa.Table:
     id_masked = np.zeros(records.num_rows, dtype=bool)
     if in_arrow.any():
         rows = np.flatnonzero(in_arrow)
-        lines, first_masked = _mask_plain_lines(raw_line.take(pa.array(rows, pa.int64())))
+        lines, first_masked = _mask_plain_lines(raw_line.take(pa.array(rows, pa.int64())), layout)
         raw_line = _put(raw_line, rows, lines)
         id_masked[rows[first_masked]] = True
     if in_python.any():
         rows = np.flatnonzero(in_python)
         taken = pa.array(rows, pa.int64())
         masked = [
-            _mask_odd_record(text, blob)
+            _mask_odd_record(text, blob, layout)
             for text, blob in zip(
                 raw_line.take(taken).to_pylist(), raw_bytes.take(taken).to_pylist(), strict=True
             )
@@ -114,10 +123,10 @@ def mask_rejected(records: pa.Table) -> pa.Table:
     return records
 
 
-def mask_record_text(text: str) -> str:
+def mask_record_text(text: str, layout: HeaderLayout = CONTRACT_ORDER) -> str:
     """One record's text masked as `rejected_records` would hold it (for `sluiceway check`,
     which reads a few records back from the file)."""
-    return _mask_fields(text)[0]
+    return _mask_fields(text, layout)[0]
 
 
 def _put(values: pa.Array, rows: NDArray[np.int64], replacements: pa.Array) -> pa.Array:
@@ -126,7 +135,7 @@ def _put(values: pa.Array, rows: NDArray[np.int64], replacements: pa.Array) -> p
     return pc.replace_with_mask(values, pa.array(mask), replacements.cast(values.type))
 
 
-def _mask_plain_lines(lines: pa.Array) -> tuple[pa.Array, NDArray[np.bool_]]:
+def _mask_plain_lines(lines: pa.Array, layout: HeaderLayout) -> tuple[pa.Array, NDArray[np.bool_]]:
     """Quote-free lines split on the delimiter (exact without quotes) and the fields that may
     be sensitive masked, in Arrow; also whether each line's first field was masked."""
     parts = pc.split_pattern(lines, c.DELIMITER)
@@ -135,9 +144,9 @@ def _mask_plain_lines(lines: pa.Array) -> tuple[pa.Array, NDArray[np.bool_]]:
     fields = pc.list_flatten(parts)
     owner = np.repeat(np.arange(len(counts)), counts)
     position = np.arange(len(fields)) - starts[owner]
-    shift = counts[owner] - FIELD_COUNT
+    shift = counts[owner] - layout.field_count
     masked = np.zeros(len(fields), dtype=bool)
-    for sensitive in SENSITIVE_POSITIONS:
+    for sensitive in sensitive_positions(layout):
         masked |= (position >= sensitive + np.minimum(shift, 0)) & (
             position <= sensitive + np.maximum(shift, 0)
         )
@@ -148,21 +157,23 @@ def _mask_plain_lines(lines: pa.Array) -> tuple[pa.Array, NDArray[np.bool_]]:
     return joined, masked[starts] & (counts > 0)
 
 
-def _mask_odd_record(text: str, blob: bytes | None) -> tuple[str, bytes | None, bool]:
+def _mask_odd_record(
+    text: str, blob: bytes | None, layout: HeaderLayout
+) -> tuple[str, bytes | None, bool]:
     """A record with quotes or bad bytes. A line that is not UTF-8 is masked in its bytes
     (a bad byte counts as one character) and its text is rebuilt from them, as the tokenizer
     builds it, so neither keeps the original."""
     if blob is None:
-        masked, first = _mask_fields(text)
+        masked, first = _mask_fields(text, layout)
         return masked, None, first
-    masked, first = _mask_fields(blob.decode(c.ENCODING, ENCODING_ERRORS))
+    masked, first = _mask_fields(blob.decode(c.ENCODING, ENCODING_ERRORS), layout)
     masked_blob = masked.encode(c.ENCODING, ENCODING_ERRORS)
     return masked_blob.decode(c.ENCODING, "backslashreplace"), masked_blob, first
 
 
-def _mask_fields(text: str) -> tuple[str, bool]:
+def _mask_fields(text: str, layout: HeaderLayout) -> tuple[str, bool]:
     spans = _field_spans(text)
-    positions = masked_positions(len(spans))
+    positions = masked_positions(len(spans), layout)
     fields = [
         _mask_field(text[start:end]) if index in positions else text[start:end]
         for index, (start, end) in enumerate(spans)

@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 
 from sluiceway.contract import (
     COLUMN_NAMES,
+    COLUMNS,
     DELIMITER,
     ENCODING,
     INVALID_ENCODING,
@@ -36,14 +37,19 @@ from sluiceway.ingest.boundaries import (
     quoted_records,
     starts_with_bom,
 )
+from sluiceway.ingest.header import RESCUED_COLUMN, HeaderLayout, contract_layout
 
 FIELD_COUNT = len(COLUMN_NAMES)
+# A file whose header is the contract's, and every stream: fields in contract order.
+CONTRACT_LAYOUT = contract_layout(COLUMNS)
+RESCUED_TYPE = pa.map_(pa.string(), pa.string())
 DECODE_WINDOW = 64 * 1024
 READ_BLOCK_BYTES = 1 << 20
 
-# The output of the tokenizer: one row per record, fields as text, nothing typed yet.
-# `raw_line` is null for plain lines (it is the fields joined by commas, see
-# table_rows.raw_text); `raw_bytes` holds the original bytes of a line that is not UTF-8.
+# The output of the tokenizer: one row per record, fields as text in contract order, nothing
+# typed yet. `raw_line` is null for plain lines of a file in contract order (it is the fields
+# joined by commas, see table_rows.raw_text); `raw_bytes` holds the original bytes of a line
+# that is not UTF-8; `_rescued` the values of a file's unknown columns under `rescue`.
 RECORD_SCHEMA = pa.schema(
     [
         pa.field("line_number", pa.int64(), nullable=False),
@@ -53,34 +59,42 @@ RECORD_SCHEMA = pa.schema(
         pa.field("field_count", pa.int32()),
         pa.field("parse_error", pa.string()),
         *[pa.field(name, pa.string()) for name in COLUMN_NAMES],
+        pa.field(RESCUED_COLUMN, RESCUED_TYPE),
     ]
 )
 
 
 def tokenize(
-    data: bytes, first_line_number: int, max_record_bytes: int = MAX_RECORD_BYTES
+    data: bytes,
+    first_line_number: int,
+    max_record_bytes: int = MAX_RECORD_BYTES,
+    layout: HeaderLayout = CONTRACT_LAYOUT,
 ) -> pa.Table:
     """Records of `data` (whole records only); `first_line_number` is the file line of byte 0.
 
-    Every physical line of `data` is covered by exactly one record.
+    Every physical line of `data` is covered by exactly one record. A line is complete when
+    it has the file's number of fields (`layout`, from its header); its fields come out as
+    the contract's columns, in contract order.
     """
     if not data:
         return RECORD_SCHEMA.empty_table()
     lines = line_index(data)
-    spans = quoted_records(data, lines, max_record_bytes, at_end=True).spans
+    spans = quoted_records(data, lines, max_record_bytes, True, layout.field_count).spans
     in_span = np.zeros(len(lines), dtype=bool)
     for span in spans:
         in_span[span.first_line : span.last_line + 1] = True
     bad_encoding = _lines_with_bad_encoding(data, lines)
     plain = ~in_span & ~bad_encoding
-    parts = [_plain_records(data, lines, np.flatnonzero(plain), first_line_number)]
+    parts = [_plain_records(data, lines, np.flatnonzero(plain), first_line_number, layout)]
     undecodable = [
         RecordSpan(int(line), int(line)) for line in np.flatnonzero(~in_span & bad_encoding)
     ]
     special = spans + undecodable
     if special:
         parts.append(
-            pa.Table.from_batches([_special_records(data, lines, special, first_line_number)])
+            pa.Table.from_batches(
+                [_special_records(data, lines, special, first_line_number, layout)]
+            )
         )
     return pa.concat_tables(parts)
 
@@ -136,7 +150,11 @@ def _line_array(data: bytes, lines: LineIndex, selected: NDArray[np.int64]) -> p
 
 
 def _plain_records(
-    data: bytes, lines: LineIndex, selected: NDArray[np.int64], first_line_number: int
+    data: bytes,
+    lines: LineIndex,
+    selected: NDArray[np.int64],
+    first_line_number: int,
+    layout: HeaderLayout,
 ) -> pa.Table:
     """Lines without quotes: through Arrow's CSV reader, except the few it would read
     differently from us, which are split on the delimiter; complete records first, in line
@@ -144,12 +162,14 @@ def _plain_records(
     buffer = np.frombuffer(data, dtype=np.uint8)
     marked = starts_with_bom(buffer, lines.starts[selected], lines.ends[selected])
     readable = _readable_by_arrow(buffer, lines, selected, marked)
-    read, refused = _read_records(data, lines, selected[readable], marked[readable])
+    read, refused = _read_records(data, lines, selected[readable], marked[readable], layout)
     rest = np.sort(np.concatenate((selected[~readable], refused)))
     if not len(rest):
-        return _with_line_numbers(read, selected, first_line_number)
-    read = _with_line_numbers(read, np.setdiff1d(selected[readable], refused), first_line_number)
-    complete, incomplete = _split_records(data, lines, rest, first_line_number)
+        return _with_line_numbers(read, selected, first_line_number, layout)
+    read = _with_line_numbers(
+        read, np.setdiff1d(selected[readable], refused), first_line_number, layout
+    )
+    complete, incomplete = _split_records(data, lines, rest, first_line_number, layout)
     if complete.num_rows:
         read = pa.concat_tables([read, pa.Table.from_batches([complete])])
         read = read.take(pc.sort_indices(read.column("line_number")))
@@ -181,13 +201,20 @@ def _readable_by_arrow(
 
 
 def _read_records(
-    data: bytes, lines: LineIndex, chosen: NDArray[np.int64], marked: NDArray[np.bool_]
+    data: bytes,
+    lines: LineIndex,
+    chosen: NDArray[np.int64],
+    marked: NDArray[np.bool_],
+    layout: HeaderLayout,
 ) -> tuple[pa.Table, NDArray[np.int64]]:
-    """The fields of the chosen lines by Arrow's CSV reader, all as text (an empty field stays
-    an empty string), and the lines it refused for their number of fields. It reads one buffer
-    of the runs of consecutive lines, each without its leading BOM."""
+    """The file's fields of the chosen lines by Arrow's CSV reader, all as text (an empty field
+    stays an empty string), in the file's order, and the lines it refused for their number of
+    fields. It reads one buffer of the runs of consecutive lines, each without its leading
+    BOM."""
+    # By position: the header's own names may differ in case, repeat or be blank.
+    names = [f"field_{position}" for position in range(layout.field_count)]
     if not len(chosen):
-        return pa.table({name: pa.array([], pa.string()) for name in COLUMN_NAMES}), chosen
+        return pa.table({name: pa.array([], pa.string()) for name in names}), chosen
     breaks = np.flatnonzero((np.diff(chosen) != 1) | marked[1:]) + 1
     firsts = np.concatenate(([0], breaks))
     lasts = np.append(breaks - 1, len(chosen) - 1)
@@ -209,7 +236,7 @@ def _read_records(
     fields = pa_csv.read_csv(
         pa.BufferReader(text),
         read_options=pa_csv.ReadOptions(
-            column_names=COLUMN_NAMES,
+            column_names=names,
             # A block holds whole lines; bigger blocks are slower (cache).
             block_size=max(READ_BLOCK_BYTES, longest + 2),
             use_threads=False,
@@ -222,7 +249,7 @@ def _read_records(
             invalid_row_handler=refuse,
         ),
         convert_options=pa_csv.ConvertOptions(
-            column_types=dict.fromkeys(COLUMN_NAMES, pa.string()),
+            column_types=dict.fromkeys(names, pa.string()),
             strings_can_be_null=False,
             quoted_strings_can_be_null=False,
             check_utf8=False,  # `tokenize` sent only UTF-8 lines
@@ -237,53 +264,100 @@ def _read_records(
 
 
 def _with_line_numbers(
-    fields: pa.Table, chosen: NDArray[np.int64], first_line_number: int
+    fields: pa.Table, chosen: NDArray[np.int64], first_line_number: int, layout: HeaderLayout
 ) -> pa.Table:
-    """Complete plain records from their fields: one line each, no raw text kept."""
+    """Complete plain records from their fields: one line each; no raw text kept when the
+    contract's columns rebuild the line."""
     line_numbers = pa.array(chosen + first_line_number, pa.int64())
     size = len(chosen)
     return pa.Table.from_arrays(
         [
             line_numbers,
             line_numbers,
-            pa.nulls(size, pa.string()),
+            _raw_text(fields.columns, layout, size),
             pa.nulls(size, pa.binary()),
-            pa.array(np.full(size, FIELD_COUNT, np.int32)),
+            pa.array(np.full(size, layout.field_count, np.int32)),
             pa.nulls(size, pa.string()),
-            *fields.columns,
+            *_in_contract_order(fields.columns, layout, size),
         ],
         schema=RECORD_SCHEMA,
     )
 
 
+def _raw_text(
+    fields: list[pa.ChunkedArray] | list[pa.Array], layout: HeaderLayout, size: int
+) -> pa.Array | pa.ChunkedArray:
+    """Null when the contract's columns rebuild the line (table_rows.raw_text); else the
+    file's fields joined as they stood (reordered, with unknown or without optional columns)."""
+    if layout.in_contract_order:
+        return pa.nulls(size, pa.string())
+    return pc.binary_join_element_wise(*fields, DELIMITER)
+
+
+def _in_contract_order(
+    fields: list[pa.ChunkedArray] | list[pa.Array], layout: HeaderLayout, size: int
+) -> list[pa.Array | pa.ChunkedArray]:
+    """The contract's columns from the file's fields (a missing optional column as nulls),
+    then `_rescued`: one map per record of the rescued columns' names and values."""
+    columns: list[pa.Array | pa.ChunkedArray] = [
+        pa.nulls(size, pa.string()) if position is None else fields[position]
+        for position in layout.positions
+    ]
+    rescued = layout.rescued
+    if not rescued or not size:
+        return [*columns, pa.nulls(size, RESCUED_TYPE)]
+    count = len(rescued)
+    values = pa.concat_arrays([_single(fields[position]) for position, _ in rescued])
+    # Record r's entries are value r of each rescued column, in the file's order.
+    order = (np.arange(count)[None, :] * size + np.arange(size)[:, None]).ravel()
+    keys = pa.array([name for _, name in rescued] * size, pa.string())
+    offsets = pa.array(np.arange(size + 1, dtype=np.int32) * count)
+    maps = pa.MapArray.from_arrays(offsets, keys, values.take(pa.array(order, pa.int64())))
+    return [*columns, maps.cast(RESCUED_TYPE)]
+
+
+def _single(array: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
+
+
 def _split_records(
-    data: bytes, lines: LineIndex, selected: NDArray[np.int64], first_line_number: int
+    data: bytes,
+    lines: LineIndex,
+    selected: NDArray[np.int64],
+    first_line_number: int,
+    layout: HeaderLayout,
 ) -> tuple[pa.RecordBatch, pa.RecordBatch]:
     """Plain lines Arrow's reader cannot take, split on the delimiter in Arrow: the complete
-    records, and the incomplete ones, which keep only their first field (the transaction id)
-    and their raw text."""
+    records, and the incomplete ones, which keep only their raw text and, when the file's
+    first field is the id, their id."""
     raw = _line_array(data, lines, selected)
     fields = pc.split_pattern(raw, DELIMITER)
     counts = pc.list_value_length(fields).cast(pa.int32())
-    complete = pc.equal(counts, FIELD_COUNT)
+    complete = pc.equal(counts, layout.field_count)
     incomplete = pc.invert(complete)
     whole = fields.filter(complete)
     numbers = pa.array(selected[complete.to_numpy(False)] + first_line_number, pa.int64())
     size = len(numbers)
+    file_fields = [pc.list_element(whole, index) for index in range(layout.field_count)]
     complete_records = pa.RecordBatch.from_arrays(
         [
             numbers,
             numbers,
-            pa.nulls(size, pa.string()),
+            raw.filter(complete) if not layout.in_contract_order else pa.nulls(size, pa.string()),
             pa.nulls(size, pa.binary()),
             counts.filter(complete),
             pa.nulls(size, pa.string()),
-            *[pc.list_element(whole, index) for index in range(FIELD_COUNT)],
+            *_in_contract_order(file_fields, layout, size),
         ],
         schema=RECORD_SCHEMA,
     )
     numbers = pa.array(selected[incomplete.to_numpy(False)] + first_line_number, pa.int64())
     size = len(numbers)
+    key = (
+        pc.list_element(fields.filter(incomplete), 0)
+        if layout.key_position() == 0
+        else pa.nulls(size, pa.string())
+    )
     incomplete_records = pa.RecordBatch.from_arrays(
         [
             numbers,
@@ -292,8 +366,9 @@ def _split_records(
             pa.nulls(size, pa.binary()),
             counts.filter(incomplete),
             pa.nulls(size, pa.string()),
-            pc.list_element(fields.filter(incomplete), 0),
+            key,
             *[pa.nulls(size, pa.string()) for _ in range(FIELD_COUNT - 1)],
+            pa.nulls(size, RESCUED_TYPE),
         ],
         schema=RECORD_SCHEMA,
     )
@@ -305,6 +380,7 @@ def _special_records(
     lines: LineIndex,
     spans: list[RecordSpan],
     first_line_number: int,
+    layout: HeaderLayout,
 ) -> pa.RecordBatch:
     """Records with quotes, quoted newlines or bad bytes: split in Python, one at a time."""
     rows = [
@@ -312,6 +388,7 @@ def _special_records(
             data[lines.starts[span.first_line] : lines.ends[span.last_line]],
             span,
             first_line_number,
+            layout,
         )
         for span in spans
     ]
@@ -348,14 +425,16 @@ def split_fields(text: str) -> list[str]:
         position = comma + 1
 
 
-def _first_field(text: str) -> str | None:
+def _first_field(text: str, layout: HeaderLayout) -> str | None:
     """The transaction id of a record that could not be parsed, when it is plainly there."""
-    if text.startswith('"'):
+    if text.startswith('"') or layout.key_position() != 0:
         return None
     return text.split(DELIMITER, 1)[0]
 
 
-def _parse_record(chunk: bytes, span: RecordSpan, first_line_number: int) -> dict[str, object]:
+def _parse_record(
+    chunk: bytes, span: RecordSpan, first_line_number: int, layout: HeaderLayout
+) -> dict[str, object]:
     record: dict[str, object] = {
         "line_number": span.first_line + first_line_number,
         "last_line_number": span.last_line + first_line_number,
@@ -369,17 +448,22 @@ def _parse_record(chunk: bytes, span: RecordSpan, first_line_number: int) -> dic
             raw_line=text,
             raw_bytes=chunk,
             parse_error=INVALID_ENCODING,
-            transaction_id=_first_field(text),
+            transaction_id=_first_field(text, layout),
         )
         return record
     record["raw_line"] = text
     if span.error is not None:
-        record.update(parse_error=span.error, transaction_id=_first_field(text))
+        record.update(parse_error=span.error, transaction_id=_first_field(text, layout))
         return record
     fields = split_fields(text)
     record["field_count"] = len(fields)
-    if fields:
+    if fields and layout.key_position() == 0:
         record[COLUMN_NAMES[0]] = fields[0]
-    if len(fields) == FIELD_COUNT:
-        record.update(zip(COLUMN_NAMES, fields, strict=True))
+    if len(fields) == layout.field_count:
+        record.update(
+            (name, None if position is None else fields[position])
+            for name, position in zip(COLUMN_NAMES, layout.positions, strict=True)
+        )
+        if layout.rescued:
+            record[RESCUED_COLUMN] = [(name, fields[position]) for position, name in layout.rescued]
     return record

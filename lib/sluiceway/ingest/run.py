@@ -106,6 +106,8 @@ def ingest_file(
         settings.staging_location(),
         settings.max_record_bytes,
         source_version,
+        settings.header_matching,
+        settings.unknown_columns,
     )
     try:
         identity = scanner.identity()

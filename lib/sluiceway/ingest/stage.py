@@ -84,6 +84,7 @@ def write_and_stage(
         rejected=write_target(spark, settings, REJECTED_RECORDS),
         max_record_bytes=settings.max_record_bytes,
         ids_location=f"{settings.staging_location().rstrip('/')}/ids-{uuid.uuid4().hex}",
+        layout=scanner.identity().layout,
     )
     clock = time.monotonic()
     chunks, files = _run_tasks_as_planned(spark, plan, scanner, say)

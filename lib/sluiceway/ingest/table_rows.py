@@ -17,7 +17,8 @@ import pyarrow.compute as pc
 
 from sluiceway import contract as c
 from sluiceway.ingest.arrow_text import blank
-from sluiceway.ingest.masking import mask_rejected
+from sluiceway.ingest.header import RESCUED_COLUMN, HeaderLayout
+from sluiceway.ingest.masking import CONTRACT_ORDER, mask_rejected
 from sluiceway.ingest.reasons import accepted_mask
 from sluiceway.ingest.validate import TIMESTAMP_TYPE
 from sluiceway.tables import REJECTED_RECORDS, TRANSACTIONS, arrow_schema
@@ -60,6 +61,7 @@ def to_transactions(validated: pa.Table, lineage: Lineage) -> pa.Table:
         accepted.column("line_number"),
         accepted.column("last_line_number"),
         _ingested_at(lineage, size),
+        accepted.column(RESCUED_COLUMN),
     ]
     return _as_table(arrays, arrow_schema(TRANSACTIONS))
 
@@ -89,10 +91,13 @@ def _lines_label(records: pa.Table) -> pa.ChunkedArray | pa.Array:
     )
 
 
-def to_rejected(validated: pa.Table, lineage: Lineage) -> pa.Table:
+def to_rejected(
+    validated: pa.Table, lineage: Lineage, layout: HeaderLayout = CONTRACT_ORDER
+) -> pa.Table:
     """Rejected records as the `rejected_records` table: raw text, lines, reasons, detail;
-    sensitive values masked (the detail was built masked by `validate`)."""
-    rejected = mask_rejected(validated.filter(pc.invert(accepted_mask(validated))))
+    sensitive values masked where the file's header (`layout`) put them (the detail was built
+    masked by `validate`)."""
+    rejected = mask_rejected(validated.filter(pc.invert(accepted_mask(validated))), layout)
     size = rejected.num_rows
     detail = pc.binary_join_element_wise(
         _lines_label(rejected), rejected.column("reason_detail"), ": "

@@ -38,12 +38,13 @@ AMOUNT_TYPE = pa.decimal128(c.AMOUNT_PRECISION, c.AMOUNT_SCALE)
 TIMESTAMP_TYPE = pa.timestamp("us", tz="UTC")
 
 
-def validate(records: pa.Table) -> pa.Table:
+def validate(records: pa.Table, field_count: int = len(c.COLUMN_NAMES)) -> pa.Table:
     """Add `reasons`, `reason_detail`, `amount_value` and `event_time_value` to the records.
 
     `records` has `parse.RECORD_SCHEMA`; an empty `reasons` list means the record is accepted.
+    `field_count` is the file's number of fields (its header's; the contract's for streams).
     """
-    columns = _Columns(records)
+    columns = _Columns(records, field_count)
     amount_value, amount_rules = _amount_rules(columns)
     event_time_value, event_time_rules = _event_time_rules(columns)
     rules = [
@@ -71,14 +72,15 @@ def validate(records: pa.Table) -> pa.Table:
 class _Columns:
     """The record columns as single arrays, and which fields are present (shaped, not blank)."""
 
-    def __init__(self, records: pa.Table) -> None:
+    def __init__(self, records: pa.Table, field_count: int) -> None:
         self.records = records
+        self.expected_fields = field_count
         self.size = records.num_rows
         self._arrays: dict[str, pa.Array] = {}
         self.unparsed = pc.is_valid(self.get("parse_error")).to_numpy(zero_copy_only=False)
         self.field_count = self.get("field_count").fill_null(-1).to_numpy(zero_copy_only=False)
         # Field rules apply only to records with one field per column and no parse error.
-        self.shaped = ~self.unparsed & (self.field_count == len(c.COLUMN_NAMES))
+        self.shaped = ~self.unparsed & (self.field_count == field_count)
         self._present: dict[str, NDArray[np.bool_]] = {}
 
     def get(self, name: str) -> pa.Array:
@@ -118,10 +120,10 @@ def _shape_rules(columns: _Columns) -> list[Rule]:
     def field_count_detail(rows: NDArray[np.int64]) -> pa.Array:
         counts = pc.cast(columns.get("field_count").take(pa.array(rows, pa.int64())), pa.string())
         return pc.binary_join_element_wise(
-            f"{c.WRONG_FIELD_COUNT}: ", counts, f" fields, expected {len(c.COLUMN_NAMES)}", ""
+            f"{c.WRONG_FIELD_COUNT}: ", counts, f" fields, expected {columns.expected_fields}", ""
         )
 
-    wrong_count = ~columns.unparsed & (columns.field_count != len(c.COLUMN_NAMES))
+    wrong_count = ~columns.unparsed & (columns.field_count != columns.expected_fields)
     return [
         Rule(None, columns.unparsed, parse_error_detail),
         Rule(c.WRONG_FIELD_COUNT, wrong_count, field_count_detail),

@@ -32,8 +32,9 @@ from sluiceway.ingest.duplicates import (
     ids_in,
     readable_ids,
 )
+from sluiceway.ingest.header import HeaderLayout
 from sluiceway.ingest.landing import LandingChunk, read_chunk
-from sluiceway.ingest.parse import tokenize
+from sluiceway.ingest.parse import CONTRACT_LAYOUT, tokenize
 from sluiceway.ingest.reasons import add_reason
 from sluiceway.ingest.table_rows import Lineage, to_rejected, to_transactions
 from sluiceway.ingest.validate import validate
@@ -65,6 +66,7 @@ class ChunkPlan:
     max_record_bytes: int
     ids_location: str  # staging folder for the chunks' (id, line) pairs
     extra_reasons: Mapping[int, tuple[ExtraReason, ...]] = field(default_factory=dict)
+    layout: HeaderLayout = CONTRACT_LAYOUT  # the file's header: which field is which column
 
 
 @dataclass
@@ -92,10 +94,14 @@ class FileFigures:
 
 def write_chunk(chunk: LandingChunk, index: int, plan: ChunkPlan) -> list[FileFigures]:
     """Write one chunk's accepted and rejected records, and its (id, line) pairs to staging."""
-    records = tokenize(read_chunk(chunk), chunk.first_line_number, plan.max_record_bytes)
-    validated = _with_extra_reasons(validate(records), plan.extra_reasons)
+    records = tokenize(
+        read_chunk(chunk), chunk.first_line_number, plan.max_record_bytes, plan.layout
+    )
+    validated = _with_extra_reasons(validate(records, plan.layout.field_count), plan.extra_reasons)
     attempt = f"{plan.lineage.ingest_id}-{index:05d}-{uuid.uuid4().hex[:8]}"
-    files = write_records(validated, plan.lineage, plan.transactions, plan.rejected, attempt)
+    files = write_records(
+        validated, plan.lineage, plan.transactions, plan.rejected, attempt, plan.layout
+    )
     if not plan.extra_reasons:
         files.append(_write_ids(validated, plan.ids_location, attempt))
     return files
@@ -312,11 +318,15 @@ def write_records(
     transactions: WriteTarget,
     rejected: WriteTarget,
     attempt: str,
+    layout: HeaderLayout = CONTRACT_LAYOUT,
 ) -> list[FileFigures]:
     """Validated records -> Parquet files of `transactions` and `rejected_records` (one per
-    day partition), named after `attempt`; the figures of each file. Files and streams alike."""
+    day partition), named after `attempt`; the figures of each file. Files and streams alike
+    (a stream's values have the contract's order)."""
     files = _write_table(
         to_transactions(validated, lineage), transactions, attempt, _transaction_figures
     )
-    files += _write_table(to_rejected(validated, lineage), rejected, attempt, _rejected_figures)
+    files += _write_table(
+        to_rejected(validated, lineage, layout), rejected, attempt, _rejected_figures
+    )
     return files
