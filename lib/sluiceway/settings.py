@@ -38,6 +38,11 @@ class Settings:
     max_record_bytes: int = MAX_RECORD_BYTES
     staging_dir: str = ""
     log_level: str = "INFO"
+    # JSON lines for machines (Glue, EMR, Batch, CI); `sluiceway` on a terminal picks text.
+    log_format: str = "json"
+    # With a log file it takes every log line and Spark's own log; stderr keeps what needs
+    # attention (sluiceway.logs).
+    log_file: str = ""
     athena_workgroup: str = "sluiceway"
     aws_region: str | None = None
     failpoint: str = ""

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from sluiceway.errors import ConfigurationError
 from sluiceway.locations import is_s3
-from sluiceway.logs import get_logger, log_event
+from sluiceway.logs import get_logger, log_event, spark_log_file
 from sluiceway.runtime_jars import (
     ICEBERG_AWS_BUNDLE,
     ICEBERG_SPARK_RUNTIME,
@@ -39,8 +39,11 @@ ICEBERG_EXTENSIONS = "org.apache.iceberg.spark.extensions.IcebergSparkSessionExt
 MIN_JAVA = 17
 PROGRESS_EVERY_SECONDS = 5.0
 LOGGER = get_logger(__name__)
-# Spark's own chatter at WARN drowns the job's progress lines on a terminal.
+# Spark's own chatter (its WARN lines, its start-up banner) drowns the job's progress lines:
+# errors only, on stderr, for jobs and piped runs; everything into a file beside sluiceway's
+# log file on a terminal; Spark's own defaults at --log-level DEBUG (spark_log_options).
 LOG4J_CONF = Path(__file__).parent / "data" / "log4j2.properties"
+LOG4J_FILE_CONF = Path(__file__).parent / "data" / "log4j2-file.properties"
 # The job scripts of a repository checkout (they are not part of the wheel).
 JOBS_DIR = Path(__file__).resolve().parents[2] / "jobs"
 ICEBERG_RUNTIME = "iceberg-spark-runtime"
@@ -133,9 +136,10 @@ def spark_conf(settings: Settings, *, jars: bool = True) -> dict[str, str]:
                 "spark.driver.memory": settings.driver_memory,
                 "spark.sql.adaptive.enabled": "true",
                 "spark.ui.showConsoleProgress": "false",
-                "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={LOG4J_CONF}",
             }
         )
+        if java_options := spark_log_options(settings):
+            conf["spark.driver.extraJavaOptions"] = java_options
     if settings.profile in ("local", "batch") and not is_s3(settings.warehouse):
         conf.update(
             {
@@ -157,6 +161,20 @@ def spark_conf(settings: Settings, *, jars: bool = True) -> dict[str, str]:
         conf[f"{catalog}.s3.path-style-access"] = "true"
     conf.update(settings.extra_spark_conf)
     return conf
+
+
+def spark_log_options(settings: Settings) -> str:
+    """The driver's Java options that say where Spark's own log goes ("" = Spark's defaults).
+
+    The driver's JVM reads its log4j configuration once, when it starts, so this is part of
+    the startup conf.
+    """
+    if settings.log_level.upper() == "DEBUG":
+        return ""
+    if settings.log_file:
+        spark_log = shlex.quote(spark_log_file(settings.log_file))
+        return f"-Dlog4j2.configurationFile={LOG4J_FILE_CONF} -Dsluiceway.spark.log={spark_log}"
+    return f"-Dlog4j2.configurationFile={LOG4J_CONF}"
 
 
 def startup_conf(settings: Settings) -> dict[str, str]:
