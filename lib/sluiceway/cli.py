@@ -7,6 +7,7 @@ import os
 import shlex
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,6 +36,8 @@ from sluiceway.statuses import SKIPPED
 from sluiceway.terminal import Progress
 
 if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
     from sluiceway.generate import Manifest
     from sluiceway.ingest import IngestResult
     from sluiceway.processing import ProcessResult
@@ -77,7 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sluiceway",
         description="Landing CSV of financial transactions -> validated Iceberg tables -> "
-        "per-record processing.\nRuns locally (Spark + a local Iceberg warehouse) or on AWS.",
+        "per-record processing.\nRuns locally (Spark + a local Iceberg warehouse) or on AWS.\n"
+        "On a terminal: one progress line, then a summary; the JSON log and Spark's log go to "
+        "a file\nnamed at the end. Piped or in CI: JSON log lines on stderr (--log-format).",
         epilog=exit_codes_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -258,6 +263,7 @@ def _generate(args: argparse.Namespace) -> int:
         line_ending=args.line_ending,
         gzip_members=args.gzip_members,
     )
+    args.progress.finish()
     _print_generated(args.out, manifest)
     return ExitCode.OK
 
@@ -484,10 +490,21 @@ def _print_process_result(result: ProcessResult) -> None:
 def _process(args: argparse.Namespace) -> int:
     request = ProcessArgs.from_namespace(args, os.environ)
     spark = pipeline.start_spark("process", request.settings, args.progress)
-    result = pipeline.process(spark, request)
+    with _watching(spark, "processing", args.progress):
+        result = pipeline.process(spark, request)
     args.progress.finish()
     _print_process_result(result)
     return result.exit_code
+
+
+def _watching(spark: SparkSession, step: str, progress: Progress) -> AbstractContextManager[None]:
+    """On a terminal, Spark's running tasks on the progress line while `step` runs; in logs
+    nothing (a line a second would drown them)."""
+    if not progress.in_place:
+        return nullcontext()
+    from sluiceway.spark import running_tasks
+
+    return running_tasks(spark, step, progress)
 
 
 def register_process(commands: SubParsers) -> None:
@@ -536,7 +553,8 @@ def _redrive(args: argparse.Namespace) -> int:
 
     settings = settings_from(args, os.environ)
     spark = pipeline.start_spark("redrive", settings, args.progress)
-    result = redrive(spark, settings, ingest_id=args.ingest_id, error_class=args.error_class)
+    with _watching(spark, "redriving dead letters", args.progress):
+        result = redrive(spark, settings, ingest_id=args.ingest_id, error_class=args.error_class)
     args.progress.finish()
     if not result.redriven:
         print("redrive: no matching dead letters; nothing changed")
@@ -569,6 +587,8 @@ def _run(args: argparse.Namespace) -> int:
     def ingested(result: IngestResult) -> None:
         progress.clear()  # the ingest's summary goes where the progress line was
         _print_ingest_result(result)
+        if not result.exit_code:
+            progress(f"processing the accepted records of {result.ingest_id}")
 
     spark = pipeline.start_spark("run", request.landing.settings, progress)
     result = pipeline.ingest_then_process(spark, request, ingested, progress)
@@ -595,7 +615,8 @@ def _maintain(args: argparse.Namespace) -> int:
 
     request = MaintainArgs.from_namespace(args, os.environ)
     spark = pipeline.start_spark("maintain", request.settings, args.progress)
-    results = pipeline.maintain(spark, request)
+    with _watching(spark, "maintaining the tables", args.progress):
+        results = pipeline.maintain(spark, request)
     args.progress.finish()
     for result in results:
         print(json.dumps(result.__dict__))
@@ -741,8 +762,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script: every failure becomes one line and an exit code."""
     args = build_parser().parse_args(argv)
     handler: Handler = args.handler
-    log_format, log_file = _log_output(args, os.environ, terminal=sys.stderr.isatty())
-    progress = Progress(sys.stderr, in_place=sys.stderr.isatty() and log_format == "text")
+    terminal = sys.stderr.isatty()
+    log_format, log_file = _log_output(args, os.environ, terminal=terminal)
+    # JSON lines asked for on a terminal go with plain progress lines, as in a log.
+    progress = Progress(sys.stderr, in_place=terminal and log_format == "text")
     args.progress = progress
 
     def step() -> int:

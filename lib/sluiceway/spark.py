@@ -340,3 +340,41 @@ def task_progress(
     finally:
         finished.set()
         reporter.join()
+
+
+@contextmanager
+def running_tasks(
+    spark: SparkSession, step: str, say: Callable[[str], None], every: float = 1.0
+) -> Iterator[None]:
+    """Say `step: N/M Spark tasks done after S s` whenever that changes while the body runs.
+
+    For a person at a terminal waiting on a step that reports no counts of its own (processing,
+    maintenance): without it the progress line would still say `starting Spark`.
+    """
+    tracker = spark.sparkContext.statusTracker()
+    started = time.monotonic()
+    finished = threading.Event()
+
+    def report() -> None:
+        said = step
+        while not finished.wait(every):
+            stages = [
+                info
+                for stage in tracker.getActiveStageIds()
+                if (info := tracker.getStageInfo(stage)) is not None
+            ]
+            done = sum(info.numCompletedTasks for info in stages)
+            total = sum(info.numTasks for info in stages)
+            message = f"{step}: {done}/{total} Spark tasks done" if stages else step
+            if message != said:
+                say(f"{message} after {time.monotonic() - started:.0f} s")
+                said = message
+
+    say(step)
+    reporter = threading.Thread(target=report, daemon=True)
+    reporter.start()
+    try:
+        yield
+    finally:
+        finished.set()
+        reporter.join()

@@ -19,6 +19,7 @@ import pytest
 
 from sluiceway.cli import _log_output, _unexpected, build_parser
 from sluiceway.errors import ExitCode
+from sluiceway.job_arguments import IngestArgs
 from sluiceway.logs import CLEAR_LINE, configure_logging, get_logger, log_event
 from sluiceway.settings import load_settings
 from sluiceway.spark import LOG4J_CONF, LOG4J_FILE_CONF, spark_conf, spark_log_options
@@ -93,7 +94,9 @@ def test_a_terminal_gets_text_and_a_log_file_of_its_own_elsewhere_json() -> None
 
 
 def test_jobs_log_json_unless_told_otherwise() -> None:
-    assert load_settings().log_format == "json"
+    assert IngestArgs.parse(["--source", "s3://b/k.csv"], {}).settings.log_format == "json"
+    told = IngestArgs.parse(["--source", "s3://b/k.csv", "--log-format", "text"], {})
+    assert told.settings.log_format == "text"
     assert load_settings(environ={"SLUICEWAY_LOG_FORMAT": "text"}).log_format == "text"
 
 
