@@ -114,6 +114,8 @@ def configure_logging(
             console.setLevel(max(logging.WARNING, threshold))
         _warnings_to(None if debug else file, handlers)
     logger = logging.getLogger(LOGGER_NAME)
+    for replaced in logger.handlers:
+        replaced.close()  # a log file of an earlier configuration; stderr stays open
     logger.handlers[:] = handlers
     logger.setLevel(threshold)
     logger.propagate = False
