@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,14 +30,17 @@ from sluiceway.job_arguments import (
     settings_from,
     settings_in,
 )
-from sluiceway.logs import get_logger
+from sluiceway.logs import default_log_file, get_logger, spark_log_file
+from sluiceway.settings import Settings
 from sluiceway.statuses import SKIPPED
+from sluiceway.terminal import Progress
 
 if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
     from sluiceway.generate import Manifest
     from sluiceway.ingest import IngestResult
     from sluiceway.processing import ProcessResult
-    from sluiceway.settings import Settings
 
     SubParsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
@@ -76,7 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sluiceway",
         description="Landing CSV of financial transactions -> validated Iceberg tables -> "
-        "per-record processing.\nRuns locally (Spark + a local Iceberg warehouse) or on AWS.",
+        "per-record processing.\nRuns locally (Spark + a local Iceberg warehouse) or on AWS.\n"
+        "On a terminal: one progress line, then a summary; the JSON log and Spark's log go to "
+        "a file\nnamed at the end. Piped or in CI: JSON log lines on stderr (--log-format).",
         epilog=exit_codes_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -103,7 +110,7 @@ def _upload(args: argparse.Namespace) -> int:
     )
 
     settings = settings_from(args, os.environ)
-    configure_logging("upload", settings.log_level)
+    configure_logging("upload", settings.log_level, log_format=settings.log_format)
     options = UploadOptions(
         watch_dir=Path(args.watch_dir),
         bucket=args.bucket,
@@ -223,17 +230,13 @@ def _print_ingest_result(result: IngestResult) -> None:
     )
 
 
-def _progress(message: str) -> None:
-    print(f"... {message}", file=sys.stderr, flush=True)
-
-
-def _generate_progress(records: int) -> Callable[[int], None] | None:
-    """Progress lines on stderr while a large file is generated."""
+def _generate_progress(records: int, progress: Progress) -> Callable[[int], None] | None:
+    """Progress on stderr while a large file is generated."""
     if records < GENERATE_PROGRESS_FROM:
         return None
 
     def report(done: int) -> None:
-        print(f"... {done:,} / {records:,} records", file=sys.stderr, flush=True)
+        progress(f"{done:,} / {records:,} records")
 
     return report
 
@@ -257,10 +260,11 @@ def _generate(args: argparse.Namespace) -> int:
         seed=args.seed,
         defect_rate=args.defect_rate,
         compress=args.gzip,
-        progress=_generate_progress(args.records),
+        progress=_generate_progress(args.records, args.progress),
         line_ending=args.line_ending,
         gzip_members=args.gzip_members,
     )
+    args.progress.finish()
     _print_generated(args.out, manifest)
     return ExitCode.OK
 
@@ -296,14 +300,16 @@ def register_generate(commands: SubParsers) -> None:
 
 
 def _ingest(args: argparse.Namespace) -> int:
-    return _ingest_and_print(IngestArgs.from_namespace(args, os.environ))
-
-
-def _ingest_and_print(request: IngestArgs) -> int:
-    spark = pipeline.start_spark("ingest", request.settings, _progress)
-    result = pipeline.ingest(spark, request, _progress)
+    result = _ingest_with(IngestArgs.from_namespace(args, os.environ), args.progress)
     _print_ingest_result(result)
     return result.exit_code
+
+
+def _ingest_with(request: IngestArgs, progress: Progress) -> IngestResult:
+    spark = pipeline.start_spark("ingest", request.settings, progress)
+    result = pipeline.ingest(spark, request, progress)
+    progress.finish()
+    return result
 
 
 def register_ingest(commands: SubParsers) -> None:
@@ -350,16 +356,30 @@ def register_query(commands: SubParsers) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    progress: Progress = args.progress
     landing = pipeline.demo_landing_file(
-        args.data_dir, args.records, progress=_generate_progress(args.records)
+        args.data_dir, args.records, progress=_generate_progress(args.records, progress)
     )
     if landing.generated:
+        progress.clear()
         _print_generated(str(landing.path), landing.generated)
     settings = settings_from(args, os.environ)
-    status = _ingest_and_print(IngestArgs(str(landing.path), None, None, settings))
+    result = _ingest_with(IngestArgs(str(landing.path), None, None, settings), progress)
+    _print_ingest_result(result)
     print("\nSELECT status, COUNT(*) FROM transactions GROUP BY status")
     print(pipeline.run_query(_analyst_settings(args), pipeline.DEMO_QUERY, "table"), end="")
-    return status
+    _print_next_steps(settings)
+    return result.exit_code
+
+
+def _print_next_steps(settings: Settings) -> None:
+    """Where the tables are and what to try next, with this run's warehouse and namespace."""
+    where = f"--warehouse {shlex.quote(settings.warehouse)}"
+    if settings.namespace != Settings.namespace:
+        where += f" --namespace {shlex.quote(settings.namespace)}"
+    print(f"\nwarehouse  {settings.warehouse} (namespace {settings.namespace})")
+    print(f"next       sluiceway process {where}")
+    print(f"           sluiceway report --out report.html {where}")
 
 
 def register_demo(commands: SubParsers) -> None:
@@ -367,7 +387,9 @@ def register_demo(commands: SubParsers) -> None:
         "demo",
         help="generate a sample file, ingest it, and query the result",
         description="The two-minute tour: generate a landing file with a few defects, ingest "
-        "it into the local warehouse and show transactions by status.",
+        "it into the local warehouse and show transactions by status. On a terminal: one "
+        "progress line, then one summary (accepted, rejected by reason, seconds, transactions "
+        "by status, the warehouse, the commands to try next, the log file).",
     )
     parser.add_argument("--records", type=int, default=200_000, help="records to generate")
     parser.add_argument("--data-dir", default=".data", help="where the sample file goes")
@@ -468,10 +490,22 @@ def _print_process_result(result: ProcessResult) -> None:
 
 def _process(args: argparse.Namespace) -> int:
     request = ProcessArgs.from_namespace(args, os.environ)
-    spark = pipeline.start_spark("process", request.settings, _progress)
-    result = pipeline.process(spark, request)
+    spark = pipeline.start_spark("process", request.settings, args.progress)
+    with _watching(spark, "processing", args.progress):
+        result = pipeline.process(spark, request)
+    args.progress.finish()
     _print_process_result(result)
     return result.exit_code
+
+
+def _watching(spark: SparkSession, step: str, progress: Progress) -> AbstractContextManager[None]:
+    """On a terminal, Spark's running tasks on the progress line while `step` runs; in logs
+    nothing (a line a second would drown them)."""
+    if not progress.in_place:
+        return nullcontext()
+    from sluiceway.spark import running_tasks
+
+    return running_tasks(spark, step, progress)
 
 
 def register_process(commands: SubParsers) -> None:
@@ -490,8 +524,9 @@ def register_process(commands: SubParsers) -> None:
 
 def _stream(args: argparse.Namespace) -> int:
     request = StreamArgs.from_namespace(args, os.environ)
-    spark = pipeline.start_spark("stream", request.settings, _progress)
-    summary = pipeline.stream(spark, request, _progress)
+    spark = pipeline.start_spark("stream", request.settings, args.progress)
+    summary = pipeline.stream(spark, request, args.progress)
+    args.progress.finish()
     print(summary.describe())
     return summary.exit_code
 
@@ -518,8 +553,10 @@ def _redrive(args: argparse.Namespace) -> int:
     from sluiceway.processing.redrive import redrive
 
     settings = settings_from(args, os.environ)
-    spark = pipeline.start_spark("redrive", settings, _progress)
-    result = redrive(spark, settings, ingest_id=args.ingest_id, error_class=args.error_class)
+    spark = pipeline.start_spark("redrive", settings, args.progress)
+    with _watching(spark, "redriving dead letters", args.progress):
+        result = redrive(spark, settings, ingest_id=args.ingest_id, error_class=args.error_class)
+    args.progress.finish()
     if not result.redriven:
         print("redrive: no matching dead letters; nothing changed")
         return ExitCode.OK
@@ -546,8 +583,17 @@ def register_redrive(commands: SubParsers) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     request = RunArgs.from_namespace(args, os.environ)
-    spark = pipeline.start_spark("run", request.landing.settings, _progress)
-    result = pipeline.ingest_then_process(spark, request, _print_ingest_result, _progress)
+    progress: Progress = args.progress
+
+    def ingested(result: IngestResult) -> None:
+        progress.clear()  # the ingest's summary goes where the progress line was
+        _print_ingest_result(result)
+        if not result.exit_code:
+            progress(f"processing the accepted records of {result.ingest_id}")
+
+    spark = pipeline.start_spark("run", request.landing.settings, progress)
+    result = pipeline.ingest_then_process(spark, request, ingested, progress)
+    progress.finish()
     if result.processed:
         _print_process_result(result.processed)
     return result.exit_code
@@ -569,8 +615,11 @@ def _maintain(args: argparse.Namespace) -> int:
     import json
 
     request = MaintainArgs.from_namespace(args, os.environ)
-    spark = pipeline.start_spark("maintain", request.settings, _progress)
-    for result in pipeline.maintain(spark, request):
+    spark = pipeline.start_spark("maintain", request.settings, args.progress)
+    with _watching(spark, "maintaining the tables", args.progress):
+        results = pipeline.maintain(spark, request)
+    args.progress.finish()
+    for result in results:
         print(json.dumps(result.__dict__))
     return ExitCode.OK
 
@@ -792,26 +841,71 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script: every failure becomes one line and an exit code."""
     args = build_parser().parse_args(argv)
     handler: Handler = args.handler
+    terminal = sys.stderr.isatty()
+    log_format, log_file = _log_output(args, os.environ, terminal=terminal)
+    # JSON lines asked for on a terminal go with plain progress lines, as in a log.
+    progress = Progress(sys.stderr, in_place=terminal and log_format == "text")
+    args.progress = progress
+
+    def step() -> int:
+        try:
+            return handler(args)
+        finally:
+            progress.finish()  # an error's one line goes where the progress line was
+
     try:
-        return pipeline.run_step(f"sluiceway {args.command}", lambda: handler(args))
+        return pipeline.run_step(f"sluiceway {args.command}", step)
     except KeyboardInterrupt:
         print(f"sluiceway {args.command}: interrupted", file=sys.stderr)
         return 130
     except Exception as error:  # the last resort: a bug, or a failure nobody anticipated
-        return _unexpected(args.command, error)
+        return _unexpected(args.command, error, log_format, log_file)
+    finally:
+        _print_log_files(log_file)
 
 
-def _unexpected(command: str, error: Exception) -> int:
-    """Log the whole trace (Python and Java) as one JSON line, then print one line."""
+def _log_output(
+    args: argparse.Namespace, environ: Mapping[str, str], *, terminal: bool
+) -> tuple[str, str]:
+    """The log format and file of this run: what --log-format, --log-file or SLUICEWAY_LOG_*
+    say, else for a person on a terminal text lines and a log file of its own, else JSON.
+
+    Written back into the options of a command that takes them, so its settings carry them.
+    """
+    log_format = (
+        getattr(args, "log_format", None)
+        or environ.get("SLUICEWAY_LOG_FORMAT")
+        or ("text" if terminal else "json")
+    )
+    log_file = getattr(args, "log_file", None) or environ.get("SLUICEWAY_LOG_FILE", "")
+    if terminal and log_format == "text" and not log_file:
+        log_file = default_log_file(args.command, datetime.now(), os.getpid())
+    if hasattr(args, "log_format"):
+        args.log_format, args.log_file = log_format, log_file
+    return log_format, log_file
+
+
+def _print_log_files(log_file: str) -> None:
+    """Name the run's log file (and Spark's beside it) once, when the terminal kept them out."""
+    if not log_file or not sys.stderr.isatty():
+        return
+    written = [path for path in (log_file, spark_log_file(log_file)) if Path(path).is_file()]
+    if written:
+        print(f"log        {' and '.join(written)}", file=sys.stderr)
+
+
+def _unexpected(command: str, error: Exception, log_format: str, log_file: str) -> int:
+    """Log the whole trace (Python and Java), then print one line saying where it is."""
     import logging
 
     from sluiceway.logs import LOGGER_NAME, configure_logging
 
     if not logging.getLogger(LOGGER_NAME).handlers:
-        configure_logging(command)
+        configure_logging(command, log_format=log_format, log_file=log_file)
     LOGGER.error("unexpected error in sluiceway %s", command, exc_info=error)
+    where = log_file or ("the JSON log above" if log_format == "json" else "the log above")
     print(
-        f"sluiceway {command}: unexpected error: {_one_line(error)}; details in the JSON log above",
+        f"sluiceway {command}: unexpected error: {_one_line(error)}; details in {where}",
         file=sys.stderr,
     )
     return ExitCode.UNEXPECTED

@@ -21,6 +21,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, ClassVar, Self
 
 from sluiceway.errors import ConfigurationError
+from sluiceway.logs import LOG_FORMATS
 from sluiceway.settings import PROFILES, Settings, load_settings
 
 if TYPE_CHECKING:
@@ -54,7 +55,23 @@ SETTINGS_OPTIONS = (
         "--namespace",
         "Iceberg namespace (the Glue database on AWS); default sluiceway or $SLUICEWAY_NAMESPACE",
     ),
-    SettingOption("--log-level", "level of the JSON log lines on stderr: INFO (default) or DEBUG"),
+    SettingOption(
+        "--log-level",
+        "INFO (default) or DEBUG; DEBUG also brings Spark's own log back to stderr",
+    ),
+    SettingOption(
+        "--log-format",
+        "log lines on stderr: json (default for jobs and when stderr is no terminal) or "
+        "text (time, level, message; default for `sluiceway` on a terminal); "
+        "or $SLUICEWAY_LOG_FORMAT",
+        LOG_FORMATS,
+    ),
+    SettingOption(
+        "--log-file",
+        "also write every log line as JSON to this file, and Spark's log beside it; stderr "
+        "then shows warnings and errors only (default on a terminal: one file per run under "
+        "the temp folder, printed at the end)",
+    ),
 )
 # Every command and job that starts Spark and writes the tables also takes these.
 SPARK_OPTIONS = (

@@ -50,12 +50,14 @@ def run_step(program: str, step: Callable[[], int]) -> int:
 
 
 def start_spark(job: str, settings: Settings, progress: Progress | None = None) -> SparkSession:
-    """JSON logs for the job, a usable warehouse, then the session (Spark start takes seconds)."""
+    """The job's logs, a usable warehouse, then the session (Spark start takes seconds)."""
     from sluiceway.logs import configure_logging
     from sluiceway.spark import build_session
     from sluiceway.warehouse import check_warehouse
 
-    configure_logging(job, settings.log_level)
+    configure_logging(
+        job, settings.log_level, log_format=settings.log_format, log_file=settings.log_file
+    )
     check_warehouse(settings)
     if progress:
         progress(f"starting Spark ({settings.profile} profile, warehouse {settings.warehouse})")

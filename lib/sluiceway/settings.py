@@ -43,6 +43,11 @@ class Settings:
     header_matching: str = BY_NAME
     unknown_columns: str = FAIL
     log_level: str = "INFO"
+    # JSON lines for machines (Glue, EMR, Batch, CI); `sluiceway` on a terminal picks text.
+    log_format: str = "json"
+    # With a log file it takes every log line and Spark's own log; stderr keeps what needs
+    # attention (sluiceway.logs).
+    log_file: str = ""
     athena_workgroup: str = "sluiceway"
     aws_region: str | None = None
     failpoint: str = ""

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from sluiceway import class_archive
 from sluiceway.errors import ConfigurationError
 from sluiceway.locations import is_s3
-from sluiceway.logs import get_logger, log_event
+from sluiceway.logs import get_logger, log_event, spark_log_file
 from sluiceway.runtime_jars import (
     ICEBERG_AWS_BUNDLE,
     ICEBERG_SPARK_RUNTIME,
@@ -40,8 +40,11 @@ ICEBERG_EXTENSIONS = "org.apache.iceberg.spark.extensions.IcebergSparkSessionExt
 MIN_JAVA = 17
 PROGRESS_EVERY_SECONDS = 5.0
 LOGGER = get_logger(__name__)
-# Spark's own chatter at WARN drowns the job's progress lines on a terminal.
+# Spark's own chatter (its WARN lines, its start-up banner) drowns the job's progress lines:
+# errors only, on stderr, for jobs and piped runs; everything into a file beside sluiceway's
+# log file on a terminal; Spark's own defaults at --log-level DEBUG (spark_log_options).
 LOG4J_CONF = Path(__file__).parent / "data" / "log4j2.properties"
+LOG4J_FILE_CONF = Path(__file__).parent / "data" / "log4j2-file.properties"
 # The job scripts of a repository checkout (they are not part of the wheel).
 JOBS_DIR = Path(__file__).resolve().parents[2] / "jobs"
 ICEBERG_RUNTIME = "iceberg-spark-runtime"
@@ -134,11 +137,11 @@ def spark_conf(settings: Settings, *, jars: bool = True) -> dict[str, str]:
                 "spark.driver.memory": settings.driver_memory,
                 "spark.sql.adaptive.enabled": "true",
                 "spark.ui.showConsoleProgress": "false",
-                "spark.driver.extraJavaOptions": (
-                    f"-Dlog4j2.configurationFile={LOG4J_CONF} {class_archive.java_options()}"
-                ).strip(),
             }
         )
+        java_options = f"{spark_log_options(settings)} {class_archive.java_options()}"
+        if java_options.strip():
+            conf["spark.driver.extraJavaOptions"] = java_options.strip()
     if settings.profile in ("local", "batch") and not is_s3(settings.warehouse):
         conf.update(
             {
@@ -160,6 +163,20 @@ def spark_conf(settings: Settings, *, jars: bool = True) -> dict[str, str]:
         conf[f"{catalog}.s3.path-style-access"] = "true"
     conf.update(settings.extra_spark_conf)
     return conf
+
+
+def spark_log_options(settings: Settings) -> str:
+    """The driver's Java options that say where Spark's own log goes ("" = Spark's defaults).
+
+    The driver's JVM reads its log4j configuration once, when it starts, so this is part of
+    the startup conf.
+    """
+    if settings.log_level.upper() == "DEBUG":
+        return ""
+    if settings.log_file:
+        spark_log = shlex.quote(spark_log_file(settings.log_file))
+        return f"-Dlog4j2.configurationFile={LOG4J_FILE_CONF} -Dsluiceway.spark.log={spark_log}"
+    return f"-Dlog4j2.configurationFile={LOG4J_CONF}"
 
 
 def startup_conf(settings: Settings) -> dict[str, str]:
@@ -318,6 +335,44 @@ def task_progress(
             log_event(LOGGER, message, unit=unit, done=done, total=total,
                       seconds=round(elapsed, 1), lines_per_second=round(rate))  # fmt: skip
 
+    reporter = threading.Thread(target=report, daemon=True)
+    reporter.start()
+    try:
+        yield
+    finally:
+        finished.set()
+        reporter.join()
+
+
+@contextmanager
+def running_tasks(
+    spark: SparkSession, step: str, say: Callable[[str], None], every: float = 1.0
+) -> Iterator[None]:
+    """Say `step: N/M Spark tasks done after S s` whenever that changes while the body runs.
+
+    For a person at a terminal waiting on a step that reports no counts of its own (processing,
+    maintenance): without it the progress line would still say `starting Spark`.
+    """
+    tracker = spark.sparkContext.statusTracker()
+    started = time.monotonic()
+    finished = threading.Event()
+
+    def report() -> None:
+        said = step
+        while not finished.wait(every):
+            stages = [
+                info
+                for stage in tracker.getActiveStageIds()
+                if (info := tracker.getStageInfo(stage)) is not None
+            ]
+            done = sum(info.numCompletedTasks for info in stages)
+            total = sum(info.numTasks for info in stages)
+            message = f"{step}: {done}/{total} Spark tasks done" if stages else step
+            if message != said:
+                say(f"{message} after {time.monotonic() - started:.0f} s")
+                said = message
+
+    say(step)
     reporter = threading.Thread(target=report, daemon=True)
     reporter.start()
     try:
