@@ -1,6 +1,6 @@
 """A terminal that reads like a tool: the progress line, where log lines go, Spark's log.
 
-tests/integration/test_terminal.py runs the real command on a pseudo-terminal; these check
+tests/integration/test_terminal_sessions.py runs the real command on a pseudo-terminal; these check
 the pieces without Spark.
 """
 
@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from sluiceway import class_archive
 from sluiceway.cli import _log_output, _unexpected, build_parser
 from sluiceway.errors import ExitCode
 from sluiceway.job_arguments import IngestArgs
@@ -148,10 +149,14 @@ def test_spark_logs_to_a_file_beside_the_log_file_and_its_defaults_at_debug(
     assert spark_log_options(logged) == (
         f"-Dlog4j2.configurationFile={LOG4J_FILE_CONF} -Dsluiceway.spark.log=/l/demo-1.spark.log"
     )
-    assert spark_conf(logged)["spark.driver.extraJavaOptions"] == spark_log_options(logged)
+    # The driver's options: where its log goes, then the class archive's (when there is one).
+    archive = class_archive.java_options()
+    assert spark_conf(logged)["spark.driver.extraJavaOptions"] == (
+        f"{spark_log_options(logged)} {archive}".strip()
+    )
 
     debug = load_settings(arguments={"warehouse": str(tmp_path), "log_level": "DEBUG"})
-    assert "spark.driver.extraJavaOptions" not in spark_conf(debug)
+    assert spark_conf(debug).get("spark.driver.extraJavaOptions", "") == archive
 
 
 def test_an_unexpected_error_on_a_terminal_names_the_log_file_with_its_trace(
