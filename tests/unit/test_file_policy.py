@@ -46,7 +46,9 @@ def judge(policy: FilePolicy, lines: int, rejected: int, by_reason: dict[str, in
 
 
 def test_the_transactions_default_is_5_percent_from_1000_rejected_lines() -> None:
-    assert TRANSACTIONS_FILE_POLICY == FilePolicy(0.05, 1000, frozenset())
+    policy = TRANSACTIONS_FILE_POLICY
+    assert (policy.max_rejected_share, policy.min_rejected_lines) == (0.05, 1000)
+    assert policy.fail_file_reasons == frozenset()
 
 
 @pytest.mark.parametrize(("rejected", "refused"), [(1000, False), (1001, True)])
@@ -57,9 +59,7 @@ def test_the_share_must_exceed_the_limit(rejected: int, refused: bool) -> None:
 
 
 @pytest.mark.parametrize(("rejected", "refused"), [(999, False), (1000, True)])
-def test_the_share_applies_from_the_minimum_of_rejected_lines(
-    rejected: int, refused: bool
-) -> None:
+def test_the_share_applies_from_the_minimum_of_rejected_lines(rejected: int, refused: bool) -> None:
     verdict = judge(TRANSACTIONS_FILE_POLICY, rejected, rejected, {"wrong_field_count": rejected})
     assert (verdict is not None) == refused
 
@@ -70,6 +70,11 @@ def test_a_small_file_is_never_refused_for_its_share(bad: int) -> None:
         TRANSACTIONS_FILE_POLICY, "small.csv", 20, bad, {"bad_amount_format": bad}, never_asked
     )
     assert verdict is None
+
+
+def test_a_limit_of_1_accepts_any_share() -> None:
+    everything = FilePolicy(max_rejected_share=1.0, min_rejected_lines=0)
+    assert judge(everything, 5000, 5000, {"wrong_field_count": 5000}) is None
 
 
 def test_a_passing_file_reads_no_rejected_records() -> None:
