@@ -21,6 +21,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, ClassVar, Self
 
 from sluiceway.errors import ConfigurationError
+from sluiceway.ingest.file_policy import TRANSACTIONS_FILE_POLICY, FilePolicy
 from sluiceway.logs import LOG_FORMATS
 from sluiceway.settings import PROFILES, Settings, load_settings
 
@@ -132,6 +133,13 @@ def add_landing_options(parser: argparse.ArgumentParser, *, source_option: bool)
         "--manifest", help="manifest to check (default: the landing file + .manifest.json)"
     )
     parser.add_argument("--source-version", help="S3 version id of the landing object")
+    parser.add_argument(
+        "--max-rejected-share",
+        type=float,
+        help="refuse the whole file (exit 2, nothing published) when more than this share of "
+        "its lines is rejected, e.g. 0.2; default the feed's (0.05), judged from 1000 "
+        "rejected lines on",
+    )
 
 
 def add_ingest_arguments(parser: argparse.ArgumentParser, *, source_option: bool) -> None:
@@ -166,12 +174,15 @@ class IngestArgs(JobArgs):
     manifest: str | None
     source_version: str | None
     settings: Settings
+    # The feed's whole-file rules (ingest/file_policy.py), with --max-rejected-share applied.
+    file_policy: FilePolicy = TRANSACTIONS_FILE_POLICY
 
     @classmethod
     def from_namespace(cls, args: argparse.Namespace, environ: Mapping[str, str]) -> Self:
         # Step Functions passes "" when the landing bucket gave no version id.
         version = args.source_version or None
-        return cls(args.source, args.manifest, version, settings_from(args, environ))
+        policy = TRANSACTIONS_FILE_POLICY.with_max_rejected_share(args.max_rejected_share)
+        return cls(args.source, args.manifest, version, settings_from(args, environ), policy)
 
 
 # --- process ------------------------------------------------------------------------------

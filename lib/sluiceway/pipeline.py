@@ -77,6 +77,7 @@ def ingest(
         request.manifest,
         request.source_version,
         progress=progress,
+        policy=request.file_policy,
     )
 
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 # `ingest_ledger.status`: a row is `started` before any data is written, `publishing` once the
 # audit passed and the staged snapshots are decided (the ingest's commit point: a crash after
 # it is rolled forward by the next writer), and `completed` (or `failed`, when reconciliation
-# found a difference, nothing published) last. Only `completed` ingests are processed,
-# reported and counted by the duplicate check.
+# found a difference, nothing published; or `refused`, when the file broke its feed's file
+# policy, nothing published: lib/sluiceway/ingest/file_policy.py) last. Only `completed`
+# ingests are processed, reported and counted by the duplicate check.
 STARTED = "started"
 PUBLISHING = "publishing"
 COMPLETED = "completed"
 FAILED = "failed"
+REFUSED = "refused"
 # An ingest result, never a ledger row: the file was already completed, nothing was written.
 SKIPPED = "skipped"

@@ -111,6 +111,15 @@ def test_a_reconciliation_failure_stops_at_once_without_batch(workdir: Path) -> 
     assert "exited 3 (RECONCILIATION_FAILED)" in notification["Message"]
 
 
+def test_a_refused_file_stops_at_once_without_batch(workdir: Path) -> None:
+    """Exit 2 is what the ingest job returns for a file its feed's file policy refuses."""
+    execution, runner, runs, _ = run(workdir, {"ingest_landing.py:local": 2})
+    assert (execution.status, execution.error) == ("FAILED", "Sluiceway.DataError")
+    assert runs == ["ingest_landing.py:local"]
+    (notification,) = runner.notifications
+    assert "exited 2 (BAD_INPUT)" in notification["Message"]
+
+
 def test_a_busy_process_job_waits_and_runs_again_without_batch(workdir: Path) -> None:
     execution, runner, runs, waits = run(workdir, {"process_records.py:local": [4, 0]})
     assert execution.status == "SUCCEEDED", execution.cause

@@ -34,11 +34,18 @@ from sluiceway import contract as c
 from sluiceway.errors import ExitCode, LandingFileError
 from sluiceway.ingest.boundaries import BOM, line_index
 from sluiceway.ingest.duplicates import duplicate_details, duplicates_in_file, readable_ids
+from sluiceway.ingest.file_policy import (
+    FIRST_LINES,
+    TRANSACTIONS_FILE_POLICY,
+    FilePolicy,
+    judge_file,
+)
 from sluiceway.ingest.header import HeaderLayout
 from sluiceway.ingest.landing import LandingChunk, LandingScan, read_chunk, scan_landing_file
 from sluiceway.ingest.masking import mask_record_text
 from sluiceway.ingest.parse import tokenize
 from sluiceway.ingest.reasons import accepted_mask
+from sluiceway.ingest.rejected_lines import first_lines_by_reason
 from sluiceway.ingest.table_rows import Lineage, to_rejected
 from sluiceway.ingest.validate import validate
 from sluiceway.settings import Settings
@@ -170,6 +177,7 @@ class _ChunkCheck:
     rejected_by_reason: dict[str, int]
     first_rejected: pa.Table
     ids: pa.Table
+    first_lines_by_reason: dict[str, list[int]]
 
 
 @dataclass(frozen=True)
@@ -182,11 +190,16 @@ class _ChunkFailure:
 
 
 def check_landing_file(
-    source: str, settings: Settings, show: int = 10, workers: int = DEFAULT_WORKERS
+    source: str,
+    settings: Settings,
+    show: int = 10,
+    workers: int = DEFAULT_WORKERS,
+    policy: FilePolicy = TRANSACTIONS_FILE_POLICY,
 ) -> CheckResult:
     """Check a local file or s3:// object; whole-file failures are a result, not an error.
 
-    Chunk size and record-size cap are the ingest's settings, so both cut the file alike.
+    Chunk size and record-size cap are the ingest's settings, so both cut the file alike; a
+    file the ingest would refuse by `policy` fails with the ingest's message.
     """
     started = time.monotonic()
     chunk_bytes = settings.parse_chunk_mb * 1024 * 1024
@@ -216,7 +229,7 @@ def check_landing_file(
                     source, False, chunk.rule, chunk.problem, seconds=time.monotonic() - started
                 )
         checked = [chunk for chunk in chunks if isinstance(chunk, _ChunkCheck)]
-        return _summarise(scan, checked, show, time.monotonic() - started)
+        return _summarise(scan, checked, show, time.monotonic() - started, policy)
 
 
 @contextmanager
@@ -291,13 +304,16 @@ def _check_chunk(
             ],
             schema=_ID_SCHEMA,
         ),
+        first_lines_by_reason=first_lines_by_reason(
+            [rejected], pc.unique(pc.list_flatten(rejected.column("reasons"))).to_pylist()
+        ),
     )
 
 
 def _summarise(
-    scan: LandingScan, chunks: list[_ChunkCheck], show: int, seconds: float
+    scan: LandingScan, chunks: list[_ChunkCheck], show: int, seconds: float, policy: FilePolicy
 ) -> CheckResult:
-    """Chunk figures plus the duplicate rule over the whole file's ids."""
+    """Chunk figures plus the duplicate rule over the whole file's ids, judged by `policy`."""
     by_reason: Counter[str] = Counter()
     for chunk in chunks:
         by_reason.update(chunk.rejected_by_reason)
@@ -325,9 +341,25 @@ def _summarise(
         accepted_lines -= int(spans[newly].sum())
         rejected_lines += int(spans[newly].sum())
     shown = _first_rejected(scan, chunks, duplicates, first_lines, show)
+    found = [chunk.first_lines_by_reason for chunk in chunks]
+    duplicate_lines = np.sort(duplicates.column("line_number").to_numpy())[:FIRST_LINES]
+    found.append({c.DUPLICATE_IN_FILE: duplicate_lines.tolist()})
+    refusal = judge_file(
+        policy,
+        scan.source,
+        scan.physical_lines,
+        rejected_lines,
+        by_reason,
+        lambda reasons: {
+            reason: sorted(line for lines in found for line in lines.get(reason, ()))[:FIRST_LINES]
+            for reason in reasons
+        },
+    )
     return CheckResult(
         source=scan.source,
-        passed=True,
+        passed=refusal is None,
+        failed_rule=refusal.rule if refusal else None,
+        problem=refusal.message if refusal else None,
         file_bytes=scan.file_bytes,
         sha256=scan.sha256,
         lines=scan.physical_lines,

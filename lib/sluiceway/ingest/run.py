@@ -3,13 +3,15 @@ sha256 and header; the chunk plan goes on in a thread while the next steps run);
 writer lease, finish any interrupted publication (`recover`) and write the ledger row
 `started`; write and stage the chunks' files (`stage`); audit (`audit`); the ledger row
 `publishing` (the commit point), then publish (`publish`) and `completed`; or, when the
-audit failed, discard the files and `failed`.
+audit failed, discard the files and `failed`; or, when the file broke its feed's file policy
+(`file_policy`: too many lines rejected, or a fail_file reason), discard them and `refused`.
 
 Re-run safety: the ingest id is derived from the file's sha256; all writes happen under the
 namespace's writer lease and every commit is fenced (`sluiceway.commits`); nothing reaches
 `main` before the ledger says `publishing`, and a `publishing` ingest is finished by the
 next writer, so a re-run after a crash starts again from nothing or finds the file
-`completed`. A file already `completed` is skipped.
+`completed`. A file already `completed` is skipped; a `failed` or `refused` one is ingested
+again and judged again (by the policy the re-run is given: `--max-rejected-share`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from sluiceway.commits import TableCommits
 from sluiceway.errors import ExitCode
 from sluiceway.ingest import ledger
 from sluiceway.ingest.audit import AuditOutcome, audit
+from sluiceway.ingest.file_policy import TRANSACTIONS_FILE_POLICY, FilePolicy
 from sluiceway.ingest.landing import LandingScanner
 from sluiceway.ingest.publish import publish
 from sluiceway.ingest.reconcile import read_manifest
@@ -38,7 +41,7 @@ from sluiceway.lease import writer_lease
 from sluiceway.locations import canonical_source, manifest_location
 from sluiceway.logs import get_logger, log_event
 from sluiceway.settings import Settings
-from sluiceway.statuses import COMPLETED, FAILED, PUBLISHING, SKIPPED, STARTED
+from sluiceway.statuses import COMPLETED, FAILED, PUBLISHING, REFUSED, SKIPPED, STARTED
 from sluiceway.tables import INGEST_TABLES, REJECTED_RECORDS, TRANSACTIONS, ensure_tables
 
 LOGGER = get_logger(__name__)
@@ -63,8 +66,11 @@ class IngestResult:
 
     @property
     def exit_code(self) -> int:
-        """0 for completed or skipped, 3 when reconciliation failed."""
-        return ExitCode.RECONCILIATION_FAILED if self.status == FAILED else ExitCode.OK
+        """0 for completed or skipped, 3 when reconciliation failed, 2 when the file was
+        refused (a data error: the state machine fails at once, no fallback)."""
+        if self.status == FAILED:
+            return ExitCode.RECONCILIATION_FAILED
+        return ExitCode.BAD_INPUT if self.status == REFUSED else ExitCode.OK
 
     @property
     def lines_per_second(self) -> float:
@@ -83,12 +89,14 @@ def ingest_file(
     manifest: str | None = None,
     source_version: str | None = None,
     progress: Callable[[str], None] | None = None,
+    policy: FilePolicy = TRANSACTIONS_FILE_POLICY,
 ) -> IngestResult:
     """Ingest one landing file into transactions / rejected_records / ingest_ledger.
 
     Whole-file problems (no or wrong header, broken gzip, a malformed manifest) raise
-    LandingFileError before anything is written. The writes happen under the namespace's
-    writer lease, so no other run can remove or double them.
+    LandingFileError before anything is written; a file that breaks `policy` (judged on the
+    staged figures) is `refused`, publishing nothing. The writes happen under the
+    namespace's writer lease, so no other run can remove or double them.
     """
     say = progress or (lambda _message: None)
     clock = time.monotonic()
@@ -144,7 +152,7 @@ def ingest_file(
             failpoints.reach(settings, "after_ledger_started")
             staged = write_and_stage(spark, settings, commits, scanner, ingest_id, source_file, say)
             failpoints.reach(settings, "after_staged")
-            audited = audit(staged, checked_manifest)
+            audited = audit(staged, checked_manifest, policy, source_file)
             return publish_or_discard(commits, entry, staged, audited, clock, say)
     finally:
         scanner.close()  # stops the planner if the ingest ended early; removes a staged copy
@@ -186,8 +194,8 @@ def publish_or_discard(
     clock: float,
     say: Callable[[str], None],
 ) -> IngestResult:
-    """Audited: ledger `publishing` (the commit point), publish, `completed`. Failed: the
-    files deleted and the ledger `failed`. Logged either way."""
+    """Audited: ledger `publishing` (the commit point), publish, `completed`. Failed or
+    refused: the files deleted and the ledger `failed` or `refused`. Logged either way."""
     settings = commits.settings
     ingest_id = entry.ingest_id
     counts = staged.counts
@@ -209,7 +217,7 @@ def publish_or_discard(
         first_event_time=counts.first_event_time,
         last_event_time=counts.last_event_time,
     )
-    if audited.status == FAILED:
+    if audited.status != COMPLETED:
         delete_files(staged.files)
         decided = dataclasses.replace(
             decided, transactions_snapshot_id=None, rejected_snapshot_id=None

@@ -257,7 +257,10 @@ def _write_and_stage(
 
 
 def _audit(staged: StagedIngest, batch: KafkaBatch, validated: pa.Table) -> AuditOutcome:
-    """The file audit, plus: every (partition, offset) delivered is in exactly one record."""
+    """The file audit, plus: every (partition, offset) delivered is in exactly one record.
+
+    No file policy: a refused batch would be replayed forever, so a stream refuses no batch
+    for its rejects (docs/adr/0013-streaming-ingestion.md)."""
     outcome = audit(staged, None)
     delivered = _keys(batch.records["partition"], batch.records["offset"])
     recorded = _keys(validated["partition"], validated["line_number"])
