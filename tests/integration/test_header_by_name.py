@@ -18,6 +18,7 @@ from sluiceway.cli import main
 from sluiceway.errors import ExitCode, LandingFileError
 from sluiceway.generate import generate_landing_file
 from sluiceway.ingest import ingest_file
+from sluiceway.logs import mask_account
 from sluiceway.settings import Settings
 from sluiceway.tables import DEFINITIONS, TRANSACTIONS, TableDefinition
 
@@ -153,12 +154,12 @@ def test_an_unknown_column_follows_the_feed_s_policy(
             ("T1", "x", {"loyalty_tier": "gold", "Fee": "0.50"}),
             ("T2", "a\nb", {"loyalty_tier": "", "Fee": "1"}),
         ]
-    # The rejected line keeps its text as the file held it, unknown columns included.
+    # The rejected line keeps its text as the file held it, unknown columns included, with
+    # the sensitive columns masked where this header put them.
     ((raw_line,),) = duckdb_query(settings, "SELECT raw_line FROM rejected_records")
-    assert (
-        raw_line
-        == "red," + ",".join({**ROW, "transaction_id": "T3", "amount": "x"}.values()) + ",2"
-    )
+    masked = {"account_id": mask_account(ROW["account_id"]), "counterparty_id": "**"}
+    shown = {**ROW, "transaction_id": "T3", "amount": "x", **masked}
+    assert raw_line == "red," + ",".join(shown.values()) + ",2"
 
 
 def test_strict_matching_keeps_the_exact_header_rule(spark, isolated_settings, tmp_path):
