@@ -389,3 +389,21 @@ def test_the_state_machine_may_read_the_job_outcomes(pipeline: dict[str, Any]) -
         "DefinitionSubstitutions"
     ]
     assert _import_of(substitutions["OutcomeBucket"]) == "WarehouseBucket"
+
+
+def test_the_athena_workgroup_cancels_a_query_past_a_parameterized_scan_cutoff(
+    storage: dict[str, Any],
+) -> None:
+    """A query that forgets its day filter stops at 100 GB (about two months of data) instead
+    of scanning the whole history; the deploying guide documents the parameter's default."""
+    configuration = storage["Resources"]["AthenaWorkGroup"]["Properties"]["WorkGroupConfiguration"]
+    assert configuration["BytesScannedCutoffPerQuery"] == {
+        "Ref": "AthenaBytesScannedCutoffPerQuery"
+    }
+    assert configuration["EnforceWorkGroupConfiguration"] is True
+    parameter = storage["Parameters"]["AthenaBytesScannedCutoffPerQuery"]
+    assert parameter["Type"] == "Number"
+    assert int(parameter["Default"]) == 100 * 1024**3
+    assert int(parameter["MinValue"]) == 10_000_000  # Athena's own minimum, 10 MB
+    guide = (TEMPLATES.parents[1] / "docs" / "deploying.md").read_text(encoding="utf-8")
+    assert "| AthenaBytesScannedCutoffPerQuery | 107374182400 (100 GiB) |" in guide
