@@ -275,10 +275,6 @@ class RunFacts:
     def failed(self) -> int:
         return sum(count for _, count in self.failures_by_class)
 
-    def step_seconds(self, step: str) -> float:
-        """The wall time of the step's runs for this ingest, summed."""
-        return sum(run.seconds for run in self.steps if run.step == step)
-
     def cost_usd(self) -> float:
         """The cost of every run whose workers and price are known."""
         costs = [run.cost_usd(self.worker_hour_usd) for run in self.steps]
