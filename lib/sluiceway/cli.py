@@ -654,8 +654,9 @@ def register_report(commands: SubParsers) -> None:
         help="write a self-contained HTML run report (counts, rejects, outcomes, cost)",
         description="Reads the tables (DuckDB locally, Athena for an s3:// warehouse) and "
         "writes one HTML file with inline charts: counts "
-        "and reconciliation, rejects by reason, processing outcomes, timings, the Iceberg "
-        "snapshots written and the estimated AWS Glue cost. Exit 3 if the ingest does not "
+        "and reconciliation, rejects by reason, processing outcomes, each run's own seconds, "
+        "workers and cost (seconds x workers x the price of a worker-hour, setting "
+        "worker_hour_usd) and the Iceberg snapshots written. Exit 3 if the ingest does not "
         "reconcile.",
     )
     parser.add_argument(

@@ -15,12 +15,10 @@ from pathlib import Path
 
 from sluiceway.query_athena import AthenaClient
 from sluiceway.report_facts import (
-    DEFAULT_JOB_DPUS,
-    GLUE_DPU_HOUR_USD,
-    GLUE_MINIMUM_SECONDS,
     RECENT_BATCHES,
     STREAM_SCHEME,
     RunFacts,
+    StepRun,
     StreamFacts,
     describe_offsets,
     gather,
@@ -161,13 +159,56 @@ Percentiles are approximate.</p>
 """
 
 
+TIMING_HEADERS = [
+    "step", "run", "compute", "workers", "seconds", "records", "records / second", "cost (USD)",
+]  # fmt: skip
+
+
+def _step_row(run: StepRun, prices: dict[str, float]) -> list[object]:
+    shared = f" (shared with {run.other_ingests:,} other ingests)" if run.other_ingests else ""
+    cost = run.cost_usd(prices)
+    return [
+        run.step + shared,
+        run.run_id[:12] or "not recorded",
+        run.compute or "",
+        "" if run.workers is None else f"{run.workers:,}",
+        f"{run.seconds:.1f}",
+        f"{run.records:,}",
+        f"{run.records_per_second:,.0f}",
+        "" if cost is None else f"${cost:.4f}",
+    ]
+
+
+def _timings(facts: RunFacts) -> str:
+    """Each run's own wall time, throughput and cost, as `job_runs` and the ledger recorded
+    them, and how the cost is computed."""
+    prices = dict(facts.worker_hour_usd)
+    rows = _table(TIMING_HEADERS, [_step_row(run, prices) for run in facts.steps], "timings")
+    used = sorted({run.compute for run in facts.steps if run.compute})
+    price_text = ", ".join(
+        f"{html.escape(compute)} ${prices[compute]:g}" if compute in prices
+        else f"{html.escape(compute)} no price"
+        for compute in used
+    )  # fmt: skip
+    bound = "" if facts.cost_complete else "at least "
+    shared = (
+        " A run shared with other ingests is counted whole in each of their reports."
+        if any(run.other_ingests for run in facts.steps)
+        else ""
+    )
+    return f"""{rows}
+<p id="cost">${facts.cost_usd():.4f} in all ({bound}the runs above): each run's seconds × its
+workers × the price of a worker-hour where it ran ({price_text or "no recorded runs"}; the
+setting <code>worker_hour_usd</code> overrides these prices).
+Seconds are each run's own, from its start to its end; AWS also bills a job's start-up and
+a minimum (Glue: 1 minute).{shared}</p>"""
+
+
 def render(
     facts: RunFacts, generated_at: datetime | None = None, streams: Sequence[StreamFacts] = ()
 ) -> str:
     """The report as one HTML document."""
     led = facts.ledger
-    seconds = float(led["duration_seconds"] or 0.0)
-    throughput = led["lines_read"] / seconds if seconds else 0.0
     status = "reconciled" if facts.reconciled else "NOT reconciled"
     is_batch = str(led["source_file"]).startswith(STREAM_SCHEME)
     counts = _table(
@@ -194,19 +235,7 @@ def render(
             ["failed", "", f"{facts.failed:,} (processing_failures)"],
         ],
     )
-    timings = _table(
-        ["step", "seconds", "records / second"],
-        [
-            ["ingest", f"{seconds:.1f}", f"{throughput:,.0f}"],
-            [
-                "processing (first to last result)",
-                f"{facts.processing_seconds:.1f}",
-                f"{facts.processed / facts.processing_seconds:,.0f}"
-                if facts.processing_seconds
-                else "",
-            ],
-        ],
-    )
+    timings = _timings(facts)
     snapshots = _table(
         ["table", "snapshot", "committed", "this ingest"],
         [
@@ -215,7 +244,6 @@ def render(
         ],
     )
     stamp = (generated_at or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
-    cost = facts.estimated_cost_usd()
     source = f"<code>{html.escape(str(led['source_file']))}</code>"
     if is_batch:
         offsets = describe_offsets(parse_offsets(led.get("source_version")))
@@ -252,15 +280,11 @@ table.batches {{ font-size: 12px; }} table.batches td, table.batches th {{ paddi
 {bar_chart("Processed records by result", facts.outcomes)}
 {bar_chart("Processing failures by error class", facts.failures_by_class)}
 {bar_chart("Processed records by attempts", facts.attempts)}
-<h2>Timings and throughput</h2>
+<h2>Timings, throughput and cost</h2>
 {timings}
 <h2>Iceberg snapshots</h2>
 {snapshots}
 {snapshot_note}
-<h2>Estimated AWS cost</h2>
-<p id="cost">${cost:.4f}: ingest and processing on AWS Glue at {DEFAULT_JOB_DPUS} DPU each,
-${GLUE_DPU_HOUR_USD}/DPU-hour, billed per second with a {GLUE_MINIMUM_SECONDS}-second minimum
-(local timings; Glue start-up time not included).</p>
 {_streams(streams)}
 </body></html>
 """

@@ -14,10 +14,12 @@ one ingest (by default the latest landing file's) and sums each stream's batches
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sluiceway.errors import SluicewayError
+from sluiceway.job_runs import INGEST_STEP
 from sluiceway.query import existing_tables, is_athena, query
 from sluiceway.query_athena import AthenaClient
 from sluiceway.settings import Settings
@@ -26,13 +28,6 @@ from sluiceway.statuses import COMPLETED
 if TYPE_CHECKING:
     import pandas as pd
 
-# AWS Glue price per DPU-hour (us-east-1, Spark jobs, Glue 2.0+), source:
-# https://aws.amazon.com/glue/pricing/ (checked 2026). Glue bills per second, 1-minute minimum.
-GLUE_DPU_HOUR_USD = 0.44
-GLUE_MINIMUM_SECONDS = 60
-# infra/cloudformation/pipeline.yaml defaults: 10 G.1X workers (1 DPU each) for ingest and
-# processing.
-DEFAULT_JOB_DPUS = 10
 # How a stream's ledger rows (`kafka://TOPIC`) and records (`kafka://TOPIC/PARTITION`) are
 # named: `sluiceway.stream.offsets.SCHEME`, not imported because that package needs pyspark
 # and the report's Athena path must not (a unit test keeps the two equal).
@@ -111,10 +106,12 @@ REPORT_SQL: dict[str, ReportQuery] = {
         "SELECT CAST(attempts AS VARCHAR) AS attempts, COUNT(*) AS records "
         f"FROM processed_transactions {_BY_INGEST} GROUP BY attempts ORDER BY attempts",
     ),
-    "processing_seconds": ReportQuery(
-        "processed_transactions",
-        "SELECT to_unixtime(MAX(processed_at)) - to_unixtime(MIN(processed_at)) AS seconds "
-        f"FROM processed_transactions {_BY_INGEST}",
+    # The ingest's and processing's runs, each its own wall time and workers (job_runs.py).
+    "job_runs": ReportQuery(
+        "job_runs",
+        "SELECT step, run_id, compute, workers, records, run_ingests, duration_seconds "
+        f"FROM job_runs {_BY_INGEST} "
+        "ORDER BY CASE WHEN step = 'ingest' THEN 0 ELSE 1 END, started_at, run_id",
     ),
     # Iceberg metadata tables, Athena's syntax (pyiceberg provides them locally).
     "transactions_snapshots": ReportQuery(
@@ -206,6 +203,38 @@ STREAM_SQL: dict[str, ReportQuery] = {
 
 
 @dataclass(frozen=True)
+class StepRun:
+    """One run of a step for the ingest, as `job_runs` recorded it (workers and compute None
+    when the run was not recorded: an ingest from before `job_runs`, or a killed run's)."""
+
+    step: str
+    run_id: str
+    compute: str | None
+    workers: int | None
+    records: int
+    seconds: float
+    # Other ingests the same run worked on: its time and cost are shared with them.
+    other_ingests: int = 0
+
+    @property
+    def records_per_second(self) -> float:
+        return self.records / self.seconds if self.seconds else 0.0
+
+    def cost_usd(self, worker_hour_usd: Mapping[str, float]) -> float | None:
+        """Seconds x workers x the compute's price per worker-hour; None when the run's
+        workers or its compute's price are unknown."""
+        price = worker_hour_usd.get(self.compute or "")
+        if self.workers is None or price is None:
+            return None
+        return run_cost_usd(self.seconds, self.workers, price)
+
+
+def run_cost_usd(seconds: float, workers: int, usd_per_worker_hour: float) -> float:
+    """What `workers` workers cost for `seconds` at a price per worker-hour."""
+    return seconds * workers * usd_per_worker_hour / 3600
+
+
+@dataclass(frozen=True)
 class RunFacts:
     """The numbers the report shows, gathered once so tests can check them directly."""
 
@@ -219,8 +248,11 @@ class RunFacts:
     outcomes: list[tuple[str, int]]
     failures_by_class: list[tuple[str, int]]
     attempts: list[tuple[str, int]]
-    processing_seconds: float
+    # The ingest's runs first, then the processing runs, oldest first.
+    steps: list[StepRun]
     snapshots: list[dict[str, Any]]
+    # The prices the cost is computed with (Settings.worker_hour_prices).
+    worker_hour_usd: Mapping[str, float]
 
     @property
     def reconciled(self) -> bool:
@@ -243,13 +275,15 @@ class RunFacts:
     def failed(self) -> int:
         return sum(count for _, count in self.failures_by_class)
 
-    def estimated_cost_usd(self, dpus: int = DEFAULT_JOB_DPUS) -> float:
-        """Glue cost of the ingest and processing jobs at `dpus` each."""
-        billed = [
-            max(float(self.ledger["duration_seconds"] or 0), GLUE_MINIMUM_SECONDS),
-            max(self.processing_seconds, GLUE_MINIMUM_SECONDS) if self.processed else 0.0,
-        ]
-        return sum(billed) / 3600 * dpus * GLUE_DPU_HOUR_USD
+    def cost_usd(self) -> float:
+        """The cost of every run whose workers and price are known."""
+        costs = [run.cost_usd(self.worker_hour_usd) for run in self.steps]
+        return sum(cost for cost in costs if cost is not None)
+
+    @property
+    def cost_complete(self) -> bool:
+        """Whether every run's cost is known (else cost_usd is a lower bound)."""
+        return all(run.cost_usd(self.worker_hour_usd) is not None for run in self.steps)
 
 
 class _Reader:
@@ -308,7 +342,6 @@ def gather(
     ident = str(row["ingest_id"])
     transactions_rows, transactions_lines = map(int, reader.numbers("transactions_rows", ident, 2))
     rejected_rows, rejected_lines = map(int, reader.numbers("rejected_rows", ident, 2))
-    (processing_seconds,) = reader.numbers("processing_seconds", ident, 1)
     return RunFacts(
         ingest_id=ident,
         ledger=row,
@@ -320,9 +353,37 @@ def gather(
         outcomes=reader.pairs("outcomes", ident),
         failures_by_class=reader.pairs("failures_by_class", ident),
         attempts=reader.pairs("attempts", ident),
-        processing_seconds=processing_seconds,
+        steps=_steps(reader.frame("job_runs", ident), row),
         snapshots=_snapshots(reader, row),
+        worker_hour_usd=settings.worker_hour_prices(),
     )
+
+
+def _steps(job_runs: pd.DataFrame | None, ledger: dict[str, Any]) -> list[StepRun]:
+    """The recorded runs; an ingest without a recorded run gets the ledger's own time."""
+    steps = [
+        StepRun(
+            step=str(run["step"]),
+            run_id=str(run["run_id"]),
+            compute=str(run["compute"]),
+            workers=_int(run["workers"]),
+            records=_int(run["records"]),
+            seconds=_float(run["duration_seconds"]) or 0.0,
+            other_ingests=_int(run["run_ingests"]) - 1,
+        )
+        for run in ([] if job_runs is None else job_runs.to_dict("records"))
+    ]
+    if not any(run.step == INGEST_STEP for run in steps):
+        ingest = StepRun(
+            step=INGEST_STEP,
+            run_id="",
+            compute=None,
+            workers=None,
+            records=_int(ledger["lines_read"]),
+            seconds=_float(ledger["duration_seconds"]) or 0.0,
+        )
+        steps.insert(0, ingest)
+    return steps
 
 
 def _snapshots(reader: _Reader, ledger: dict[str, Any]) -> list[dict[str, Any]]:

@@ -21,6 +21,26 @@ from sluiceway.locations import is_s3
 PROFILES = ("local", "glue", "emr-serverless", "batch", "local-aws")
 ENV_PREFIX = "SLUICEWAY_"
 
+# What one worker of each compute costs an hour (USD, us-east-1, on-demand, checked 2026);
+# the report's cost of a run is its seconds x its workers x this price. A worker is what the
+# run counts as one (`job_runs.spark_workers`: a Spark driver or executor, or the machine in
+# local mode). Override with the setting worker_hour_usd (`glue=0.88,batch=0.2`).
+WORKER_HOUR_USD: Mapping[str, float] = {
+    # https://aws.amazon.com/glue/pricing/ : $0.44 per DPU-hour; a G.1X worker is 1 DPU (the
+    # template's GlueWorkerType default; 0.88 for G.2X).
+    "glue": 0.44,
+    # https://aws.amazon.com/emr/pricing/ (EMR Serverless): $0.052624 per vCPU-hour and
+    # $0.0057785 per GB-hour; a driver or executor is 4 vCPU and 16 GB by default.
+    "emr-serverless": round(4 * 0.052624 + 16 * 0.0057785, 6),
+    # https://aws.amazon.com/fargate/pricing/ : $0.04048 per vCPU-hour and $0.004445 per
+    # GB-hour; the Batch fallback is one Fargate task of 4 vCPU and 16 GB (BatchVcpu,
+    # BatchMemoryMiB), Spark in local mode, so one worker.
+    "batch": round(4 * 0.04048 + 16 * 0.004445, 6),
+    # Your own machine (and the local AWS stack) cost nothing here.
+    "local": 0.0,
+    "local-aws": 0.0,
+}
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -57,6 +77,21 @@ class Settings:
     lease_wait_seconds: int = 0
     lease_expiry_seconds: int = 300
     extra_spark_conf: Mapping[str, str] = field(default_factory=dict)
+    # Prices per worker-hour by compute (profile) that replace WORKER_HOUR_USD's, in USD.
+    worker_hour_usd: Mapping[str, str | float] = field(default_factory=dict)
+
+    def worker_hour_prices(self) -> dict[str, float]:
+        """WORKER_HOUR_USD with this configuration's prices in place of the defaults."""
+        prices = dict(WORKER_HOUR_USD)
+        for compute, price in self.worker_hour_usd.items():
+            try:
+                prices[compute] = float(price)
+            except ValueError as error:
+                raise ConfigurationError(
+                    f"setting worker_hour_usd: the price of {compute!r} must be a number of "
+                    f"USD per worker-hour, got {price!r} (e.g. glue=0.44,batch=0.2331)"
+                ) from error
+        return prices
 
     def table(self, name: str) -> str:
         """Fully qualified Spark identifier of a sluiceway table."""

@@ -26,6 +26,7 @@ INGEST_LEDGER = "ingest_ledger"
 PROCESSED_TRANSACTIONS = "processed_transactions"
 PROCESSING_FAILURES = "processing_failures"
 FX_RATES = "fx_rates"
+JOB_RUNS = "job_runs"
 # What one ingest writes: published together through the ledger (ingest/recover.py).
 INGEST_TABLES = (TRANSACTIONS, REJECTED_RECORDS, INGEST_LEDGER)
 
@@ -182,6 +183,25 @@ DEFINITIONS: dict[str, TableDefinition] = {
             ("base_currency", "string"),
             ("rate", "decimal(18,10)"),
             ("source", "string"),
+        ),
+    ),
+    # One row per finished ingest or processing run and ingest it worked on: the run's own
+    # wall time and the workers it ran with, from which the report computes its cost.
+    JOB_RUNS: TableDefinition(
+        JOB_RUNS,
+        (
+            ("run_id", "string"),
+            ("step", "string"),
+            ("ingest_id", "string"),
+            # How many ingests the run worked on (a run is recorded once per ingest).
+            ("run_ingests", "int"),
+            # Where it ran (the settings profile) and the Spark workers (driver + executors).
+            ("compute", "string"),
+            ("workers", "int"),
+            ("records", "bigint"),
+            ("started_at", "timestamp"),
+            ("finished_at", "timestamp"),
+            ("duration_seconds", "double"),
         ),
     ),
 }

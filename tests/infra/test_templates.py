@@ -482,3 +482,21 @@ def test_the_late_file_function_runs_the_wheel_that_make_package_copies_for_it(
     # `make deploy` uploads dist/ as releases/<version>/, and the feed files ride in the wheel.
     assert 'aws s3 sync dist/ "s3://$$artifacts/releases/$(VERSION)/"' in makefile
     assert "data/feeds/*.toml" in (REPOSITORY / "setup.cfg").read_text()
+
+
+def test_the_athena_workgroup_cancels_a_query_past_a_parameterized_scan_cutoff(
+    storage: dict[str, Any],
+) -> None:
+    """A query that forgets its day filter stops at 100 GB (about two months of data) instead
+    of scanning the whole history; the deploying guide documents the parameter's default."""
+    configuration = storage["Resources"]["AthenaWorkGroup"]["Properties"]["WorkGroupConfiguration"]
+    assert configuration["BytesScannedCutoffPerQuery"] == {
+        "Ref": "AthenaBytesScannedCutoffPerQuery"
+    }
+    assert configuration["EnforceWorkGroupConfiguration"] is True
+    parameter = storage["Parameters"]["AthenaBytesScannedCutoffPerQuery"]
+    assert parameter["Type"] == "Number"
+    assert int(parameter["Default"]) == 100 * 1024**3
+    assert int(parameter["MinValue"]) == 10_000_000  # Athena's own minimum, 10 MB
+    guide = (TEMPLATES.parents[1] / "docs" / "deploying.md").read_text(encoding="utf-8")
+    assert "| AthenaBytesScannedCutoffPerQuery | 107374182400 (100 GiB) |" in guide

@@ -8,7 +8,7 @@ import pytest
 
 from sluiceway.cli import main
 from sluiceway.query import query
-from sluiceway.report_facts import GLUE_DPU_HOUR_USD, gather
+from sluiceway.report_facts import gather
 
 pytestmark = pytest.mark.integration
 
@@ -63,8 +63,40 @@ def test_report_facts_match_the_runs(analytics_warehouse) -> None:
     assert sum(count for _, count in facts.rejects_by_reason) == reasons > 0
     ledger_snapshots = {s["snapshot_id"] for s in facts.snapshots if s["this_ingest"]}
     assert facts.ledger["transactions_snapshot_id"] in ledger_snapshots
-    # Two one-minute minimums at 10 DPU is the floor of any run's estimate.
-    assert facts.estimated_cost_usd() >= 2 * 10 * GLUE_DPU_HOUR_USD / 60
+
+
+def test_report_step_seconds_and_cost_are_the_recorded_runs(analytics_warehouse) -> None:
+    """The ingest's and the processing run's own wall times (not first to last result), on
+    the workers they ran with, priced by the table the settings give."""
+    built = analytics_warehouse
+    priced = built.settings.with_overrides({"worker_hour_usd": "local=0.5,glue=9"})
+    facts = gather(priced, built.ingest_id)
+    runs = query(
+        built.settings,
+        "SELECT step, compute, workers, records, duration_seconds FROM job_runs "
+        f"WHERE ingest_id = '{built.ingest_id}' ORDER BY step",
+    ).to_dict("records")
+    assert [(r["step"], r["compute"], r["workers"]) for r in runs] == [
+        ("ingest", "local", 1),
+        ("process", "local", 1),
+    ]
+    assert [run.step for run in facts.steps] == ["ingest", "process"]
+    ingest, process = facts.steps
+    assert ingest.seconds == pytest.approx(built.ingest_seconds)
+    assert ingest.seconds == pytest.approx(facts.ledger["duration_seconds"])
+    assert ingest.records == facts.ledger["lines_read"]
+    assert process.seconds == pytest.approx(built.process_seconds)
+    assert process.records == built.process_records == built.accepted
+    first_to_last = query(
+        built.settings,
+        "SELECT to_unixtime(MAX(processed_at)) - to_unixtime(MIN(processed_at)) "
+        f"FROM processed_transactions WHERE ingest_id = '{built.ingest_id}'",
+    ).iloc[0, 0]
+    assert process.seconds > first_to_last
+    expected = (built.ingest_seconds + built.process_seconds) * 1 * 0.5 / 3600
+    assert facts.cost_complete
+    assert facts.cost_usd() == pytest.approx(expected)
+    assert gather(built.settings, built.ingest_id).cost_usd() == 0.0  # local runs are free
 
 
 def test_report_html_is_self_contained_and_well_formed(analytics_warehouse, tmp_path) -> None:
@@ -91,6 +123,11 @@ def test_report_html_is_self_contained_and_well_formed(analytics_warehouse, tmp_
     assert parser.svgs >= 3
     assert parser.ids["reconciliation"].strip() == "reconciled"
     assert parser.ids["cost"].startswith("$")
+    assert "local $0;" in parser.ids["cost"]
+    page = out.read_text(encoding="utf-8")
+    timings = page[page.index('<table id="timings">') :].split("</table>")[0]
+    process_seconds = f"<td>{analytics_warehouse.process_seconds:.1f}</td>"
+    assert "<td>process</td>" in timings and process_seconds in timings
 
 
 def test_report_on_an_empty_warehouse_says_what_to_do(isolated_settings, tmp_path, capsys) -> None:

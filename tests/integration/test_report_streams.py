@@ -212,3 +212,22 @@ def test_report_on_one_batch_describes_it_as_a_stream_batch(
     page = out.read_text(encoding="utf-8")
     assert f"stream batch of <code>kafka://{TOPIC}</code> (offsets 0:10-19, 1:10-19)" in page
     assert "<td>Kafka records</td><td>20</td>" in page
+
+
+def test_a_batch_without_a_recorded_ingest_run_shows_the_ledgers_seconds_and_no_cost(
+    mixed_warehouse: MixedWarehouse,
+) -> None:
+    """A stream batch's ingest records no `job_runs` row (the ledger row is the batch's
+    record); its processing run does. The report falls back to the ledger's seconds, without
+    workers, and calls the total a lower bound."""
+    built = mixed_warehouse
+    batch = built.batches[0]
+    priced = built.settings.with_overrides({"worker_hour_usd": "local=3600"})
+    facts = gather(priced, batch.ingest_id)
+    ingest, process = facts.steps
+    assert (ingest.step, ingest.run_id, ingest.workers) == ("ingest", "", None)
+    assert ingest.seconds == pytest.approx(batch.duration_seconds)
+    assert ingest.records == batch.lines_read
+    assert (process.step, process.compute, process.workers) == ("process", "local", 1)
+    assert not facts.cost_complete
+    assert facts.cost_usd() == pytest.approx(process.seconds)  # 1 worker at $3600 an hour

@@ -179,6 +179,7 @@ def _report_answers(ingest_id: str) -> dict[str, tuple[dict[str, list], dict[str
                     "ingest_ledger",
                     "processed_transactions",
                     "processing_failures",
+                    "job_runs",
                 ]
             },
             {"table_name": "varchar"},
@@ -206,7 +207,18 @@ def _report_answers(ingest_id: str) -> dict[str, tuple[dict[str, list], dict[str
         sql("outcomes"): ({"result": ["clear", "review"], "records": [5, 2]}, {}),
         sql("failures_by_class"): ({"error_class": ["PermanentError"], "records": [1]}, {}),
         sql("attempts"): ({"attempts": ["1", "2"], "records": [6, 1]}, {}),
-        sql("processing_seconds"): ({"seconds": [3.5]}, {}),
+        sql("job_runs"): (
+            {
+                "step": ["ingest", "process"],
+                "run_id": ["r1", "r2"],
+                "compute": ["glue", "glue"],
+                "workers": [10, 10],
+                "records": [11, 8],
+                "run_ingests": [1, 1],
+                "duration_seconds": [42.0, 3.5],
+            },
+            {},
+        ),
         sql("transactions_snapshots"): (
             {"snapshot_id": [100, 101], "committed_at": [stamp, stamp]},
             {},
@@ -223,6 +235,8 @@ def test_report_on_an_s3_warehouse_reads_through_athena_with_trino_sql() -> None
     assert facts.processed == 7 and facts.failed == 1
     assert facts.ledger["rejected_by_reason"] == {"bad_mcc": 1, "bad_quoting": 1}
     assert [s["this_ingest"] for s in facts.snapshots] == [False, True, True]
+    assert [(run.step, run.seconds) for run in facts.steps] == [("ingest", 42.0), ("process", 3.5)]
+    assert facts.cost_usd() == pytest.approx((42.0 + 3.5) * 10 * 0.44 / 3600)
     assert len(athena.calls) == len(REPORT_SQL) + 1  # every report query, and table discovery
     for sent, options in athena.calls:
         assert_athena_sql(sent)

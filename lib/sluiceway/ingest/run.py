@@ -20,7 +20,7 @@ import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from pyspark.sql import SparkSession
@@ -37,6 +37,7 @@ from sluiceway.ingest.reconcile import read_manifest
 from sluiceway.ingest.recover import finish_interrupted_ingests
 from sluiceway.ingest.source import resolve_version
 from sluiceway.ingest.stage import StagedIngest, delete_files, write_and_stage
+from sluiceway.job_runs import INGEST_STEP, JobRun, record_job_run, spark_workers
 from sluiceway.lease import writer_lease
 from sluiceway.locations import canonical_source, manifest_location
 from sluiceway.logs import get_logger, log_event
@@ -153,7 +154,17 @@ def ingest_file(
             staged = write_and_stage(spark, settings, commits, scanner, ingest_id, source_file, say)
             failpoints.reach(settings, "after_staged")
             audited = audit(staged, checked_manifest, policy, source_file)
-            return publish_or_discard(commits, entry, staged, audited, clock, say)
+            result = publish_or_discard(commits, entry, staged, audited, clock, say)
+            record_job_run(
+                commits,
+                JobRun(
+                    INGEST_STEP, (ingest_id,), settings.profile, spark_workers(spark),
+                    result.lines_read, started_at,
+                    started_at + timedelta(seconds=result.duration_seconds),
+                    result.duration_seconds,
+                ),
+            )  # fmt: skip
+            return result
     finally:
         scanner.close()  # stops the planner if the ingest ended early; removes a staged copy
 

@@ -19,6 +19,7 @@ class RunMetrics:
     records_retried: int = 0
     attempts: int = 0
     batch_latencies_ms: list[float] = field(default_factory=list)
+    # The run's own wall time, from its start to its reconciliation (what `job_runs` records).
     seconds: float = 0.0
     # The waves' own time: the handler's bind, the engine in the tasks, the outcome files.
     wave_seconds: float = 0.0

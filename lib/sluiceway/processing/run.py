@@ -15,6 +15,7 @@ import math
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from pyspark import StorageLevel
@@ -23,6 +24,7 @@ from sluiceway.commits import TableCommits
 from sluiceway.errors import EndpointUnavailableError, ExitCode
 from sluiceway.iceberg_files import write_target
 from sluiceway.ingest.recover import finish_interrupted_ingests
+from sluiceway.job_runs import PROCESS_STEP, JobRun, record_job_run, spark_workers
 from sluiceway.lease import writer_lease
 from sluiceway.logs import get_logger, log_event
 from sluiceway.processing.commit import commit_wave, read_wave
@@ -35,6 +37,7 @@ from sluiceway.processing.retry import RetryPolicy
 from sluiceway.processing.select import IngestScope, resolve_scope, select_pending
 from sluiceway.tables import (
     INGEST_LEDGER,
+    JOB_RUNS,
     PROCESSED_TRANSACTIONS,
     PROCESSING_FAILURES,
     REJECTED_RECORDS,
@@ -117,12 +120,14 @@ def process_records(
     Raises RecordsLeftPending (exit code 5) when an endpoint outage outlasted the retries.
     """
     options = options or ProcessOptions()
+    # The run's own time, from here to its reconciliation: what `job_runs` records.
+    started = time.monotonic()
+    started_at = datetime.now(UTC)
     # One writer per namespace (lib/sluiceway/lease/): pending records are chosen under it.
     with writer_lease(settings, "process") as fence:
-        started = time.monotonic()
         tables = (
             TRANSACTIONS, REJECTED_RECORDS, INGEST_LEDGER, PROCESSED_TRANSACTIONS,
-            PROCESSING_FAILURES,
+            PROCESSING_FAILURES, JOB_RUNS,
         )  # fmt: skip
         ensure_tables(spark, settings, tables)
         commits = TableCommits(spark, settings, fence)
@@ -140,7 +145,9 @@ def process_records(
             pending = records.count() if selection.known_count is None else selection.known_count
             # A known count means no anti-join: the records are their ingests' every record.
             whole = selection.known_count is not None
-            return _process(commits, options, handler, records, scope, pending, started, whole)
+            return _process(
+                commits, options, handler, records, scope, pending, (started, started_at), whole
+            )
         finally:
             records.unpersist()
 
@@ -152,10 +159,11 @@ def _process(
     records: DataFrame,
     scope: IngestScope,
     pending: int,
-    started: float,
+    clock: tuple[float, datetime],
     whole_ingests: bool = False,
 ) -> ProcessResult:
     spark, settings = commits.spark, commits.settings
+    started, started_at = clock
     selected = time.monotonic()
     ingest_ids = scope.ingest_ids
     if ingest_ids is None:
@@ -173,8 +181,9 @@ def _process(
         cause = _run_waves(
             commits, handler, records, options, waves, partitions, metrics, whole_ingests
         )
-    metrics.seconds = time.monotonic() - started
     reconciling = time.monotonic()
+    reconciliation = reconcile(spark, settings, ingest_ids, scope)
+    metrics.seconds = time.monotonic() - started
     result = ProcessResult(
         handler=handler.name,
         ingest_ids=ingest_ids,
@@ -182,9 +191,16 @@ def _process(
         waves=waves,
         partitions=partitions,
         metrics=metrics,
-        reconciliation=reconcile(spark, settings, ingest_ids, scope),
+        reconciliation=reconciliation,
         left_pending=pending - metrics.records if cause else 0,
     )
+    record_job_run(
+        commits,
+        JobRun(
+            PROCESS_STEP, ingest_ids, settings.profile, spark_workers(spark), metrics.records,
+            started_at, started_at + timedelta(seconds=metrics.seconds), metrics.seconds,
+        ),
+    )  # fmt: skip
     log_event(
         LOGGER, "processing finished", handler=handler.name, **metrics.summary(),
         reconciled=result.reconciled, left_pending=result.left_pending,
