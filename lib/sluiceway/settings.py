@@ -15,6 +15,7 @@ from typing import Any
 from sluiceway import local_stack
 from sluiceway.contract import MAX_RECORD_BYTES
 from sluiceway.errors import ConfigurationError
+from sluiceway.feeds import DEFAULT_FEED, Feed, load_feed
 from sluiceway.locations import is_s3
 
 PROFILES = ("local", "glue", "emr-serverless", "batch", "local-aws")
@@ -47,6 +48,15 @@ class Settings:
     lease_wait_seconds: int = 0
     lease_expiry_seconds: int = 300
     extra_spark_conf: Mapping[str, str] = field(default_factory=dict)
+    # The partner feed a run handles (docs/feeds.md), and an operator's folder of feed files
+    # beside the packaged ones. The transactions feed's tables are in `namespace`; any other
+    # feed's in the namespace its file names (`with_overrides` sets it).
+    feed: str = DEFAULT_FEED
+    feeds_dir: str = ""
+
+    def feed_contract(self) -> Feed:
+        """The selected feed's contract, loaded (and checked) from its file."""
+        return load_feed(self.feed, self.feeds_dir)
 
     def table(self, name: str) -> str:
         """Fully qualified Spark identifier of a sluiceway table."""
@@ -79,6 +89,8 @@ class Settings:
             raise ConfigurationError(
                 f"unknown profile {result.profile!r}; choose one of {', '.join(PROFILES)}"
             )
+        if result.feed != DEFAULT_FEED:
+            result = dataclasses.replace(result, namespace=result.feed_contract().namespace)
         return result
 
 

@@ -98,11 +98,16 @@ class _Pending(Exception):
 
 
 def quoted_records(
-    data: bytes, lines: LineIndex, max_record_bytes: int, at_end: bool
+    data: bytes,
+    lines: LineIndex,
+    max_record_bytes: int,
+    at_end: bool,
+    field_count: int = FIELD_COUNT,
 ) -> QuotedRecords:
     """Records of `data` that hold quotes, by the module's rules; `data` starts at a record.
 
     `at_end` says no data follows: an open quote then fails instead of waiting for more.
+    `field_count` is the feed's number of columns (a record over several lines must have it).
     """
     # Without a final LF the last line may still grow, unless nothing follows.
     complete_lines = len(lines) if at_end else lines.terminated
@@ -113,7 +118,9 @@ def quoted_records(
         return QuotedRecords([], undecided)
     quote_line = np.searchsorted(lines.ends, quotes)
     simple = _simple_lines(buffer, lines, quotes, quote_line)
-    machine = _Machine(data, quotes.tolist(), lines.ends.tolist(), max_record_bytes, at_end)
+    machine = _Machine(
+        data, quotes.tolist(), lines.ends.tolist(), max_record_bytes, at_end, field_count
+    )
     spans: list[RecordSpan] = []
     resume = 0
     for line in np.unique(quote_line).tolist():
@@ -169,8 +176,15 @@ class _Machine:
     """The character-level rules, jumping from quote to quote (never byte by byte)."""
 
     def __init__(
-        self, data: bytes, quotes: list[int], line_ends: list[int], cap: int, at_end: bool
+        self,
+        data: bytes,
+        quotes: list[int],
+        line_ends: list[int],
+        cap: int,
+        at_end: bool,
+        field_count: int,
     ) -> None:
+        self.field_count = field_count
         self.data = data
         self.quotes = quotes
         self.line_ends = line_ends
@@ -202,7 +216,7 @@ class _Machine:
             if quote > line_end:
                 fields += data.count(b",", position, line_end)
                 last_line = self._line_of(line_end)
-                if last_line != first_line and fields != FIELD_COUNT:
+                if last_line != first_line and fields != self.field_count:
                     return RecordSpan(first_line, first_line, UNTERMINATED_QUOTE)
                 return RecordSpan(first_line, last_line)
             fields += data.count(b",", position, quote)

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from pyarrow import fs as pafs
 
-from sluiceway.contract import COLUMN_NAMES, HEADER_LINE
+from sluiceway.contract import COLUMN_NAMES
 from sluiceway.errors import LandingFileError
 from sluiceway.ingest import source as landing_source
 from sluiceway.ingest.boundaries import line_index, quoted_records
@@ -122,8 +122,15 @@ class _ChunkPlanner:
     the record-size cap bounds them.
     """
 
-    def __init__(self, source: str, chunk_bytes: int, max_record_bytes: int) -> None:
+    def __init__(
+        self,
+        source: str,
+        chunk_bytes: int,
+        max_record_bytes: int,
+        field_count: int = len(COLUMN_NAMES),
+    ) -> None:
         self.source = source
+        self.field_count = field_count
         self.chunk_bytes = chunk_bytes
         self.max_record_bytes = max_record_bytes
         self.header: bytes | None = None
@@ -163,7 +170,7 @@ class _ChunkPlanner:
 
     def _plan(self, data: bytes, at_end: bool) -> None:
         lines = line_index(data)
-        found = quoted_records(data, lines, self.max_record_bytes, at_end)
+        found = quoted_records(data, lines, self.max_record_bytes, at_end, self.field_count)
         decided = len(lines) if found.undecided_from is None else found.undecided_from
         starts = lines.starts[:decided] + self.carry_offset
         inside = np.zeros(decided, dtype=bool)
@@ -197,7 +204,7 @@ class _ChunkPlanner:
         )
 
 
-def check_header(source: str, first_line: bytes) -> None:
+def check_header(source: str, first_line: bytes, columns: tuple[str, ...] = COLUMN_NAMES) -> None:
     """The first line must be exactly the contract's columns, in order (a BOM is allowed)."""
     try:
         text = first_line.decode("utf-8-sig")
@@ -207,11 +214,11 @@ def check_header(source: str, first_line: bytes) -> None:
         ) from error
     rows = list(csv.reader(io.StringIO(text.rstrip("\r\n"), newline="")))
     found = tuple(value.strip() for value in rows[0]) if rows else ()
-    if found != COLUMN_NAMES:
-        missing = [name for name in COLUMN_NAMES if name not in found]
-        unexpected = [name for name in found if name not in COLUMN_NAMES]
+    if found != columns:
+        missing = [name for name in columns if name not in found]
+        unexpected = [name for name in found if name not in columns]
         shown = text[:200].rstrip("\r\n")
-        detail = f"line 1 is {shown!r}; expected {HEADER_LINE!r}"
+        detail = f"line 1 is {shown!r}; expected {','.join(columns)!r}"
         if missing or unexpected:
             detail += f" (missing: {missing or 'none'}; unexpected: {unexpected or 'none'})"
         else:
@@ -263,10 +270,12 @@ class LandingScanner:
         staging_dir: str,
         max_record_bytes: int,
         version: str | None = None,
+        columns: tuple[str, ...] = COLUMN_NAMES,
     ) -> None:
         self.source = source
         self.version = version
-        self.planner = _ChunkPlanner(source, chunk_bytes, max_record_bytes)
+        self.columns = columns
+        self.planner = _ChunkPlanner(source, chunk_bytes, max_record_bytes, len(columns))
         blocks = landing_source.open_blocks(source, version, BLOCK_BYTES)  # fails if missing
         first = next(blocks, b"")
         self.blocks = _chain(first, blocks)
@@ -400,10 +409,10 @@ class LandingScanner:
                 self.source,
                 "no header",
                 "the file is empty" if not header else "the first line is empty",
-                f"Nothing was written. The first line must be {HEADER_LINE!r}; "
+                f"Nothing was written. The first line must be {','.join(self.columns)!r}; "
                 "a day without transactions is a file with only that line",
             )
-        check_header(self.source, header)
+        check_header(self.source, header, self.columns)
 
     def _guarded(self, work: Callable[[], None]) -> None:
         try:

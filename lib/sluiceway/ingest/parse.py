@@ -12,6 +12,7 @@ Python.
 from __future__ import annotations
 
 import codecs
+from functools import cache
 
 import numpy as np
 import pyarrow as pa
@@ -37,50 +38,63 @@ from sluiceway.ingest.boundaries import (
     starts_with_bom,
 )
 
-FIELD_COUNT = len(COLUMN_NAMES)
 DECODE_WINDOW = 64 * 1024
 READ_BLOCK_BYTES = 1 << 20
 
-# The output of the tokenizer: one row per record, fields as text, nothing typed yet.
-# `raw_line` is null for plain lines (it is the fields joined by commas, see
-# table_rows.raw_text); `raw_bytes` holds the original bytes of a line that is not UTF-8.
-RECORD_SCHEMA = pa.schema(
-    [
-        pa.field("line_number", pa.int64(), nullable=False),
-        pa.field("last_line_number", pa.int64(), nullable=False),
-        pa.field("raw_line", pa.string()),
-        pa.field("raw_bytes", pa.binary()),
-        pa.field("field_count", pa.int32()),
-        pa.field("parse_error", pa.string()),
-        *[pa.field(name, pa.string()) for name in COLUMN_NAMES],
-    ]
-)
+
+@cache
+def record_schema(columns: tuple[str, ...] = COLUMN_NAMES) -> pa.Schema:
+    """The output of the tokenizer for a feed's columns: one row per record, fields as text,
+    nothing typed yet. `raw_line` is null for plain lines (it is the fields joined by commas,
+    see table_rows.raw_text); `raw_bytes` holds the original bytes of a line that is not
+    UTF-8."""
+    return pa.schema(
+        [
+            pa.field("line_number", pa.int64(), nullable=False),
+            pa.field("last_line_number", pa.int64(), nullable=False),
+            pa.field("raw_line", pa.string()),
+            pa.field("raw_bytes", pa.binary()),
+            pa.field("field_count", pa.int32()),
+            pa.field("parse_error", pa.string()),
+            *[pa.field(name, pa.string()) for name in columns],
+        ]
+    )
+
+
+RECORD_SCHEMA = record_schema()
 
 
 def tokenize(
-    data: bytes, first_line_number: int, max_record_bytes: int = MAX_RECORD_BYTES
+    data: bytes,
+    first_line_number: int,
+    max_record_bytes: int = MAX_RECORD_BYTES,
+    columns: tuple[str, ...] = COLUMN_NAMES,
 ) -> pa.Table:
     """Records of `data` (whole records only); `first_line_number` is the file line of byte 0.
 
-    Every physical line of `data` is covered by exactly one record.
+    Every physical line of `data` is covered by exactly one record; `columns` are the
+    feed's column names.
     """
     if not data:
-        return RECORD_SCHEMA.empty_table()
+        return record_schema(columns).empty_table()
     lines = line_index(data)
-    spans = quoted_records(data, lines, max_record_bytes, at_end=True).spans
+    found = quoted_records(data, lines, max_record_bytes, at_end=True, field_count=len(columns))
+    spans = found.spans
     in_span = np.zeros(len(lines), dtype=bool)
     for span in spans:
         in_span[span.first_line : span.last_line + 1] = True
     bad_encoding = _lines_with_bad_encoding(data, lines)
     plain = ~in_span & ~bad_encoding
-    parts = [_plain_records(data, lines, np.flatnonzero(plain), first_line_number)]
+    parts = [_plain_records(data, lines, np.flatnonzero(plain), first_line_number, columns)]
     undecodable = [
         RecordSpan(int(line), int(line)) for line in np.flatnonzero(~in_span & bad_encoding)
     ]
     special = spans + undecodable
     if special:
         parts.append(
-            pa.Table.from_batches([_special_records(data, lines, special, first_line_number)])
+            pa.Table.from_batches(
+                [_special_records(data, lines, special, first_line_number, columns)]
+            )
         )
     return pa.concat_tables(parts)
 
@@ -136,7 +150,11 @@ def _line_array(data: bytes, lines: LineIndex, selected: NDArray[np.int64]) -> p
 
 
 def _plain_records(
-    data: bytes, lines: LineIndex, selected: NDArray[np.int64], first_line_number: int
+    data: bytes,
+    lines: LineIndex,
+    selected: NDArray[np.int64],
+    first_line_number: int,
+    columns: tuple[str, ...],
 ) -> pa.Table:
     """Lines without quotes: through Arrow's CSV reader, except the few it would read
     differently from us, which are split on the delimiter; complete records first, in line
@@ -144,12 +162,13 @@ def _plain_records(
     buffer = np.frombuffer(data, dtype=np.uint8)
     marked = starts_with_bom(buffer, lines.starts[selected], lines.ends[selected])
     readable = _readable_by_arrow(buffer, lines, selected, marked)
-    read, refused = _read_records(data, lines, selected[readable], marked[readable])
+    read, refused = _read_records(data, lines, selected[readable], marked[readable], columns)
     rest = np.sort(np.concatenate((selected[~readable], refused)))
     if not len(rest):
-        return _with_line_numbers(read, selected, first_line_number)
-    read = _with_line_numbers(read, np.setdiff1d(selected[readable], refused), first_line_number)
-    complete, incomplete = _split_records(data, lines, rest, first_line_number)
+        return _with_line_numbers(read, selected, first_line_number, columns)
+    kept = np.setdiff1d(selected[readable], refused)
+    read = _with_line_numbers(read, kept, first_line_number, columns)
+    complete, incomplete = _split_records(data, lines, rest, first_line_number, columns)
     if complete.num_rows:
         read = pa.concat_tables([read, pa.Table.from_batches([complete])])
         read = read.take(pc.sort_indices(read.column("line_number")))
@@ -181,13 +200,17 @@ def _readable_by_arrow(
 
 
 def _read_records(
-    data: bytes, lines: LineIndex, chosen: NDArray[np.int64], marked: NDArray[np.bool_]
+    data: bytes,
+    lines: LineIndex,
+    chosen: NDArray[np.int64],
+    marked: NDArray[np.bool_],
+    columns: tuple[str, ...],
 ) -> tuple[pa.Table, NDArray[np.int64]]:
     """The fields of the chosen lines by Arrow's CSV reader, all as text (an empty field stays
     an empty string), and the lines it refused for their number of fields. It reads one buffer
     of the runs of consecutive lines, each without its leading BOM."""
     if not len(chosen):
-        return pa.table({name: pa.array([], pa.string()) for name in COLUMN_NAMES}), chosen
+        return pa.table({name: pa.array([], pa.string()) for name in columns}), chosen
     breaks = np.flatnonzero((np.diff(chosen) != 1) | marked[1:]) + 1
     firsts = np.concatenate(([0], breaks))
     lasts = np.append(breaks - 1, len(chosen) - 1)
@@ -209,7 +232,7 @@ def _read_records(
     fields = pa_csv.read_csv(
         pa.BufferReader(text),
         read_options=pa_csv.ReadOptions(
-            column_names=COLUMN_NAMES,
+            column_names=columns,
             # A block holds whole lines; bigger blocks are slower (cache).
             block_size=max(READ_BLOCK_BYTES, longest + 2),
             use_threads=False,
@@ -222,7 +245,7 @@ def _read_records(
             invalid_row_handler=refuse,
         ),
         convert_options=pa_csv.ConvertOptions(
-            column_types=dict.fromkeys(COLUMN_NAMES, pa.string()),
+            column_types=dict.fromkeys(columns, pa.string()),
             strings_can_be_null=False,
             quoted_strings_can_be_null=False,
             check_utf8=False,  # `tokenize` sent only UTF-8 lines
@@ -237,7 +260,7 @@ def _read_records(
 
 
 def _with_line_numbers(
-    fields: pa.Table, chosen: NDArray[np.int64], first_line_number: int
+    fields: pa.Table, chosen: NDArray[np.int64], first_line_number: int, columns: tuple[str, ...]
 ) -> pa.Table:
     """Complete plain records from their fields: one line each, no raw text kept."""
     line_numbers = pa.array(chosen + first_line_number, pa.int64())
@@ -248,16 +271,20 @@ def _with_line_numbers(
             line_numbers,
             pa.nulls(size, pa.string()),
             pa.nulls(size, pa.binary()),
-            pa.array(np.full(size, FIELD_COUNT, np.int32)),
+            pa.array(np.full(size, len(columns), np.int32)),
             pa.nulls(size, pa.string()),
             *fields.columns,
         ],
-        schema=RECORD_SCHEMA,
+        schema=record_schema(columns),
     )
 
 
 def _split_records(
-    data: bytes, lines: LineIndex, selected: NDArray[np.int64], first_line_number: int
+    data: bytes,
+    lines: LineIndex,
+    selected: NDArray[np.int64],
+    first_line_number: int,
+    columns: tuple[str, ...],
 ) -> tuple[pa.RecordBatch, pa.RecordBatch]:
     """Plain lines Arrow's reader cannot take, split on the delimiter in Arrow: the complete
     records, and the incomplete ones, which keep only their first field (the transaction id)
@@ -265,7 +292,9 @@ def _split_records(
     raw = _line_array(data, lines, selected)
     fields = pc.split_pattern(raw, DELIMITER)
     counts = pc.list_value_length(fields).cast(pa.int32())
-    complete = pc.equal(counts, FIELD_COUNT)
+    field_count = len(columns)
+    schema = record_schema(columns)
+    complete = pc.equal(counts, field_count)
     incomplete = pc.invert(complete)
     whole = fields.filter(complete)
     numbers = pa.array(selected[complete.to_numpy(False)] + first_line_number, pa.int64())
@@ -278,9 +307,9 @@ def _split_records(
             pa.nulls(size, pa.binary()),
             counts.filter(complete),
             pa.nulls(size, pa.string()),
-            *[pc.list_element(whole, index) for index in range(FIELD_COUNT)],
+            *[pc.list_element(whole, index) for index in range(field_count)],
         ],
-        schema=RECORD_SCHEMA,
+        schema=schema,
     )
     numbers = pa.array(selected[incomplete.to_numpy(False)] + first_line_number, pa.int64())
     size = len(numbers)
@@ -293,9 +322,9 @@ def _split_records(
             counts.filter(incomplete),
             pa.nulls(size, pa.string()),
             pc.list_element(fields.filter(incomplete), 0),
-            *[pa.nulls(size, pa.string()) for _ in range(FIELD_COUNT - 1)],
+            *[pa.nulls(size, pa.string()) for _ in range(field_count - 1)],
         ],
-        schema=RECORD_SCHEMA,
+        schema=schema,
     )
     return complete_records, incomplete_records
 
@@ -305,6 +334,7 @@ def _special_records(
     lines: LineIndex,
     spans: list[RecordSpan],
     first_line_number: int,
+    columns: tuple[str, ...] = COLUMN_NAMES,
 ) -> pa.RecordBatch:
     """Records with quotes, quoted newlines or bad bytes: split in Python, one at a time."""
     rows = [
@@ -312,10 +342,11 @@ def _special_records(
             data[lines.starts[span.first_line] : lines.ends[span.last_line]],
             span,
             first_line_number,
+            columns,
         )
         for span in spans
     ]
-    return pa.RecordBatch.from_pylist(rows, schema=RECORD_SCHEMA)
+    return pa.RecordBatch.from_pylist(rows, schema=record_schema(columns))
 
 
 def split_fields(text: str) -> list[str]:
@@ -355,7 +386,9 @@ def _first_field(text: str) -> str | None:
     return text.split(DELIMITER, 1)[0]
 
 
-def _parse_record(chunk: bytes, span: RecordSpan, first_line_number: int) -> dict[str, object]:
+def _parse_record(
+    chunk: bytes, span: RecordSpan, first_line_number: int, columns: tuple[str, ...]
+) -> dict[str, object]:
     record: dict[str, object] = {
         "line_number": span.first_line + first_line_number,
         "last_line_number": span.last_line + first_line_number,
@@ -369,17 +402,17 @@ def _parse_record(chunk: bytes, span: RecordSpan, first_line_number: int) -> dic
             raw_line=text,
             raw_bytes=chunk,
             parse_error=INVALID_ENCODING,
-            transaction_id=_first_field(text),
         )
+        record[columns[0]] = _first_field(text)
         return record
     record["raw_line"] = text
     if span.error is not None:
-        record.update(parse_error=span.error, transaction_id=_first_field(text))
+        record.update({"parse_error": span.error, columns[0]: _first_field(text)})
         return record
     fields = split_fields(text)
     record["field_count"] = len(fields)
     if fields:
-        record[COLUMN_NAMES[0]] = fields[0]
-    if len(fields) == FIELD_COUNT:
-        record.update(zip(COLUMN_NAMES, fields, strict=True))
+        record[columns[0]] = fields[0]
+    if len(fields) == len(columns):
+        record.update(zip(columns, fields, strict=True))
     return record

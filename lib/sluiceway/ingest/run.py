@@ -106,6 +106,7 @@ def ingest_file(
         settings.staging_location(),
         settings.max_record_bytes,
         source_version,
+        columns=settings.feed_contract().column_names,
     )
     try:
         identity = scanner.identity()
@@ -137,6 +138,7 @@ def ingest_file(
                 started_at=started_at,
                 source_version=source_version,
                 file_bytes=identity.file_bytes,
+                rule_version=settings.feed_contract().rule_version,
             )
             ledger.record(commits, entry)
             failpoints.reach(settings, "after_ledger_started")

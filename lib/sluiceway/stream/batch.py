@@ -145,6 +145,7 @@ def ingest_batch(
             started_at=started_at,
             source_version=ranges.to_json(),
             file_bytes=int(pc.sum(pc.binary_length(batch.records["value"])).as_py() or 0),
+            rule_version=c.TRANSACTIONS_FEED.rule_version,
         )
         ledger.record(commits, entry)
         failpoints.reach(settings, "after_ledger_started")
