@@ -64,6 +64,8 @@ TIMESTAMP_PATTERN = (
     r"(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})$"
 )
 DEFAULT_MAX_LENGTH = 256
+# ingest_ledger.accepted_amount_by_currency is decimal(38,2): a control-total column fits it.
+LEDGER_AMOUNT_SCALE = 2
 DEFAULT_MAX_RECORD_BYTES = 1024 * 1024
 
 # ---------------------------------------------------------------- built-in value sets
@@ -335,6 +337,15 @@ def _feed(path: str, content: bytes, document: dict[str, Any]) -> Feed:
     for key in ("key", "event_time", "amount", "currency"):
         if key in settings and settings[key] not in by_name:
             raise _problem(path, f"feed.{key}", f"no column {settings[key]!r}")
+    if "amount" in settings:
+        amount = by_name[settings["amount"]]
+        if not _type_of("decimal", amount) or decimal_scale(amount)[1] > LEDGER_AMOUNT_SCALE:
+            raise _problem(
+                path,
+                "feed.amount",
+                f"column {amount.name!r} is {amount.table_type}; the ledger's totals need a "
+                f"decimal with at most {LEDGER_AMOUNT_SCALE} places",
+            )
     if by_name[settings["event_time"]].table_type != "timestamp":
         raise _problem(
             path, "feed.event_time", f"column {settings['event_time']!r} is not a timestamp"
@@ -486,3 +497,20 @@ def decimal_pattern(column: Column) -> str:
     most `scale` places (no 1,000.00, no 1e3)."""
     precision, scale = decimal_scale(column)
     return rf"^-?[0-9]{{1,{precision - scale}}}(\.[0-9]{{1,{scale}}})?$"
+
+
+def feed_key_prefix(prefix: str, feed: str | None) -> str:
+    """Where `sluiceway upload --feed` puts a feed's files: a folder named after the feed
+    under the landing prefix, which `feed_from_key` reads back."""
+    if not feed:
+        return prefix
+    return f"{prefix.rstrip('/')}/{feed}" if prefix.strip("/") else feed
+
+
+def feed_from_key(key: str, prefix: str = "") -> str:
+    """The feed a landing object's key names: the folder right after the landing prefix
+    (`landing/payouts/2026-11-25.csv` -> payouts); a file directly under the prefix is the
+    transactions feed, as every key was before feeds."""
+    rest = key.removeprefix(prefix.strip("/") + "/") if prefix.strip("/") else key
+    folder, _, name = rest.partition("/")
+    return folder if name else DEFAULT_FEED

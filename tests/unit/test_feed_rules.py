@@ -22,12 +22,12 @@ FIXTURE_FEEDS = str(Path(__file__).resolve().parents[1] / "fixtures" / "feeds")
 PAYOUTS = load_feed("payouts", FIXTURE_FEEDS)
 LINEAGE = Lineage("payouts.csv", "ingest-p", datetime(2026, 11, 26, tzinfo=UTC), PAYOUTS)
 LINES = [
-    "P1,Shop A,100.125,EUR,2026-11-25T10:00:00Z,3,sepa",  # accepted
-    "P2,Shop B,5.000,EUR,2026-11-25T11:00:00+01:00,,card",  # accepted, items blank
+    "P1,Shop A,100.12,EUR,2026-11-25T10:00:00Z,3,sepa",  # accepted
+    "P2,Shop B,5.00,EUR,2026-11-25T11:00:00+01:00,,card",  # accepted, items blank
     "P3,Shop C,7.5,USD,2026-11-25T12:00:00Z,4000,swift",  # accepted with a warning
-    "P4,Shop D,-1.000,EUR,2026-11-25T12:00:00Z,1,sepa",  # negative_payout
-    "P5,Shop E,1.0001,EUR,2026-11-25T12:00:00Z,1x,cash",  # three rules broken
-    "P6,Shop F,1.000,EUR,2026-11-25,1,sepa",  # bad_paid_at
+    "P4,Shop D,-1.00,EUR,2026-11-25T12:00:00Z,1,sepa",  # negative_payout
+    "P5,Shop E,1.001,EUR,2026-11-25T12:00:00Z,1x,cash",  # three rules broken
+    "P6,Shop F,1.00,EUR,2026-11-25,1,sepa",  # bad_paid_at
 ]
 
 
@@ -45,7 +45,7 @@ def test_the_second_feed_types_its_own_columns() -> None:
     accepted, _ = payouts()
     assert [row["payout_id"] for row in accepted] == ["P1", "P2", "P3"]
     first, second, _ = accepted
-    assert first["net_amount"] == Decimal("100.125")
+    assert first["net_amount"] == Decimal("100.12")
     assert first["items"] == 3
     assert first["paid_at"] == datetime(2026, 11, 25, 10, tzinfo=UTC)
     assert second["items"] is None
@@ -64,11 +64,11 @@ def test_reject_and_fail_file_rules_reject_with_their_codes_in_file_order() -> N
     by_id = {row["payout_id"]: row for row in rejected}
     assert by_id["P4"]["reasons"] == ["negative_payout"]
     assert by_id["P4"]["reason_detail"] == (
-        "line 5: negative_payout: net_amount '-1.000' is below 0"
+        "line 5: negative_payout: net_amount '-1.00' is below 0"
     )
     assert by_id["P5"]["reasons"] == ["bad_net_amount", "bad_items", "unknown_method"]
     assert by_id["P5"]["reason_detail"] == (
-        "line 6: bad_net_amount: net_amount '1.0001' is not a plain decimal with at most 3 "
+        "line 6: bad_net_amount: net_amount '1.001' is not a plain decimal with at most 2 "
         "places; bad_items: items '1x' is not a whole number; "
         "unknown_method: method 'cash' is not sepa, swift, card"
     )

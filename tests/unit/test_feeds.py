@@ -31,6 +31,7 @@ def test_the_transactions_feed_is_the_contract_the_code_reads() -> None:
     assert feed.column_names == c.COLUMN_NAMES
     assert feed.namespace == "sluiceway"
     assert feed.key == "transaction_id" and feed.event_time == "event_time"
+    assert (feed.amount, feed.currency) == ("amount", "currency")
     assert feed.arrival is not None and feed.arrival.due_by_utc == "06:00"
     assert feed.header_matching == "by_name" and feed.unknown_columns == "fail"
     assert feed.max_rejected_share == 0.05
@@ -97,6 +98,7 @@ def test_a_schema_error_names_the_file_the_key_and_the_problem(
         ),
         ('min = "1900-01-01T00:00:00Z"', 'min = "1900-01-01"', "rules[7].min", "not a timestamp"),
         ('reason = "bad_mcc"', 'reason = "missing_required"', "rules[8].reason", "built-in"),
+        ('type = "decimal(18,2)"', 'type = "decimal(18,3)"', "feed.amount", "at most 2 places"),
         (
             'event_time = "event_time"',
             'event_time = "status"',

@@ -32,6 +32,7 @@ from numpy.typing import NDArray
 
 from sluiceway import contract as c
 from sluiceway.errors import ExitCode, LandingFileError
+from sluiceway.feeds import Feed
 from sluiceway.ingest.boundaries import BOM, line_index
 from sluiceway.ingest.duplicates import duplicate_details, duplicates_in_file, readable_ids
 from sluiceway.ingest.landing import LandingChunk, LandingScan, read_chunk, scan_landing_file
@@ -174,6 +175,7 @@ def check_landing_file(
     Chunk size and record-size cap are the ingest's settings, so both cut the file alike.
     """
     started = time.monotonic()
+    feed = settings.feed_contract()
     chunk_bytes = settings.parse_chunk_mb * 1024 * 1024
     # A .gz file is unpacked next to this process, whatever the profile's staging location.
     with (
@@ -181,19 +183,21 @@ def check_landing_file(
         _workers(workers) as pool,
     ):
         try:
-            scan = scan_landing_file(source, chunk_bytes, staging, settings.max_record_bytes)
+            scan = scan_landing_file(
+                source, chunk_bytes, staging, settings.max_record_bytes, None, feed.column_names
+            )
         except LandingFileError as error:
             return CheckResult(
                 source, False, error.rule, str(error), seconds=time.monotonic() - started
             )
-        chunks = _check_chunks(pool, scan, show, settings.max_record_bytes)
+        chunks = _check_chunks(pool, scan, show, settings.max_record_bytes, feed)
         for chunk in chunks:
             if isinstance(chunk, _ChunkFailure):
                 return CheckResult(
                     source, False, chunk.rule, chunk.problem, seconds=time.monotonic() - started
                 )
         checked = [chunk for chunk in chunks if isinstance(chunk, _ChunkCheck)]
-        return _summarise(scan, checked, show, time.monotonic() - started)
+        return _summarise(scan, checked, show, time.monotonic() - started, feed.key)
 
 
 @contextmanager
@@ -212,23 +216,32 @@ def _workers(count: int) -> Iterator[ProcessPoolExecutor | None]:
 
 
 def _check_chunks(
-    pool: ProcessPoolExecutor | None, scan: LandingScan, show: int, max_record_bytes: int
+    pool: ProcessPoolExecutor | None,
+    scan: LandingScan,
+    show: int,
+    max_record_bytes: int,
+    feed: Feed,
 ) -> list[_ChunkCheck | _ChunkFailure]:
     count = len(scan.chunks)
     if pool is None or count <= 1:
-        return [_check_chunk(chunk, show, max_record_bytes) for chunk in scan.chunks]
-    return list(pool.map(_check_chunk, scan.chunks, [show] * count, [max_record_bytes] * count))
+        return [_check_chunk(chunk, show, max_record_bytes, feed) for chunk in scan.chunks]
+    return list(
+        pool.map(
+            _check_chunk, scan.chunks, [show] * count, [max_record_bytes] * count, [feed] * count
+        )
+    )
 
 
 def _check_chunk(
-    chunk: LandingChunk, show: int, max_record_bytes: int
+    chunk: LandingChunk, show: int, max_record_bytes: int, feed: Feed
 ) -> _ChunkCheck | _ChunkFailure:
     """Tokenize and validate one chunk (in a worker); return figures, not records."""
     try:
         data = read_chunk(chunk)
     except LandingFileError as error:
         return _ChunkFailure(error.rule, str(error))
-    validated = validate(tokenize(data, chunk.first_line_number, max_record_bytes))
+    records = tokenize(data, chunk.first_line_number, max_record_bytes, feed.column_names)
+    validated = validate(records, feed)
     accepted = accepted_mask(validated)
     spans = pc.add(
         pc.subtract(validated.column("last_line_number"), validated.column("line_number")), 1
@@ -237,8 +250,8 @@ def _check_chunk(
     rejected = validated.filter(pc.invert(accepted))
     reasons = pc.value_counts(pc.list_flatten(rejected.column("reasons")).combine_chunks())
     order = pc.sort_indices(rejected.column("line_number"))[:show]
-    lineage = Lineage(chunk.path, "check", datetime.now(UTC))
-    readable = readable_ids(validated)
+    lineage = Lineage(chunk.path, "check", datetime.now(UTC), feed)
+    readable = readable_ids(validated, feed.key)
     ids = validated.filter(pa.array(readable))
     return _ChunkCheck(
         records=validated.num_rows,
@@ -251,7 +264,7 @@ def _check_chunk(
         first_rejected=to_rejected(rejected.take(order), lineage).select(list(_SHOWN_COLUMNS)),
         ids=pa.Table.from_arrays(
             [
-                *ids.select(_ID_SCHEMA.names[:-1]).columns,
+                *ids.select([feed.key, *_ID_SCHEMA.names[1:-1]]).columns,
                 pc.invert(accepted.filter(pa.array(readable))),
             ],
             schema=_ID_SCHEMA,
@@ -260,7 +273,7 @@ def _check_chunk(
 
 
 def _summarise(
-    scan: LandingScan, chunks: list[_ChunkCheck], show: int, seconds: float
+    scan: LandingScan, chunks: list[_ChunkCheck], show: int, seconds: float, key: str
 ) -> CheckResult:
     """Chunk figures plus the duplicate rule over the whole file's ids."""
     by_reason: Counter[str] = Counter()
@@ -289,7 +302,7 @@ def _summarise(
         accepted -= int(newly.sum())
         accepted_lines -= int(spans[newly].sum())
         rejected_lines += int(spans[newly].sum())
-    shown = _first_rejected(scan, chunks, duplicates, first_lines, show)
+    shown = _first_rejected(scan, chunks, duplicates, first_lines, show, key)
     return CheckResult(
         source=scan.source,
         passed=True,
@@ -313,6 +326,7 @@ def _first_rejected(
     duplicates: pa.Table,
     first_lines: NDArray[np.int64],
     show: int,
+    key: str,
 ) -> tuple[RejectedLine, ...]:
     """The first `show` rejected records of the file, duplicates included.
 
@@ -326,7 +340,8 @@ def _first_rejected(
             shown[row["line_number"]] = RejectedLine(**{**row, "reasons": tuple(row["reasons"])})
     order = np.argsort(duplicates.column("line_number").to_numpy(), kind="stable")
     earliest = duplicates.take(pa.array(order[:show], pa.int64()))
-    details = duplicate_details(earliest.column("transaction_id"), first_lines[order[:show]])
+    ids = earliest.column("transaction_id")
+    details = duplicate_details(ids, first_lines[order[:show]], key)
     unread: list[tuple[int, int]] = []
     for row, detail in zip(earliest.to_pylist(), details.to_pylist(), strict=True):
         line = row["line_number"]

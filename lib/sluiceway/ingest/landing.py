@@ -520,13 +520,16 @@ def scan_landing_file(
     staging_dir: str,
     max_record_bytes: int,
     version: str | None = None,
+    columns: tuple[str, ...] = COLUMN_NAMES,
 ) -> LandingScan:
     """Hash the file, check its header and plan chunks; a .gz file is unpacked to staging.
 
     Whole-file problems (no header, a wrong header, broken gzip) raise LandingFileError
     before anything is written; a staged copy is then removed again.
     """
-    scanner = LandingScanner(source, chunk_bytes, staging_dir, max_record_bytes, version)
+    scanner = LandingScanner(
+        source, chunk_bytes, staging_dir, max_record_bytes, version, columns=columns
+    )
     try:
         scan = scanner.result()
     except BaseException:

@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from sluiceway.errors import ConfigurationError, ExitCode, SluicewayError
-from sluiceway.feeds import DEFAULT_FEED
 from sluiceway.logs import get_logger, log_event
 from sluiceway.statuses import COMPLETED, FAILED, SKIPPED
 from sluiceway.stream.batch import BATCH_COLUMNS, KafkaBatch, ingest_batch
@@ -143,11 +142,6 @@ def stream_topic(
 ) -> StreamSummary:
     """Run the stream until stopped (or, with `available_now`, until the topic is read)."""
     say = progress or (lambda _message: None)
-    if settings.feed != DEFAULT_FEED:
-        raise ConfigurationError(
-            f"the stream reads the {DEFAULT_FEED} feed only, not {settings.feed!r}: ingest "
-            "that feed's files with `sluiceway ingest --feed` (docs/feeds.md)"
-        )
     settings = dataclasses.replace(settings, lease_wait_seconds=options.lease_wait_seconds)
     ensure_tables(spark, settings, INGEST_TABLES)
     consumer = KafkaProbe(spark, options)
