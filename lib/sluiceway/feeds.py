@@ -233,7 +233,10 @@ class Feed:
 
 def load_feed(name: str = DEFAULT_FEED, feeds_dir: str = "") -> Feed:
     """The named feed, from `feeds_dir` (when set and holding it) or the packaged feeds."""
-    return load_feed_file(feed_path(name, feeds_dir))
+    feed = load_feed_file(feed_path(name, feeds_dir))
+    if feed.name != name:
+        raise _problem(feed.path, "feed.name", f"{feed.name!r} is not the file's name {name!r}")
+    return feed
 
 
 def feed_path(name: str, feeds_dir: str = "") -> Path:
@@ -324,36 +327,7 @@ def _feed(path: str, content: bytes, document: dict[str, Any]) -> Feed:
         _rule(path, f"rules[{index}]", entry, by_name, values)
         for index, entry in enumerate(document.get("rules", []))
     )
-    for column in columns:
-        parse = [rule for rule in rules if rule.column == column.name and _is_parse(rule)]
-        if column.table_type != "string" and not parse:
-            wanted = next(kind for kind, t in _PARSE_RULES.items() if _type_of(t, column))
-            raise _problem(
-                path,
-                "rules",
-                f"column {column.name!r} of type {column.table_type} needs a "
-                f"{{ column = {column.name!r}, rule = {wanted!r}, reason = ... }} rule",
-            )
-    for key in ("key", "event_time", "amount", "currency"):
-        if key in settings and settings[key] not in by_name:
-            raise _problem(path, f"feed.{key}", f"no column {settings[key]!r}")
-    if "amount" in settings:
-        amount = by_name[settings["amount"]]
-        if not _type_of("decimal", amount) or decimal_scale(amount)[1] > LEDGER_AMOUNT_SCALE:
-            raise _problem(
-                path,
-                "feed.amount",
-                f"column {amount.name!r} is {amount.table_type}; the ledger's totals need a "
-                f"decimal with at most {LEDGER_AMOUNT_SCALE} places",
-            )
-    if by_name[settings["event_time"]].table_type != "timestamp":
-        raise _problem(
-            path, "feed.event_time", f"column {settings['event_time']!r} is not a timestamp"
-        )
-    reasons = [rule.reason for rule in rules]
-    for index, code in enumerate(reasons):
-        if code in BUILT_IN_REASONS:
-            raise _problem(path, f"rules[{index}].reason", f"{code!r} is a built-in reason code")
+    _check_consistency(path, settings, by_name, rules)
     arrival = document.get("arrival")
     digest = hashlib.sha256(content).hexdigest()[:12]
     return Feed(
@@ -381,12 +355,48 @@ def _feed(path: str, content: bytes, document: dict[str, Any]) -> Feed:
     )
 
 
+def _check_consistency(
+    path: str, settings: dict[str, Any], by_name: dict[str, Column], rules: tuple[Rule, ...]
+) -> None:
+    """What the schema cannot say: the columns the feed keys name, and the parse rules."""
+    for column in by_name.values():
+        parse = [rule for rule in rules if rule.column == column.name and _is_parse(rule)]
+        if column.table_type != "string" and not parse:
+            wanted = next(kind for kind, t in _PARSE_RULES.items() if _type_of(t, column))
+            raise _problem(
+                path,
+                "rules",
+                f"column {column.name!r} of type {column.table_type} needs a "
+                f"{{ column = {column.name!r}, rule = {wanted!r}, reason = ... }} rule",
+            )
+    for key in ("key", "event_time", "amount", "currency"):
+        if key in settings and settings[key] not in by_name:
+            raise _problem(path, f"feed.{key}", f"no column {settings[key]!r}")
+    if "amount" in settings:
+        amount = by_name[settings["amount"]]
+        if not _type_of("decimal", amount) or decimal_scale(amount)[1] > LEDGER_AMOUNT_SCALE:
+            raise _problem(
+                path,
+                "feed.amount",
+                f"column {amount.name!r} is {amount.table_type}; the ledger's totals need a "
+                f"decimal with at most {LEDGER_AMOUNT_SCALE} places",
+            )
+    if by_name[settings["event_time"]].table_type != "timestamp":
+        raise _problem(
+            path, "feed.event_time", f"column {settings['event_time']!r} is not a timestamp"
+        )
+    for index, code in enumerate(rule.reason for rule in rules):
+        if code in BUILT_IN_REASONS:
+            raise _problem(path, f"rules[{index}].reason", f"{code!r} is a built-in reason code")
+
+
 def _is_parse(rule: Rule) -> bool:
     return rule.kind in _PARSE_RULES
 
 
-def _type_of(table_type: str, column: Column) -> bool:
-    return column.table_type.split("(")[0] == table_type
+def _type_of(kind: str, column: Column) -> bool:
+    """Whether the column's table type is `kind` (decimal for any precision and scale)."""
+    return column.table_type.split("(")[0] == kind
 
 
 def _rule(

@@ -143,3 +143,9 @@ def test_an_operator_adds_a_feed_in_the_feeds_folder() -> None:
     assert payouts.fail_file_reasons == frozenset({"unknown_method"})
     assert payouts.rule_version.startswith("payouts@3:")
     assert feed_names(str(FIXTURE_FEEDS)) == ("payouts", "transactions")
+
+
+def test_a_feed_file_whose_name_differs_from_its_file_name_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "other.toml").write_text(TRANSACTIONS_FILE.read_text())
+    with pytest.raises(ConfigurationError, match=r"at feed\.name: 'transactions' is not the file"):
+        load_feed("other", str(tmp_path))
