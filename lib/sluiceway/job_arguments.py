@@ -450,18 +450,10 @@ class StreamArgs(JobArgs):
             lease_wait_seconds=args.lease_wait_seconds,
             consumer_group=args.consumer_group,
         )
-        return cls(options, only_streamed_feed(settings_from(args, environ)))
-
-
-def only_streamed_feed(settings: Settings) -> Settings:
-    """The stream reads the transactions feed's topic: another feed is refused before Spark
-    starts (its files are ingested with `sluiceway ingest --feed`)."""
-    if settings.feed != DEFAULT_FEED:
-        raise ConfigurationError(
-            f"the stream reads the {DEFAULT_FEED} feed only, not {settings.feed!r}: ingest "
-            "that feed's files with `sluiceway ingest --feed` (docs/feeds.md)"
-        )
-    return settings
+        settings = settings_from(args, environ)
+        if options.process:
+            only_processed_feed(settings)
+        return cls(options, settings)
 
 
 # --- the job parsers ----------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Feeds end to end on real Spark + Iceberg, read back by DuckDB: a second feed ingested with
-no code change into its own namespace, rule_version on every ledger and rejected row, and an
-older warehouse gaining the new columns."""
+no code change into its own namespace (a file and a stream batch), rule_version on every
+ledger and rejected row, and an older warehouse gaining the new columns."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ import dataclasses
 from decimal import Decimal
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 from sluiceway import contract as c
 from sluiceway.feeds import load_feed
 from sluiceway.ingest import ingest_file
+from sluiceway.stream.batch import KafkaBatch, ingest_batch
 from sluiceway.tables import DEFINITIONS, INGEST_TABLES, ensure_tables
 
 pytestmark = pytest.mark.integration
@@ -115,3 +117,39 @@ def test_an_older_warehouse_gains_the_new_columns_and_keeps_its_rows(
         [c.BAD_AMOUNT_FORMAT],
         c.TRANSACTIONS_FEED.rule_version,
     )
+
+
+def test_a_second_feeds_stream_batch_uses_its_contract(spark, isolated_settings, duckdb_query):
+    settings = isolated_settings.with_overrides({"feed": "payouts", "feeds_dir": FIXTURE_FEEDS})
+    values = [
+        b"S1,Shop A,10.00,EUR,2026-11-25T10:00:00Z,2000,sepa",  # accepted, warned
+        b"S2,Shop B,-5.00,EUR,2026-11-25T10:00:00Z,1,sepa",  # negative_payout
+        b"S1,Shop A,10.00,EUR,2026-11-25T10:00:00Z,1,sepa",  # delivered twice
+    ]
+    records = pa.table(
+        {
+            "partition": pa.array([0, 0, 0], pa.int32()),
+            "offset": pa.array([0, 1, 2], pa.int64()),
+            "value": pa.array(values, pa.binary()),
+        }
+    )
+
+    result = ingest_batch(spark, settings, KafkaBatch.of("partner-payouts", records))
+
+    assert result.status == "completed", result.message
+    where = f"WHERE ingest_id = '{result.ingest_id}'"
+    assert duckdb_query(settings, f"SELECT payout_id, warnings FROM transactions {where}") == [
+        ("S1", ["many_items"])
+    ]
+    rejected = duckdb_query(
+        settings,
+        f"SELECT line_number, reasons, reason_detail, rule_version FROM rejected_records {where} "
+        "ORDER BY 1",
+    )
+    assert [(row[0], list(row[1]), row[3]) for row in rejected] == [
+        (1, ["negative_payout"], PAYOUTS.rule_version),
+        (2, [c.DUPLICATE_IN_FILE], PAYOUTS.rule_version),
+    ]
+    assert "payout_id 'S1' already delivered at" in rejected[1][2]
+    (ledger_rule,) = duckdb_query(settings, f"SELECT rule_version FROM ingest_ledger {where}")
+    assert ledger_rule == (PAYOUTS.rule_version,)

@@ -138,7 +138,7 @@ def test_check_reads_a_file_with_the_selected_feeds_contract(tmp_path: Path) -> 
         (["run", "landing.csv"], "processing handles the transactions feed only, not 'payouts'"),
         (
             ["stream", "--topic", "t", "--bootstrap-servers", "127.0.0.1:9"],
-            "the stream reads the transactions feed only, not 'payouts'",
+            "processing handles the transactions feed only, not 'payouts'",
         ),
     ],
 )
