@@ -20,12 +20,14 @@ from sluiceway.job_arguments import (
     ProcessArgs,
     RunArgs,
     StreamArgs,
+    add_feed_options,
     add_ingest_arguments,
     add_maintain_arguments,
     add_process_arguments,
     add_run_arguments,
     add_settings_options,
     add_stream_arguments,
+    only_processed_feed,
     settings_arguments,
     settings_from,
     settings_in,
@@ -38,6 +40,7 @@ from sluiceway.terminal import Progress
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+    from sluiceway.feeds import Feed
     from sluiceway.generate import Manifest
     from sluiceway.ingest import IngestResult
     from sluiceway.processing import ProcessResult
@@ -53,8 +56,26 @@ GENERATE_PROGRESS_FROM = 1_000_000
 def _contract(args: argparse.Namespace) -> int:
     from sluiceway.contract import contract_markdown
 
-    print(contract_markdown())
+    feed = settings_from(args, os.environ).feed_contract()
+    print(feed_summary(feed))
+    print()
+    print(contract_markdown(feed))
     return ExitCode.OK
+
+
+def feed_summary(feed: Feed) -> str:
+    """What `sluiceway contract` says about a feed before its tables."""
+    severities = {rule.reason: rule.severity for rule in feed.rules if rule.severity != "reject"}
+    lines = [
+        f"feed {feed.name} (rule_version {feed.rule_version}): {feed.description}",
+        f"file: {feed.path}",
+        f"tables: namespace {feed.namespace}; key {feed.key}; partitioned by day of "
+        f"{feed.event_time}",
+    ]
+    if feed.arrival is not None:
+        lines.append(f"due: every {feed.arrival.every} by {feed.arrival.due_by_utc} UTC")
+    lines += [f"severity: {code} is {severity}" for code, severity in severities.items()]
+    return "\n".join(lines)
 
 
 # What each exit code tells the operator (README "Exit codes" shows the same table).
@@ -83,14 +104,23 @@ def build_parser() -> argparse.ArgumentParser:
         description="Landing CSV of financial transactions -> validated Iceberg tables -> "
         "per-record processing.\nRuns locally (Spark + a local Iceberg warehouse) or on AWS.\n"
         "On a terminal: one progress line, then a summary; the JSON log and Spark's log go to "
-        "a file\nnamed at the end. Piped or in CI: JSON log lines on stderr (--log-format).",
+        "a file\nnamed at the end. Piped or in CI: JSON log lines on stderr (--log-format).\n"
+        "Each partner feed is a versioned contract file (docs/feeds.md): --feed NAME selects "
+        "it (default transactions)\nand its tables' namespace; `sluiceway contract --feed NAME` "
+        "prints it.",
         epilog=exit_codes_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     contract = commands.add_parser(
-        "contract", help="print the landing-file contract and the reason codes"
+        "contract",
+        help="print a feed's landing-file contract and its reason codes",
+        description="Prints the selected feed's contract (default transactions): its file, "
+        "rule_version, namespace, columns and reason codes. Each partner feed is a versioned "
+        "TOML file (docs/feeds.md); --feed picks it here and on check, ingest, stream, "
+        "upload, the jobs and every command that reads the tables.",
     )
+    add_feed_options(contract)
     contract.set_defaults(handler=_contract)
     for register in COMMANDS:
         register(commands)
@@ -100,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _upload(args: argparse.Namespace) -> int:
     import json
 
+    from sluiceway.feeds import feed_key_prefix
     from sluiceway.logs import configure_logging
     from sluiceway.upload import (
         RetryPolicy,
@@ -115,7 +146,7 @@ def _upload(args: argparse.Namespace) -> int:
         watch_dir=Path(args.watch_dir),
         bucket=args.bucket,
         archive_dir=Path(args.archive_dir),
-        prefix=args.prefix,
+        prefix=feed_key_prefix(args.prefix, args.feed),
         state_dir=Path(args.state_dir) if args.state_dir else None,
         min_age=args.min_age,
         dry_run=args.dry_run,
@@ -177,6 +208,7 @@ def register_upload(commands: SubParsers) -> None:
     parser.add_argument(
         "--retry-delay", type=float, default=2.0, help="first backoff in seconds (doubles)"
     )
+    add_feed_options(parser)
     parser.set_defaults(handler=_upload)
 
 
@@ -208,6 +240,7 @@ def register_check(commands: SubParsers) -> None:
         "--show", type=int, default=10, help="how many rejected lines to show; default 10"
     )
     parser.add_argument("--workers", type=int, default=2, help="worker processes; default 2")
+    add_feed_options(parser)
     parser.set_defaults(handler=_check)
 
 
@@ -552,7 +585,7 @@ def register_stream(commands: SubParsers) -> None:
 def _redrive(args: argparse.Namespace) -> int:
     from sluiceway.processing.redrive import redrive
 
-    settings = settings_from(args, os.environ)
+    settings = only_processed_feed(settings_from(args, os.environ))
     spark = pipeline.start_spark("redrive", settings, args.progress)
     with _watching(spark, "redriving dead letters", args.progress):
         result = redrive(spark, settings, ingest_id=args.ingest_id, error_class=args.error_class)

@@ -69,7 +69,7 @@ def write_target(spark: SparkSession, settings: Settings, name: str) -> WriteTar
     table.refresh()
     iceberg_schema = table.schema()
     fields = []
-    for field in arrow_schema(name):
+    for field in arrow_schema(name, settings.feed_contract()):
         nested = iceberg_schema.findField(field.name)
         kind = field.type
         if pa.types.is_list(kind):

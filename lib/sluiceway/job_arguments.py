@@ -21,6 +21,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, ClassVar, Self
 
 from sluiceway.errors import ConfigurationError
+from sluiceway.feeds import DEFAULT_FEED
 from sluiceway.ingest.file_policy import TRANSACTIONS_FILE_POLICY, FilePolicy
 from sluiceway.logs import LOG_FORMATS
 from sluiceway.settings import PROFILES, Settings, load_settings
@@ -74,6 +75,19 @@ SETTINGS_OPTIONS = (
         "the temp folder, printed at the end)",
     ),
 )
+# The partner feed (docs/feeds.md): its contract file, and its tables' namespace.
+FEED_OPTIONS = (
+    SettingOption(
+        "--feed",
+        "the partner feed whose contract and tables to use (docs/feeds.md); default "
+        "transactions or $SLUICEWAY_FEED",
+    ),
+    SettingOption(
+        "--feeds-dir",
+        "an operator's folder of feed files (NAME.toml) beside the packaged ones; "
+        "default $SLUICEWAY_FEEDS_DIR",
+    ),
+)
 # Every command and job that starts Spark and writes the tables also takes these.
 SPARK_OPTIONS = (
     SettingOption(
@@ -98,6 +112,13 @@ def add_settings_options(parser: argparse.ArgumentParser, *, spark: bool) -> Non
     """The options that become Settings (via `settings_from`); with `spark`, the Spark ones."""
     for option in (*SETTINGS_OPTIONS, *(SPARK_OPTIONS if spark else ())):
         parser.add_argument(option.flag, choices=option.choices, help=option.help)
+    add_feed_options(parser)
+
+
+def add_feed_options(parser: argparse.ArgumentParser) -> None:
+    """`--feed` and `--feeds-dir`, for the commands that take no other setting too."""
+    for option in FEED_OPTIONS:
+        parser.add_argument(option.flag, help=option.help)
 
 
 def settings_from(args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
@@ -107,7 +128,7 @@ def settings_from(args: argparse.Namespace, environ: Mapping[str, str]) -> Setti
 
 def settings_arguments(args: argparse.Namespace) -> dict[str, str | None]:
     """The Settings fields the options gave; an option a command does not take is not given."""
-    options = (*SETTINGS_OPTIONS, *SPARK_OPTIONS)
+    options = (*SETTINGS_OPTIONS, *SPARK_OPTIONS, *FEED_OPTIONS)
     return {option.field: getattr(args, option.field, None) for option in options}
 
 
@@ -269,10 +290,22 @@ class ProcessArgs(JobArgs):
 
     @classmethod
     def from_namespace(cls, args: argparse.Namespace, environ: Mapping[str, str]) -> Self:
-        settings = settings_from(args, environ)
+        settings = only_processed_feed(settings_from(args, environ))
         options = process_options(args)
         # The state machine passes "" for the selector it does not use.
         return cls(args.source or None, args.ingest_id or None, options, settings)
+
+
+def only_processed_feed(settings: Settings) -> Settings:
+    """Processing's handlers read the transactions feed's columns: another feed is refused
+    before Spark starts (its records are ingested and queried, not processed)."""
+    if settings.feed != DEFAULT_FEED:
+        raise ConfigurationError(
+            f"processing handles the {DEFAULT_FEED} feed only, not {settings.feed!r}: that "
+            "feed's records are ingested (`sluiceway ingest --feed`) and queried, not "
+            "processed (docs/feeds.md)"
+        )
+    return settings
 
 
 # --- run (ingest, then process) -------------------------------------------------------------
@@ -295,6 +328,7 @@ class RunArgs:
     @classmethod
     def from_namespace(cls, args: argparse.Namespace, environ: Mapping[str, str]) -> RunArgs:
         landing = IngestArgs.from_namespace(args, environ)
+        only_processed_feed(landing.settings)
         return cls(landing, process_options(args))
 
 
@@ -444,7 +478,10 @@ class StreamArgs(JobArgs):
             lease_wait_seconds=args.lease_wait_seconds,
             consumer_group=args.consumer_group,
         )
-        return cls(options, settings_from(args, environ))
+        settings = settings_from(args, environ)
+        if options.process:
+            only_processed_feed(settings)
+        return cls(options, settings)
 
 
 # --- the job parsers ----------------------------------------------------------------------

@@ -15,7 +15,8 @@ from typing import Any
 from sluiceway import local_stack
 from sluiceway.contract import MAX_RECORD_BYTES
 from sluiceway.errors import ConfigurationError
-from sluiceway.ingest.header import BY_NAME, FAIL, MATCHINGS, UNKNOWN_COLUMN_POLICIES
+from sluiceway.feeds import DEFAULT_FEED, Feed, load_feed
+from sluiceway.ingest.header import MATCHINGS, UNKNOWN_COLUMN_POLICIES
 from sluiceway.locations import is_s3
 
 PROFILES = ("local", "glue", "emr-serverless", "batch", "local-aws")
@@ -58,10 +59,11 @@ class Settings:
     # The longest record before an opened quote counts as unclosed (contract.MAX_RECORD_BYTES).
     max_record_bytes: int = MAX_RECORD_BYTES
     staging_dir: str = ""
-    # The feed's header rules (ingest/header.py): columns matched `by_name` or `strict`, and
-    # what becomes of a column the contract does not know: fail | ignore | rescue.
-    header_matching: str = BY_NAME
-    unknown_columns: str = FAIL
+    # Overrides of the feed's header rules (ingest/header.py; "" = the feed file's): columns
+    # matched `by_name` or `strict`, and what becomes of a column the contract does not
+    # know: fail | ignore | rescue.
+    header_matching: str = ""
+    unknown_columns: str = ""
     log_level: str = "INFO"
     # JSON lines for machines (Glue, EMR, Batch, CI); `sluiceway` on a terminal picks text.
     log_format: str = "json"
@@ -92,6 +94,24 @@ class Settings:
                     f"USD per worker-hour, got {price!r} (e.g. glue=0.44,batch=0.2331)"
                 ) from error
         return prices
+
+    # The partner feed a run handles (docs/feeds.md), and an operator's folder of feed files
+    # beside the packaged ones. The transactions feed's tables are in `namespace`; any other
+    # feed's in the namespace its file names (`with_overrides` sets it).
+    feed: str = DEFAULT_FEED
+    feeds_dir: str = ""
+
+    def feed_contract(self) -> Feed:
+        """The selected feed's contract, loaded (and checked) from its file."""
+        return load_feed(self.feed, self.feeds_dir)
+
+    def header_reading(self) -> tuple[str, str]:
+        """How a header is matched and its unknown columns treated: the feed's, unless set."""
+        feed = self.feed_contract()
+        return (
+            self.header_matching or feed.header_matching,
+            self.unknown_columns or feed.unknown_columns,
+        )
 
     def table(self, name: str) -> str:
         """Fully qualified Spark identifier of a sluiceway table."""
@@ -124,8 +144,10 @@ class Settings:
             raise ConfigurationError(
                 f"unknown profile {result.profile!r}; choose one of {', '.join(PROFILES)}"
             )
-        _check_choice("header_matching", result.header_matching, MATCHINGS)
-        _check_choice("unknown_columns", result.unknown_columns, UNKNOWN_COLUMN_POLICIES)
+        _check_choice("header_matching", result.header_matching, (*MATCHINGS, ""))
+        _check_choice("unknown_columns", result.unknown_columns, (*UNKNOWN_COLUMN_POLICIES, ""))
+        if result.feed != DEFAULT_FEED:
+            result = dataclasses.replace(result, namespace=result.feed_contract().namespace)
         return result
 
 

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from sluiceway.contract import COLUMNS
+from sluiceway.contract import TRANSACTIONS_FEED
+from sluiceway.feeds import Feed
 from sluiceway.ingest.header import RESCUED_COLUMN
 
 if TYPE_CHECKING:
@@ -73,34 +74,52 @@ class TableDefinition:
         )
 
 
-DEFINITIONS: dict[str, TableDefinition] = {
-    TRANSACTIONS: TableDefinition(
-        TRANSACTIONS,
-        tuple((column.name, column.table_type) for column in COLUMNS)
-        + LINEAGE_COLUMNS
-        + RESCUED_COLUMNS,
-        partitioned_by="days(event_time)",
-        # Each task writes its own file per day: a daily file lands mostly in one or two days,
-        # and hash distribution would funnel that whole day through one writer task.
-        properties=(("write.distribution-mode", "none"), ("write.spark.fanout.enabled", "true")),
-    ),
-    REJECTED_RECORDS: TableDefinition(
-        REJECTED_RECORDS,
-        (
-            ("source_file", "string"),
-            ("ingest_id", "string"),
-            ("line_number", "bigint"),
-            ("last_line_number", "bigint"),
-            ("raw_line", "string"),
-            # The original bytes of a line that is not UTF-8 (raw_line shows them escaped).
-            ("raw_bytes", "binary"),
-            ("reasons", "array<string>"),
-            ("reason_detail", "string"),
-            ("transaction_id", "string"),
-            ("ingested_at", "timestamp"),
+def feed_definitions(feed: Feed) -> dict[str, TableDefinition]:
+    """The two tables whose columns come from the feed: its records and its rejects.
+
+    Columns added after a table's first release come last (`warnings`, `rule_version`):
+    `ensure_tables` adds them to an older table in the same place.
+    """
+    return {
+        TRANSACTIONS: TableDefinition(
+            TRANSACTIONS,
+            tuple((column.name, column.table_type) for column in feed.columns)
+            + LINEAGE_COLUMNS
+            + RESCUED_COLUMNS
+            # The codes of the feed's `warn` rules the accepted record broke.
+            + (("warnings", "array<string>"),),
+            partitioned_by=f"days({feed.event_time})",
+            # Each task writes its own file per day: a daily file lands mostly in one or two
+            # days, and hash distribution would funnel that whole day through one writer task.
+            properties=(
+                ("write.distribution-mode", "none"),
+                ("write.spark.fanout.enabled", "true"),
+            ),
         ),
-        partitioned_by="days(ingested_at)",
-    ),
+        REJECTED_RECORDS: TableDefinition(
+            REJECTED_RECORDS,
+            (
+                ("source_file", "string"),
+                ("ingest_id", "string"),
+                ("line_number", "bigint"),
+                ("last_line_number", "bigint"),
+                ("raw_line", "string"),
+                # The original bytes of a line that is not UTF-8 (raw_line shows them escaped).
+                ("raw_bytes", "binary"),
+                ("reasons", "array<string>"),
+                ("reason_detail", "string"),
+                (feed.key, "string"),
+                ("ingested_at", "timestamp"),
+                # The feed file the line was checked against (feeds.Feed.rule_version).
+                ("rule_version", "string"),
+            ),
+            partitioned_by="days(ingested_at)",
+        ),
+    }
+
+
+DEFINITIONS: dict[str, TableDefinition] = {
+    **feed_definitions(TRANSACTIONS_FEED),
     INGEST_LEDGER: TableDefinition(
         INGEST_LEDGER,
         (
@@ -130,6 +149,8 @@ DEFINITIONS: dict[str, TableDefinition] = {
             ("started_at", "timestamp"),
             ("finished_at", "timestamp"),
             ("duration_seconds", "double"),
+            # The feed file the ingest was checked against (feeds.Feed.rule_version).
+            ("rule_version", "string"),
         ),
         properties=(("write.merge.mode", "copy-on-write"),),
     ),
@@ -219,10 +240,18 @@ _ARROW_TYPES: dict[str, pa.DataType] = {
 }
 
 
-def arrow_schema(name: str) -> pa.Schema:
+def definitions(feed: Feed = TRANSACTIONS_FEED) -> dict[str, TableDefinition]:
+    """Every table of a feed's namespace; only the transactions feed is processed."""
+    if feed.name == TRANSACTIONS_FEED.name:
+        return {**DEFINITIONS, **feed_definitions(feed)}
+    return {**{name: DEFINITIONS[name] for name in INGEST_TABLES}, **feed_definitions(feed)}
+
+
+def arrow_schema(name: str, feed: Feed = TRANSACTIONS_FEED) -> pa.Schema:
     """The table's columns as an Arrow schema, for writers that skip Spark (DDL stays the one
     definition)."""
-    return pa.schema([(column, _arrow_type(kind)) for column, kind in DEFINITIONS[name].columns])
+    columns = definitions(feed)[name].columns
+    return pa.schema([(column, _arrow_type(kind)) for column, kind in columns])
 
 
 def _arrow_type(kind: str) -> pa.DataType:
@@ -238,23 +267,23 @@ def _arrow_type(kind: str) -> pa.DataType:
 
 
 def ensure_tables(spark: SparkSession, settings: Settings, names: tuple[str, ...] = ()) -> None:
-    """Create the namespace and the named tables (all when none named) if they do not exist."""
+    """Create the namespace and the named tables (all of the feed's when none named) if they
+    do not exist, and add the columns a table made by an older release lacks."""
+    tables = definitions(settings.feed_contract())
     spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {settings.catalog}.{settings.namespace}")
-    for name in names or tuple(DEFINITIONS):
-        spark.sql(DEFINITIONS[name].ddl(settings.table(name)))
-        _add_missing_columns(spark, settings, name)
+    for name in names or tuple(tables):
+        identifier = settings.table(name)
+        spark.sql(tables[name].ddl(identifier))
+        _add_missing_columns(spark, identifier, tables[name])
 
 
-def _add_missing_columns(spark: SparkSession, settings: Settings, name: str) -> None:
-    """A table created before a column joined its definition (`_rescued`) gets that column:
-    appended and nullable, which Iceberg adds in its metadata without rewriting a data file."""
-    identifier = settings.table(name)
-    present = set(spark.table(identifier).columns)
-    missing = [
-        f"{column} {kind}" for column, kind in DEFINITIONS[name].columns if column not in present
-    ]
+def _add_missing_columns(spark: SparkSession, identifier: str, table: TableDefinition) -> None:
+    """Iceberg adds a column without rewriting a file; older rows read it as null."""
+    present = {name.lower() for name in spark.table(identifier).schema.fieldNames()}
+    missing = [(name, kind) for name, kind in table.columns if name.lower() not in present]
     if missing:
-        spark.sql(f"ALTER TABLE {identifier} ADD COLUMNS ({', '.join(missing)})")
+        columns = ", ".join(f"{name} {kind}" for name, kind in missing)
+        spark.sql(f"ALTER TABLE {identifier} ADD COLUMNS ({columns})")
 
 
 def current_snapshot_id(spark: SparkSession, settings: Settings, name: str) -> int | None:

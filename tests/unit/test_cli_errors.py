@@ -145,7 +145,7 @@ def test_invalid_maintain_options(tmp_path: Path, option: tuple[str, str], probl
 def test_an_unexpected_error_is_one_line_and_its_trace_goes_to_the_json_log() -> None:
     broken = (
         "import sluiceway.contract as contract\n"
-        "def contract_markdown():\n"
+        "def contract_markdown(*_feed):\n"
         "    return {}['a key nobody wrote']\n"
         "contract.contract_markdown = contract_markdown\n"
         "from sluiceway.cli import main\n"

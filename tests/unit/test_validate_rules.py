@@ -307,6 +307,7 @@ def test_transactions_have_the_table_schema_typed_values_and_lineage() -> None:
         "last_line_number": 2,
         "ingested_at": datetime(2026, 11, 26, 1, 2, 3, tzinfo=UTC),
         "_rescued": None,
+        "warnings": [],
     }
 
 
@@ -334,6 +335,7 @@ def test_rejected_records_have_the_table_schema_raw_text_and_line_label() -> Non
         "reason_detail": "line 3: unknown_currency: currency 'XXY' is not an ISO 4217 code",
         "transaction_id": "T3",
         "ingested_at": datetime(2026, 11, 26, 1, 2, 3, tzinfo=UTC),
+        "rule_version": c.TRANSACTIONS_FEED.rule_version,
     }
 
 

@@ -32,6 +32,7 @@ from numpy.typing import NDArray
 
 from sluiceway import contract as c
 from sluiceway.errors import ExitCode, LandingFileError
+from sluiceway.feeds import Feed
 from sluiceway.ingest.boundaries import BOM, line_index
 from sluiceway.ingest.duplicates import duplicate_details, duplicates_in_file, readable_ids
 from sluiceway.ingest.file_policy import (
@@ -202,6 +203,7 @@ def check_landing_file(
     file the ingest would refuse by `policy` fails with the ingest's message.
     """
     started = time.monotonic()
+    feed = settings.feed_contract()
     chunk_bytes = settings.parse_chunk_mb * 1024 * 1024
     # A .gz file is unpacked next to this process, whatever the profile's staging location.
     with (
@@ -215,21 +217,21 @@ def check_landing_file(
                 staging,
                 settings.max_record_bytes,
                 None,
-                settings.header_matching,
-                settings.unknown_columns,
+                *settings.header_reading(),
+                feed.columns,
             )
         except LandingFileError as error:
             return CheckResult(
                 source, False, error.rule, str(error), seconds=time.monotonic() - started
             )
-        chunks = _check_chunks(pool, scan, show, settings.max_record_bytes)
+        chunks = _check_chunks(pool, scan, show, settings.max_record_bytes, feed)
         for chunk in chunks:
             if isinstance(chunk, _ChunkFailure):
                 return CheckResult(
                     source, False, chunk.rule, chunk.problem, seconds=time.monotonic() - started
                 )
         checked = [chunk for chunk in chunks if isinstance(chunk, _ChunkCheck)]
-        return _summarise(scan, checked, show, time.monotonic() - started, policy)
+        return _summarise(scan, checked, show, time.monotonic() - started, policy, feed.key)
 
 
 @contextmanager
@@ -248,12 +250,16 @@ def _workers(count: int) -> Iterator[ProcessPoolExecutor | None]:
 
 
 def _check_chunks(
-    pool: ProcessPoolExecutor | None, scan: LandingScan, show: int, max_record_bytes: int
+    pool: ProcessPoolExecutor | None,
+    scan: LandingScan,
+    show: int,
+    max_record_bytes: int,
+    feed: Feed,
 ) -> list[_ChunkCheck | _ChunkFailure]:
     count = len(scan.chunks)
     layout = scan.layout
     if pool is None or count <= 1:
-        return [_check_chunk(chunk, show, max_record_bytes, layout) for chunk in scan.chunks]
+        return [_check_chunk(chunk, show, max_record_bytes, layout, feed) for chunk in scan.chunks]
     return list(
         pool.map(
             _check_chunk,
@@ -261,12 +267,13 @@ def _check_chunks(
             [show] * count,
             [max_record_bytes] * count,
             [layout] * count,
+            [feed] * count,
         )
     )
 
 
 def _check_chunk(
-    chunk: LandingChunk, show: int, max_record_bytes: int, layout: HeaderLayout
+    chunk: LandingChunk, show: int, max_record_bytes: int, layout: HeaderLayout, feed: Feed
 ) -> _ChunkCheck | _ChunkFailure:
     """Tokenize and validate one chunk (in a worker); return figures, not records."""
     try:
@@ -274,7 +281,7 @@ def _check_chunk(
     except LandingFileError as error:
         return _ChunkFailure(error.rule, str(error))
     records = tokenize(data, chunk.first_line_number, max_record_bytes, layout)
-    validated = validate(records, layout.field_count)
+    validated = validate(records, feed, layout.field_count)
     accepted = accepted_mask(validated)
     spans = pc.add(
         pc.subtract(validated.column("last_line_number"), validated.column("line_number")), 1
@@ -283,8 +290,8 @@ def _check_chunk(
     rejected = validated.filter(pc.invert(accepted))
     reasons = pc.value_counts(pc.list_flatten(rejected.column("reasons")).combine_chunks())
     order = pc.sort_indices(rejected.column("line_number"))[:show]
-    lineage = Lineage(chunk.path, "check", datetime.now(UTC))
-    readable = readable_ids(validated)
+    lineage = Lineage(chunk.path, "check", datetime.now(UTC), feed)
+    readable = readable_ids(validated, feed.key)
     ids = validated.filter(pa.array(readable))
     return _ChunkCheck(
         records=validated.num_rows,
@@ -299,7 +306,7 @@ def _check_chunk(
         ),
         ids=pa.Table.from_arrays(
             [
-                *ids.select(_ID_SCHEMA.names[:-1]).columns,
+                *ids.select([feed.key, *_ID_SCHEMA.names[1:-1]]).columns,
                 pc.invert(accepted.filter(pa.array(readable))),
             ],
             schema=_ID_SCHEMA,
@@ -311,7 +318,12 @@ def _check_chunk(
 
 
 def _summarise(
-    scan: LandingScan, chunks: list[_ChunkCheck], show: int, seconds: float, policy: FilePolicy
+    scan: LandingScan,
+    chunks: list[_ChunkCheck],
+    show: int,
+    seconds: float,
+    policy: FilePolicy,
+    key: str,
 ) -> CheckResult:
     """Chunk figures plus the duplicate rule over the whole file's ids, judged by `policy`."""
     by_reason: Counter[str] = Counter()
@@ -340,7 +352,7 @@ def _summarise(
         accepted -= int(newly.sum())
         accepted_lines -= int(spans[newly].sum())
         rejected_lines += int(spans[newly].sum())
-    shown = _first_rejected(scan, chunks, duplicates, first_lines, show)
+    shown = _first_rejected(scan, chunks, duplicates, first_lines, show, key)
     found = [chunk.first_lines_by_reason for chunk in chunks]
     duplicate_lines = np.sort(duplicates.column("line_number").to_numpy())[:FIRST_LINES]
     found.append({c.DUPLICATE_IN_FILE: duplicate_lines.tolist()})
@@ -381,6 +393,7 @@ def _first_rejected(
     duplicates: pa.Table,
     first_lines: NDArray[np.int64],
     show: int,
+    key: str,
 ) -> tuple[RejectedLine, ...]:
     """The first `show` rejected records of the file, duplicates included.
 
@@ -394,7 +407,8 @@ def _first_rejected(
             shown[row["line_number"]] = RejectedLine(**{**row, "reasons": tuple(row["reasons"])})
     order = np.argsort(duplicates.column("line_number").to_numpy(), kind="stable")
     earliest = duplicates.take(pa.array(order[:show], pa.int64()))
-    details = duplicate_details(earliest.column("transaction_id"), first_lines[order[:show]])
+    ids = earliest.column("transaction_id")
+    details = duplicate_details(ids, first_lines[order[:show]], key)
     unread: list[tuple[int, int]] = []
     for row, detail in zip(earliest.to_pylist(), details.to_pylist(), strict=True):
         line = row["line_number"]

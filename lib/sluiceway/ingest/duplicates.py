@@ -181,10 +181,10 @@ def _bit_of(slots: NDArray[np.uint64]) -> NDArray[np.uint8]:
     return bit
 
 
-def readable_ids(records: pa.Table) -> NDArray[np.bool_]:
-    """Records whose transaction_id the duplicate rules can trust: not blank, and not from a
-    line the tokenizer could not parse (its first field may be a fragment)."""
-    ids = records.column("transaction_id").combine_chunks()
+def readable_ids(records: pa.Table, key: str = "transaction_id") -> NDArray[np.bool_]:
+    """Records whose id (the feed's `key` column) the duplicate rules can trust: not blank,
+    and not from a line the tokenizer could not parse (its first field may be a fragment)."""
+    ids = records.column(key).combine_chunks()
     parsed: NDArray[np.bool_] = pc.is_null(records.column("parse_error")).to_numpy(
         zero_copy_only=False
     )
@@ -243,10 +243,12 @@ def _exact_duplicates(
     return line_numbers > first_line, first_line
 
 
-def duplicate_details(transaction_ids: pa.Array, first_lines: NDArray[np.int64]) -> pa.Array:
+def duplicate_details(
+    transaction_ids: pa.Array, first_lines: NDArray[np.int64], key: str = "transaction_id"
+) -> pa.Array:
     """The detail of each duplicate: its id and the line it first appeared on."""
     return pc.binary_join_element_wise(
-        f"{c.DUPLICATE_IN_FILE}: transaction_id '",
+        f"{c.DUPLICATE_IN_FILE}: {key} '",
         transaction_ids,
         "' already appears on line ",
         pc.cast(pa.array(first_lines, pa.int64()), pa.string()),

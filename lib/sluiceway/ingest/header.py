@@ -18,7 +18,7 @@ import csv
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from sluiceway.errors import LandingFileError
 
@@ -45,6 +45,9 @@ class ContractColumn(Protocol):
     @property
     def required(self) -> bool: ...
 
+    @property
+    def sensitive(self) -> bool: ...
+
 
 @dataclass(frozen=True)
 class HeaderLayout:
@@ -53,6 +56,7 @@ class HeaderLayout:
     `positions[i]` is the file field that feeds the contract's i-th column (None: an optional
     column the file does not have, read as null); `extra` are the file's columns the contract
     does not know, as (position, name as written); `unknown_columns` says what becomes of them.
+    `names` are the contract's column names, `sensitive` those masked in rejected lines.
     """
 
     field_count: int
@@ -60,6 +64,16 @@ class HeaderLayout:
     missing_optional: tuple[str, ...] = ()
     extra: tuple[tuple[int, str], ...] = ()
     unknown_columns: str = FAIL
+    names: tuple[str, ...] = ()
+    sensitive: frozenset[str] = frozenset()
+
+    def sensitive_positions(self) -> tuple[int, ...]:
+        """Where the file's header put the sensitive columns (a reordered header moves them)."""
+        return tuple(
+            position
+            for name, position in zip(self.names, self.positions, strict=True)
+            if name in self.sensitive and position is not None
+        )
 
     @property
     def rescued(self) -> tuple[tuple[int, str], ...]:
@@ -107,7 +121,20 @@ class HeaderLayout:
 
 def contract_layout(columns: Sequence[ContractColumn]) -> HeaderLayout:
     """The layout of a file whose header is the contract's: streams, which have no header."""
-    return HeaderLayout(len(columns), tuple(range(len(columns))))
+    return HeaderLayout(len(columns), tuple(range(len(columns))), **_named(columns))
+
+
+def in_order(names: tuple[str, ...]) -> HeaderLayout:
+    """The layout of values in the feed's column order, by name only (a stream's values: the
+    masking takes the feed's own layout, `contract_layout`)."""
+    return HeaderLayout(len(names), tuple(range(len(names))), names=names)
+
+
+def _named(columns: Sequence[ContractColumn]) -> dict[str, Any]:
+    return {
+        "names": tuple(column.name for column in columns),
+        "sensitive": frozenset(column.name for column in columns if column.sensitive),
+    }
 
 
 def header_fields(first_line: bytes) -> list[str]:
@@ -226,6 +253,7 @@ def _match_by_name(
         missing_optional=tuple(missing),
         extra=extra,
         unknown_columns=unknown_columns,
+        **_named(columns),
     )
 
 

@@ -45,6 +45,7 @@ def earlier_ids(
     id_range = pc.min_max(ids["transaction_id"])
     if not events or not id_range["min"].is_valid:
         return pa.chunked_array([], pa.string())
+    feed = settings.feed_contract()
     window = timedelta(days=settings.duplicate_lookback_days)
     first = from_micros(min(start for start, _ in events)) - window
     last = from_micros(max(end for _, end in events)) + window
@@ -61,24 +62,25 @@ def earlier_ids(
         settings,
         TRANSACTIONS,
         {
-            "event_time": (first.isoformat(), last.isoformat()),
-            "transaction_id": (id_range["min"].as_py(), id_range["max"].as_py()),
+            feed.event_time: (first.isoformat(), last.isoformat()),
+            feed.key: (id_range["min"].as_py(), id_range["max"].as_py()),
         },
     )
     if paths is None:
         return _earlier_ids_through_spark(spark, settings, completed, first, last)
-    return read_ids_of_ingests(paths, completed, first, last)
+    return read_ids_of_ingests(paths, completed, first, last, feed.key, feed.event_time)
 
 
 def _earlier_ids_through_spark(
     spark: SparkSession, settings: Settings, completed: list[str], first: datetime, last: datetime
 ) -> pa.ChunkedArray:
     """The same ids when the table has delete files: Spark applies them; Arrow batches back."""
+    feed = settings.feed_contract()
     earlier = (
         spark.table(settings.table(TRANSACTIONS))
         .where(F.col("ingest_id").isin(completed))
-        .where(F.col("event_time").between(F.lit(first), F.lit(last)))
-        .select("transaction_id")
+        .where(F.col(feed.event_time).between(F.lit(first), F.lit(last)))
+        .select(feed.key)
     )
     batches = earlier._collect_as_arrow()
     return pa.chunked_array([batch.column(0) for batch in batches], pa.string())

@@ -19,20 +19,21 @@ import queue
 import threading
 import uuid
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from pyarrow import fs as pafs
 
-from sluiceway.contract import COLUMNS, HEADER_LINE
+from sluiceway.contract import COLUMNS
 from sluiceway.errors import LandingFileError
 from sluiceway.ingest import source as landing_source
 from sluiceway.ingest.boundaries import FIELD_COUNT, line_index, quoted_records
 from sluiceway.ingest.header import (
     BY_NAME,
     FAIL,
+    ContractColumn,
     HeaderLayout,
     header_field_count,
     read_header,
@@ -130,7 +131,12 @@ class _ChunkPlanner:
     the record-size cap bounds them.
     """
 
-    def __init__(self, source: str, chunk_bytes: int, max_record_bytes: int) -> None:
+    def __init__(
+        self,
+        source: str,
+        chunk_bytes: int,
+        max_record_bytes: int,
+    ) -> None:
         self.source = source
         self.chunk_bytes = chunk_bytes
         self.max_record_bytes = max_record_bytes
@@ -251,11 +257,13 @@ class LandingScanner:
         version: str | None = None,
         matching: str = BY_NAME,
         unknown_columns: str = FAIL,
+        columns: Sequence[ContractColumn] = COLUMNS,
     ) -> None:
         self.source = source
         self.version = version
         self.matching = matching
         self.unknown_columns = unknown_columns
+        self.columns = columns
         self.planner = _ChunkPlanner(source, chunk_bytes, max_record_bytes)
         blocks = landing_source.open_blocks(source, version, BLOCK_BYTES)  # fails if missing
         first = next(blocks, b"")
@@ -391,14 +399,15 @@ class LandingScanner:
     def _header_layout(self) -> HeaderLayout:
         header = self.planner.header
         if header is None or not header.strip(b"\r\n"):
+            expected = ",".join(column.name for column in self.columns)
             raise LandingFileError(
                 self.source,
                 "no header",
                 "the file is empty" if not header else "the first line is empty",
-                f"Nothing was written. The first line must be {HEADER_LINE!r}; "
+                f"Nothing was written. The first line must be {expected!r}; "
                 "a day without transactions is a file with only that line",
             )
-        return read_header(self.source, header, COLUMNS, self.matching, self.unknown_columns)
+        return read_header(self.source, header, self.columns, self.matching, self.unknown_columns)
 
     def _guarded(self, work: Callable[[], None]) -> None:
         try:
@@ -508,6 +517,7 @@ def scan_landing_file(
     version: str | None = None,
     matching: str = BY_NAME,
     unknown_columns: str = FAIL,
+    columns: Sequence[ContractColumn] = COLUMNS,
 ) -> LandingScan:
     """Hash the file, match its header and plan chunks; a .gz file is unpacked to staging.
 
@@ -515,7 +525,14 @@ def scan_landing_file(
     before anything is written; a staged copy is then removed again.
     """
     scanner = LandingScanner(
-        source, chunk_bytes, staging_dir, max_record_bytes, version, matching, unknown_columns
+        source,
+        chunk_bytes,
+        staging_dir,
+        max_record_bytes,
+        version,
+        matching,
+        unknown_columns,
+        columns,
     )
     try:
         scan = scanner.result()

@@ -57,6 +57,7 @@ class LedgerEntry:
     last_event_time: datetime | None = None
     finished_at: datetime | None = None
     duration_seconds: float | None = None
+    rule_version: str | None = None  # the feed file the ingest was checked against
 
 
 def find_entry(spark: SparkSession, settings: Settings, ingest_id: str) -> LedgerEntry | None:

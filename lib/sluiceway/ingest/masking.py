@@ -26,7 +26,6 @@ from sluiceway import contract as c
 from sluiceway.ingest.header import HeaderLayout, contract_layout
 from sluiceway.logs import KEPT_CHARACTERS, MASK, mask_account
 
-SENSITIVE_COLUMNS = tuple(column.name for column in c.COLUMNS if column.sensitive)
 # A stream's values, and a file whose header is the contract's, have the contract's order.
 CONTRACT_ORDER = contract_layout(c.COLUMNS)
 ENCODING_ERRORS = "surrogateescape"  # one stand-in character per byte that is not UTF-8
@@ -46,27 +45,13 @@ def mask_accounts(values: pa.Array) -> pa.Array:
     return pc.binary_join_element_wise(stars, kept, pa.scalar("", values.type))
 
 
-def shown_values(name: str, values: pa.Array) -> pa.Array:
-    """The values of a column as a reason detail may quote them: masked if it is sensitive."""
-    return mask_accounts(values) if name in SENSITIVE_COLUMNS else values
-
-
-def sensitive_positions(layout: HeaderLayout) -> tuple[int, ...]:
-    """Where the file's header put the sensitive columns (a reordered header moves them)."""
-    return tuple(
-        position
-        for column, position in zip(c.COLUMNS, layout.positions, strict=True)
-        if column.sensitive and position is not None
-    )
-
-
 def masked_positions(field_count: int, layout: HeaderLayout = CONTRACT_ORDER) -> frozenset[int]:
     """Positions (0-based) of a record with `field_count` fields that may hold a sensitive
     value: exactly the header's when the count is right, a wider band when it is not."""
     shift = field_count - layout.field_count
     return frozenset(
         moved
-        for position in sensitive_positions(layout)
+        for position in layout.sensitive_positions()
         for moved in range(position + min(shift, 0), position + max(shift, 0) + 1)
         if 0 <= moved < field_count
     )
@@ -77,14 +62,16 @@ def mask_rejected(records: pa.Table, layout: HeaderLayout = CONTRACT_ORDER) -> p
     fields, `raw_line`, `raw_bytes`, and the transaction id where it may be one. `layout` says
     where the file's header put each column: raw lines keep the file's order."""
     records = records.combine_chunks()
-    for name in SENSITIVE_COLUMNS:
+    for name in sorted(layout.sensitive):
         index = records.schema.get_field_index(name)
         records = records.set_column(
             index, records.schema.field(index), mask_accounts(records.column(name))
         )
     raw_line = records.column("raw_line").combine_chunks()
     raw_bytes = records.column("raw_bytes").combine_chunks()
-    transaction_id = records.column("transaction_id").combine_chunks()
+    # A line whose fields cannot be trusted keeps only its first field, in the first column.
+    first_column = layout.names[0]
+    transaction_id = records.column(first_column).combine_chunks()
     has_text = pc.is_valid(raw_line).to_numpy(zero_copy_only=False)
     quoted = pc.match_substring(raw_line, c.QUOTE).fill_null(False).to_numpy(zero_copy_only=False)
     undecodable = pc.is_valid(raw_bytes).to_numpy(zero_copy_only=False)
@@ -116,7 +103,7 @@ def mask_rejected(records: pa.Table, layout: HeaderLayout = CONTRACT_ORDER) -> p
     for name, values in (
         ("raw_line", raw_line),
         ("raw_bytes", raw_bytes),
-        ("transaction_id", transaction_id),
+        (first_column, transaction_id),
     ):
         index = records.schema.get_field_index(name)
         records = records.set_column(index, records.schema.field(index), values)
@@ -146,7 +133,7 @@ def _mask_plain_lines(lines: pa.Array, layout: HeaderLayout) -> tuple[pa.Array, 
     position = np.arange(len(fields)) - starts[owner]
     shift = counts[owner] - layout.field_count
     masked = np.zeros(len(fields), dtype=bool)
-    for sensitive in sensitive_positions(layout):
+    for sensitive in layout.sensitive_positions():
         masked |= (position >= sensitive + np.minimum(shift, 0)) & (
             position <= sensitive + np.maximum(shift, 0)
         )

@@ -12,6 +12,7 @@ Python.
 from __future__ import annotations
 
 import codecs
+from functools import cache
 
 import numpy as np
 import pyarrow as pa
@@ -46,22 +47,29 @@ RESCUED_TYPE = pa.map_(pa.string(), pa.string())
 DECODE_WINDOW = 64 * 1024
 READ_BLOCK_BYTES = 1 << 20
 
-# The output of the tokenizer: one row per record, fields as text in contract order, nothing
-# typed yet. `raw_line` is null for plain lines of a file in contract order (it is the fields
-# joined by commas, see table_rows.raw_text); `raw_bytes` holds the original bytes of a line
-# that is not UTF-8; `_rescued` the values of a file's unknown columns under `rescue`.
-RECORD_SCHEMA = pa.schema(
-    [
-        pa.field("line_number", pa.int64(), nullable=False),
-        pa.field("last_line_number", pa.int64(), nullable=False),
-        pa.field("raw_line", pa.string()),
-        pa.field("raw_bytes", pa.binary()),
-        pa.field("field_count", pa.int32()),
-        pa.field("parse_error", pa.string()),
-        *[pa.field(name, pa.string()) for name in COLUMN_NAMES],
-        pa.field(RESCUED_COLUMN, RESCUED_TYPE),
-    ]
-)
+
+@cache
+def record_schema(columns: tuple[str, ...] = COLUMN_NAMES) -> pa.Schema:
+    """The output of the tokenizer for a feed's columns: one row per record, fields as text in
+    the feed's order, nothing typed yet. `raw_line` is null for plain lines of a file in the
+    feed's order (it is the fields joined by commas, see table_rows.raw_text); `raw_bytes`
+    holds the original bytes of a line that is not UTF-8; `_rescued` the values of a file's
+    unknown columns under `rescue`."""
+    return pa.schema(
+        [
+            pa.field("line_number", pa.int64(), nullable=False),
+            pa.field("last_line_number", pa.int64(), nullable=False),
+            pa.field("raw_line", pa.string()),
+            pa.field("raw_bytes", pa.binary()),
+            pa.field("field_count", pa.int32()),
+            pa.field("parse_error", pa.string()),
+            *[pa.field(name, pa.string()) for name in columns],
+            pa.field(RESCUED_COLUMN, RESCUED_TYPE),
+        ]
+    )
+
+
+RECORD_SCHEMA = record_schema()
 
 
 def tokenize(
@@ -77,7 +85,7 @@ def tokenize(
     the contract's columns, in contract order.
     """
     if not data:
-        return RECORD_SCHEMA.empty_table()
+        return record_schema(layout.names).empty_table()
     lines = line_index(data)
     spans = quoted_records(data, lines, max_record_bytes, True, layout.field_count).spans
     in_span = np.zeros(len(lines), dtype=bool)
@@ -280,7 +288,7 @@ def _with_line_numbers(
             pa.nulls(size, pa.string()),
             *_in_contract_order(fields.columns, layout, size),
         ],
-        schema=RECORD_SCHEMA,
+        schema=record_schema(layout.names),
     )
 
 
@@ -349,7 +357,7 @@ def _split_records(
             pa.nulls(size, pa.string()),
             *_in_contract_order(file_fields, layout, size),
         ],
-        schema=RECORD_SCHEMA,
+        schema=record_schema(layout.names),
     )
     numbers = pa.array(selected[incomplete.to_numpy(False)] + first_line_number, pa.int64())
     size = len(numbers)
@@ -367,10 +375,10 @@ def _split_records(
             counts.filter(incomplete),
             pa.nulls(size, pa.string()),
             key,
-            *[pa.nulls(size, pa.string()) for _ in range(FIELD_COUNT - 1)],
+            *[pa.nulls(size, pa.string()) for _ in range(len(layout.names) - 1)],
             pa.nulls(size, RESCUED_TYPE),
         ],
-        schema=RECORD_SCHEMA,
+        schema=record_schema(layout.names),
     )
     return complete_records, incomplete_records
 
@@ -392,7 +400,7 @@ def _special_records(
         )
         for span in spans
     ]
-    return pa.RecordBatch.from_pylist(rows, schema=RECORD_SCHEMA)
+    return pa.RecordBatch.from_pylist(rows, schema=record_schema(layout.names))
 
 
 def split_fields(text: str) -> list[str]:
@@ -448,21 +456,21 @@ def _parse_record(
             raw_line=text,
             raw_bytes=chunk,
             parse_error=INVALID_ENCODING,
-            transaction_id=_first_field(text, layout),
         )
+        record[layout.names[0]] = _first_field(text, layout)
         return record
     record["raw_line"] = text
     if span.error is not None:
-        record.update(parse_error=span.error, transaction_id=_first_field(text, layout))
+        record.update({"parse_error": span.error, layout.names[0]: _first_field(text, layout)})
         return record
     fields = split_fields(text)
     record["field_count"] = len(fields)
     if fields and layout.key_position() == 0:
-        record[COLUMN_NAMES[0]] = fields[0]
+        record[layout.names[0]] = fields[0]
     if len(fields) == layout.field_count:
         record.update(
             (name, None if position is None else fields[position])
-            for name, position in zip(COLUMN_NAMES, layout.positions, strict=True)
+            for name, position in zip(layout.names, layout.positions, strict=True)
         )
         if layout.rescued:
             record[RESCUED_COLUMN] = [(name, fields[position]) for position, name in layout.rescued]

@@ -115,8 +115,8 @@ def ingest_file(
         settings.staging_location(),
         settings.max_record_bytes,
         source_version,
-        settings.header_matching,
-        settings.unknown_columns,
+        *settings.header_reading(),
+        settings.feed_contract().columns,
     )
     try:
         identity = scanner.identity()
@@ -148,6 +148,7 @@ def ingest_file(
                 started_at=started_at,
                 source_version=source_version,
                 file_bytes=identity.file_bytes,
+                rule_version=settings.feed_contract().rule_version,
             )
             ledger.record(commits, entry)
             failpoints.reach(settings, "after_ledger_started")

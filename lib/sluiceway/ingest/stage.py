@@ -79,7 +79,7 @@ def write_and_stage(
     """Tasks write each chunk's files, starting while the scanner still plans; whole-file
     reasons are added; files are staged."""
     plan = ChunkPlan(
-        lineage=Lineage(source_file, ingest_id, datetime.now(UTC)),
+        lineage=Lineage(source_file, ingest_id, datetime.now(UTC), settings.feed_contract()),
         transactions=write_target(spark, settings, TRANSACTIONS),
         rejected=write_target(spark, settings, REJECTED_RECORDS),
         max_record_bytes=settings.max_record_bytes,
@@ -110,7 +110,8 @@ def write_and_stage(
     }
     try:
         ids = read_ids(id_files)
-        extra = whole_file_reasons(ids, earlier_ids(spark, settings, ingest_id, files, ids))
+        known = earlier_ids(spark, settings, ingest_id, files, ids)
+        extra = whole_file_reasons(ids, known, key=plan.lineage.feed.key)
     finally:
         remove_staged_folder(plan.ids_location)
     say(f"checked ids against the file and completed ingests in {time.monotonic() - clock:.1f} s")

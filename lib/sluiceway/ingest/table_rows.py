@@ -9,18 +9,19 @@ with the file and the ingest they came from.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from sluiceway import contract as c
+from sluiceway.feeds import Feed
 from sluiceway.ingest.arrow_text import blank
 from sluiceway.ingest.header import RESCUED_COLUMN, HeaderLayout
 from sluiceway.ingest.masking import CONTRACT_ORDER, mask_rejected
 from sluiceway.ingest.reasons import accepted_mask
-from sluiceway.ingest.validate import TIMESTAMP_TYPE
+from sluiceway.ingest.validate import TIMESTAMP_TYPE, VALUE_SUFFIX
 from sluiceway.tables import REJECTED_RECORDS, TRANSACTIONS, arrow_schema
 
 
@@ -29,11 +30,14 @@ class Lineage:
     """Where an ingest's rows come from; stamped on every row of both tables.
 
     `ingested_at` must be timezone-aware: a naive datetime would be read as local time.
+    `feed` is the contract the rows were checked against (its rule_version is stamped on
+    every rejected row).
     """
 
     source_file: str
     ingest_id: str
     ingested_at: datetime
+    feed: Feed = field(default=c.TRANSACTIONS_FEED, compare=False)
 
     def __post_init__(self) -> None:
         if self.ingested_at.tzinfo is None:
@@ -46,11 +50,13 @@ def to_transactions(validated: pa.Table, lineage: Lineage) -> pa.Table:
     Blank optional fields become null; amount and event time are the typed values.
     """
     accepted = validated.filter(accepted_mask(validated))
-    typed = {"amount": "amount_value", "event_time": "event_time_value"}
+    feed = lineage.feed
+    typed = {column.name for column in feed.typed_columns}
     arrays: list[pa.Array | pa.ChunkedArray] = []
-    for column in c.COLUMNS:
-        values = accepted.column(typed.get(column.name, column.name))
-        if not column.required:
+    for column in feed.columns:
+        name = column.name + VALUE_SUFFIX if column.name in typed else column.name
+        values = accepted.column(name)
+        if not column.required and column.name not in typed:
             values = values.combine_chunks()
             values = pc.if_else(pa.array(blank(values)), pa.scalar(None, pa.string()), values)
         arrays.append(values)
@@ -62,19 +68,20 @@ def to_transactions(validated: pa.Table, lineage: Lineage) -> pa.Table:
         accepted.column("last_line_number"),
         _ingested_at(lineage, size),
         accepted.column(RESCUED_COLUMN),
+        accepted.column("warnings"),
     ]
-    return _as_table(arrays, arrow_schema(TRANSACTIONS))
+    return _as_table(arrays, arrow_schema(TRANSACTIONS, feed))
 
 
-def raw_text(records: pa.Table) -> pa.ChunkedArray | pa.Array:
+def raw_text(records: pa.Table, feed: Feed = c.TRANSACTIONS_FEED) -> pa.ChunkedArray | pa.Array:
     """The record as it stood in the file; the tokenizer leaves it null for plain lines.
 
     Not `null_handling="skip"`: pyarrow 20 drops a row whose fields are all null (a record
     that opens with an unclosed quote) from the result instead of joining it to "".
     """
-    fields = [records.column(name) for name in c.COLUMN_NAMES]
+    fields = [records.column(name) for name in feed.column_names]
     rebuilt = pc.binary_join_element_wise(
-        *fields, c.DELIMITER, null_handling="replace", null_replacement=""
+        *fields, feed.delimiter, null_handling="replace", null_replacement=""
     )
     return pc.coalesce(records.column("raw_line"), rebuilt)
 
@@ -107,14 +114,15 @@ def to_rejected(
         pa.repeat(pa.scalar(lineage.ingest_id), size),
         rejected.column("line_number"),
         rejected.column("last_line_number"),
-        raw_text(rejected),
+        raw_text(rejected, lineage.feed),
         rejected.column("raw_bytes"),
         rejected.column("reasons"),
         detail,
-        rejected.column("transaction_id"),
+        rejected.column(lineage.feed.key),
         _ingested_at(lineage, size),
+        pa.repeat(pa.scalar(lineage.feed.rule_version), size),
     ]
-    return _as_table(arrays, arrow_schema(REJECTED_RECORDS))
+    return _as_table(arrays, arrow_schema(REJECTED_RECORDS, lineage.feed))
 
 
 def _ingested_at(lineage: Lineage, size: int) -> pa.Array:

@@ -21,7 +21,7 @@ only difference in codes, details and typed values.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 import numpy as np
 import pyarrow as pa
@@ -29,51 +29,71 @@ import pyarrow.compute as pc
 from numpy.typing import NDArray
 
 from sluiceway import contract as c
+from sluiceway.feeds import Column, Feed, decimal_pattern, decimal_scale
+from sluiceway.feeds import Rule as FeedRule
 from sluiceway.ingest.arrow_text import blank, matches
 from sluiceway.ingest.event_time import event_time_micros
-from sluiceway.ingest.masking import shown_values
+from sluiceway.ingest.masking import mask_accounts
 from sluiceway.ingest.reasons import Rule, reason_codes, reason_details
 
-AMOUNT_TYPE = pa.decimal128(c.AMOUNT_PRECISION, c.AMOUNT_SCALE)
 TIMESTAMP_TYPE = pa.timestamp("us", tz="UTC")
+INTEGER_PATTERN = r"^-?[0-9]{1,18}$"
+VALUE_SUFFIX = "_value"  # the typed value of a column: amount -> amount_value
 
 
-def validate(records: pa.Table, field_count: int = len(c.COLUMN_NAMES)) -> pa.Table:
-    """Add `reasons`, `reason_detail`, `amount_value` and `event_time_value` to the records.
+def validate(
+    records: pa.Table, feed: Feed = c.TRANSACTIONS_FEED, field_count: int | None = None
+) -> pa.Table:
+    """Add `reasons`, `reason_detail`, the typed `<column>_value` of each typed column and
+    `warnings` to the records.
 
-    `records` has `parse.RECORD_SCHEMA`; an empty `reasons` list means the record is accepted.
-    `field_count` is the file's number of fields (its header's; the contract's for streams).
+    `records` has `parse.record_schema(feed)`; an empty `reasons` list means the record is
+    accepted. The feed's rules run in the file's order between the column flags' rules
+    (required, identifier first; max_length last); a `warn` rule's code goes to `warnings`
+    instead of `reasons`. `field_count` is the file's number of fields (its header's; the
+    feed's for streams). A detail quoting a sensitive value shows it masked.
     """
-    columns = _Columns(records, field_count)
-    amount_value, amount_rules = _amount_rules(columns)
-    event_time_value, event_time_rules = _event_time_rules(columns)
+    sensitive = frozenset(column.name for column in feed.columns if column.sensitive)
+    columns = _Columns(records, field_count or len(feed.columns), sensitive)
+    typed = {column.name: _TypedColumn(columns, column, feed) for column in feed.typed_columns}
+    rejecting: list[Rule] = []
+    warning: list[Rule] = []
+    for rule in feed.rules:
+        built = _rule(columns, rule, typed.get(rule.column))
+        (warning if rule.severity == "warn" else rejecting).append(built)
     rules = [
         *_shape_rules(columns),
-        *_missing_rules(columns),
-        *_identifier_rules(columns),
-        *amount_rules,
-        _allowed(columns, "currency", c.CURRENCIES, c.UNKNOWN_CURRENCY, "an ISO 4217 code"),
-        _allowed(columns, "country", c.COUNTRIES, c.UNKNOWN_COUNTRY, "an ISO 3166-1 alpha-2 code"),
-        _allowed(columns, "status", c.STATUSES, c.UNKNOWN_STATUS, ", ".join(c.STATUSES)),
-        _allowed(columns, "channel", c.CHANNELS, c.UNKNOWN_CHANNEL, ", ".join(c.CHANNELS)),
-        *event_time_rules,
-        _mcc_rule(columns),
-        *_length_rules(columns),
+        *_missing_rules(columns, feed),
+        *_identifier_rules(columns, feed),
+        *rejecting,
+        *_length_rules(columns, feed),
     ]
     size = records.num_rows
-    return (
-        records.append_column("reasons", reason_codes(rules, columns.get("parse_error"), size))
-        .append_column("reason_detail", reason_details(rules, size))
-        .append_column("amount_value", amount_value)
-        .append_column("event_time_value", event_time_value)
-    )
+    parse_error = columns.get("parse_error")
+    validated = records.append_column(
+        "reasons", reason_codes(rules, parse_error, size)
+    ).append_column("reason_detail", reason_details(rules, size))
+    for name, column in typed.items():
+        validated = validated.append_column(name + VALUE_SUFFIX, column.value())
+    return validated.append_column("warnings", _warnings(warning, parse_error, size))
+
+
+def _warnings(rules: list[Rule], parse_error: pa.Array, size: int) -> pa.ListArray:
+    if not rules:
+        return pa.ListArray.from_arrays(
+            pa.array(np.zeros(size + 1, np.int32)), pa.array([], pa.string())
+        )
+    return reason_codes(rules, parse_error, size)
 
 
 class _Columns:
     """The record columns as single arrays, and which fields are present (shaped, not blank)."""
 
-    def __init__(self, records: pa.Table, field_count: int) -> None:
+    def __init__(
+        self, records: pa.Table, field_count: int, sensitive: frozenset[str] = frozenset()
+    ) -> None:
         self.records = records
+        self.sensitive = sensitive
         self.expected_fields = field_count
         self.size = records.num_rows
         self._arrays: dict[str, pa.Array] = {}
@@ -99,10 +119,14 @@ class _Columns:
         """Detail `<prefix>name '<value>'<suffix>` for the given rows."""
 
         def detail(rows: NDArray[np.int64]) -> pa.Array:
-            values = shown_values(name, self.get(name).take(pa.array(rows, pa.int64())))
+            values = self.shown(name, self.get(name).take(pa.array(rows, pa.int64())))
             return pc.binary_join_element_wise(f"{prefix}{name} '", values, f"'{suffix}", "")
 
         return detail
+
+    def shown(self, name: str, values: pa.Array) -> pa.Array:
+        """Values as a detail may quote them: a sensitive column's masked (last four kept)."""
+        return mask_accounts(values) if name in self.sensitive else values
 
 
 def _constant(text: str) -> Callable[[NDArray[np.int64]], pa.Array]:
@@ -130,22 +154,22 @@ def _shape_rules(columns: _Columns) -> list[Rule]:
     ]
 
 
-def _missing_rules(columns: _Columns) -> list[Rule]:
+def _missing_rules(columns: _Columns, feed: Feed) -> list[Rule]:
     return [
         Rule(
             c.MISSING_REQUIRED,
             columns.shaped & ~columns.present(column.name),
             _constant(f"{c.MISSING_REQUIRED}: required field {column.name} is empty"),
         )
-        for column in c.COLUMNS
+        for column in feed.columns
         if column.required
     ]
 
 
-def _identifier_rules(columns: _Columns) -> list[Rule]:
+def _identifier_rules(columns: _Columns, feed: Feed) -> list[Rule]:
     return [
         rule
-        for column in c.COLUMNS
+        for column in feed.columns
         if column.identifier
         for rule in _identifier_rules_of(columns, column.name)
     ]
@@ -177,7 +201,7 @@ def _identifier_rules_of(columns: _Columns, name: str) -> list[Rule]:
         names = pa.array([f"U+{ord(text):04X}" for text in characters.dictionary.to_pylist()])
         return pc.binary_join_element_wise(
             f"{c.BAD_IDENTIFIER}: {name} '",
-            shown_values(name, chosen),
+            columns.shown(name, chosen),
             "' holds ",
             names.take(characters.indices),
             " (a control, invisible or non-plain space character)",
@@ -194,101 +218,111 @@ def _identifier_rules_of(columns: _Columns, name: str) -> list[Rule]:
     ]
 
 
-def _amount_rules(columns: _Columns) -> tuple[pa.Array, list[Rule]]:
-    """Format and range rules, and the amount as a decimal (never rounded) where both hold."""
-    text = columns.get("amount")
-    present = columns.present("amount")
-    well_formed = present & matches(text, c.AMOUNT_PATTERN)
-    # Cast only well-formed text (the rest becomes 0 first): one bad value fails a whole cast.
-    amount = pc.cast(pc.if_else(pa.array(well_formed), text, pa.scalar("0")), AMOUNT_TYPE)
-    outside = pc.or_(
-        pc.less(amount, pa.scalar(c.AMOUNT_MIN, AMOUNT_TYPE)),
-        pc.greater(amount, pa.scalar(c.AMOUNT_MAX, AMOUNT_TYPE)),
-    ).to_numpy(zero_copy_only=False)
-    out_of_range = well_formed & outside
-    valid = well_formed & ~outside
-    rules = [
-        Rule(
-            c.BAD_AMOUNT_FORMAT,
-            present & ~well_formed,
-            columns.quoted(
-                "amount",
-                f"{c.BAD_AMOUNT_FORMAT}: ",
-                f" is not a plain decimal with at most {c.AMOUNT_SCALE} places",
-            ),
-        ),
-        Rule(
-            c.AMOUNT_OUT_OF_RANGE,
-            out_of_range,
-            columns.quoted(
-                "amount",
-                f"{c.AMOUNT_OUT_OF_RANGE}: ",
-                f" is outside {c.AMOUNT_MIN} .. {c.AMOUNT_MAX}",
-            ),
-        ),
-    ]
-    return pc.if_else(pa.array(valid), amount, pa.scalar(None, AMOUNT_TYPE)), rules
+class _TypedColumn:
+    """A typed column's text parsed whole-column: where it parses, and its typed value.
+
+    No value can raise: a cast fails the whole array on one bad value, so only text the
+    parse rule accepts is cast (the rest becomes 0 first), and timestamps are read from
+    their digits (`event_time_micros`).
+    """
+
+    def __init__(self, columns: _Columns, column: Column, feed: Feed) -> None:
+        self.column = column
+        self.text = columns.get(column.name)
+        self.present = columns.present(column.name)
+        self.bounds_broken = np.zeros(columns.size, dtype=bool)
+        kind = column.table_type.split("(")[0]
+        if kind == "timestamp":
+            micros, self.parsed = event_time_micros(self.text, self.present)
+            self.typed = pa.array(micros, pa.int64()).cast(TIMESTAMP_TYPE)
+            return
+        parse = next(rule for rule in feed.rules if rule.column == column.name and _parses(rule))
+        self.pattern = parse.pattern or (
+            decimal_pattern(column) if kind == "decimal" else INTEGER_PATTERN
+        )
+        self.parsed = self.present & matches(self.text, self.pattern)
+        arrow_type = _arrow_type(column)
+        self.typed = pc.cast(
+            pc.if_else(pa.array(self.parsed), self.text, pa.scalar("0")), arrow_type
+        )
+
+    def scalar(self, text: str) -> pa.Scalar:
+        if self.column.table_type == "timestamp":
+            (micros,), _ = event_time_micros(pa.array([text]), np.ones(1, dtype=bool))
+            return pa.scalar(int(micros), pa.int64()).cast(TIMESTAMP_TYPE)
+        return pa.scalar(text).cast(self.typed.type)
+
+    def value(self) -> pa.Array:
+        valid = self.parsed & ~self.bounds_broken
+        return pc.if_else(pa.array(valid), self.typed, pa.scalar(None, self.typed.type))
 
 
-def _allowed(
-    columns: _Columns, name: str, allowed: Iterable[str], code: str, expected: str
-) -> Rule:
-    known = pc.is_in(columns.get(name), value_set=pa.array(sorted(allowed), pa.string()))
-    return Rule(
-        code,
-        columns.present(name) & ~known.to_numpy(zero_copy_only=False),
-        columns.quoted(name, f"{code}: ", f" is not {expected}"),
-    )
+def _parses(rule: FeedRule) -> bool:
+    return rule.kind in ("decimal", "integer", "timestamp")
 
 
-def _event_time_rules(columns: _Columns) -> tuple[pa.Array, list[Rule]]:
-    """Range and shape rules, and the event time as a UTC instant where both hold."""
-    text = columns.get("event_time")
-    present = columns.present("event_time")
-    micros, real = event_time_micros(text, present)
-    (lowest, highest), _ = event_time_micros(
-        pa.array([c.EVENT_TIME_MIN, c.EVENT_TIME_MAX]), np.ones(2, dtype=bool)
-    )
-    outside = real & ((micros < lowest) | (micros > highest))
-    valid = real & ~outside
-    value = pa.array(micros, pa.int64(), mask=~valid).cast(TIMESTAMP_TYPE)
-    rules = [
-        Rule(
-            c.EVENT_TIME_OUT_OF_RANGE,
-            outside,
-            columns.quoted(
-                "event_time",
-                f"{c.EVENT_TIME_OUT_OF_RANGE}: ",
-                f" is outside {c.EVENT_TIME_MIN} .. {c.EVENT_TIME_MAX}",
-            ),
-        ),
-        Rule(
-            c.BAD_EVENT_TIME,
-            present & ~real,
-            columns.quoted(
-                "event_time",
-                f"{c.BAD_EVENT_TIME}: ",
-                " is not a valid ISO 8601 timestamp with offset (2026-11-25T13:45:12Z)",
-            ),
-        ),
-    ]
-    return value, rules
+def _arrow_type(column: Column) -> pa.DataType:
+    if column.table_type == "bigint":
+        return pa.int64()
+    if column.table_type == "timestamp":
+        return TIMESTAMP_TYPE
+    return pa.decimal128(*decimal_scale(column))
 
 
-def _mcc_rule(columns: _Columns) -> Rule:
-    present = columns.present("mcc")
-    return Rule(
-        c.BAD_MCC,
-        present & ~matches(columns.get("mcc"), c.MCC_PATTERN),
-        columns.quoted("mcc", f"{c.BAD_MCC}: ", " is not 4 digits"),
-    )
+def _rule(columns: _Columns, rule: FeedRule, typed: _TypedColumn | None) -> Rule:
+    """One rule of the feed's file as a broken mask and its detail."""
+    name, code = rule.column, rule.reason
+    if rule.kind == "range" and typed is not None:
+        return _range_rule(columns, rule, typed)
+    if _parses(rule) and typed is not None:
+        return Rule(
+            code,
+            typed.present & ~typed.parsed,
+            columns.quoted(name, f"{code}: ", f" is not {rule.expected or _parse_expected(typed)}"),
+        )
+    present = columns.present(name)
+    if rule.kind == "allowed":
+        known = pc.is_in(columns.get(name), value_set=pa.array(sorted(rule.values), pa.string()))
+        broken = present & ~known.to_numpy(zero_copy_only=False)
+    else:
+        broken = present & ~matches(columns.get(name), rule.pattern)
+    return Rule(code, broken, columns.quoted(name, f"{code}: ", f" is not {rule.expected}"))
 
 
-def _length_rules(columns: _Columns) -> list[Rule]:
-    return [_length_rule(columns, column) for column in c.COLUMNS]
+def _parse_expected(typed: _TypedColumn) -> str:
+    kind = typed.column.table_type.split("(")[0]
+    if kind == "timestamp":
+        return "a valid ISO 8601 timestamp with offset (2026-11-25T13:45:12Z)"
+    if kind == "bigint":
+        return "a whole number"
+    return f"a plain decimal with at most {decimal_scale(typed.column)[1]} places"
 
 
-def _length_rule(columns: _Columns, column: c.Column) -> Rule:
+def _range_rule(columns: _Columns, rule: FeedRule, typed: _TypedColumn) -> Rule:
+    below = np.zeros(columns.size, dtype=bool)
+    above = np.zeros(columns.size, dtype=bool)
+    if rule.minimum is not None:
+        below = pc.less(typed.typed, typed.scalar(rule.minimum)).to_numpy(zero_copy_only=False)
+    if rule.maximum is not None:
+        above = pc.greater(typed.typed, typed.scalar(rule.maximum)).to_numpy(zero_copy_only=False)
+    outside = typed.parsed & (below | above)
+    if rule.severity != "warn":
+        typed.bounds_broken |= outside
+    if rule.minimum is not None and rule.maximum is not None:
+        suffix = f" is outside {rule.minimum} .. {rule.maximum}"
+    elif rule.minimum is not None:
+        suffix = f" is below {rule.minimum}"
+    else:
+        suffix = f" is above {rule.maximum}"
+    code = rule.reason
+    return Rule(code, outside, columns.quoted(rule.column, f"{code}: ", suffix))
+
+
+def _length_rules(columns: _Columns, feed: Feed) -> list[Rule]:
+    return [_length_rule(columns, column) for column in feed.columns]
+
+
+def _length_rule(columns: _Columns, column: Column) -> Rule:
     values = columns.get(column.name)
     # Characters never outnumber bytes: count characters only where the bytes are too many.
     long_bytes = pc.binary_length(values).fill_null(0).to_numpy(zero_copy_only=False)

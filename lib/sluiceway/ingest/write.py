@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from sluiceway import contract as c
+from sluiceway.feeds import Feed
 from sluiceway.iceberg_files import WriteTarget, by_day, write_parquet
 from sluiceway.ingest.duplicates import (
     IdHash,
@@ -94,23 +95,28 @@ class FileFigures:
 
 def write_chunk(chunk: LandingChunk, index: int, plan: ChunkPlan) -> list[FileFigures]:
     """Write one chunk's accepted and rejected records, and its (id, line) pairs to staging."""
+    feed = plan.lineage.feed
     records = tokenize(
         read_chunk(chunk), chunk.first_line_number, plan.max_record_bytes, plan.layout
     )
-    validated = _with_extra_reasons(validate(records, plan.layout.field_count), plan.extra_reasons)
+    validated = _with_extra_reasons(
+        validate(records, feed, plan.layout.field_count), plan.extra_reasons
+    )
     attempt = f"{plan.lineage.ingest_id}-{index:05d}-{uuid.uuid4().hex[:8]}"
     files = write_records(
         validated, plan.lineage, plan.transactions, plan.rejected, attempt, plan.layout
     )
     if not plan.extra_reasons:
-        files.append(_write_ids(validated, plan.ids_location, attempt))
+        files.append(_write_ids(validated, plan.ids_location, attempt, feed.key))
     return files
 
 
-def _write_ids(validated: pa.Table, location: str, attempt: str) -> FileFigures:
-    """The (id, line) pairs of the records whose id could be read, as an Arrow IPC file."""
-    readable = pa.array(readable_ids(validated))
-    ids = validated.filter(readable).select(IDS_SCHEMA.names).cast(IDS_SCHEMA)
+def _write_ids(validated: pa.Table, location: str, attempt: str, key: str) -> FileFigures:
+    """The (id, line) pairs of the records whose id (the feed's key) could be read, as an
+    Arrow IPC file."""
+    readable = pa.array(readable_ids(validated, key))
+    pairs = validated.filter(readable).select([key, "line_number"])
+    ids = pairs.rename_columns(IDS_SCHEMA.names).cast(IDS_SCHEMA)
     filesystem, root = resolve(location)
     filesystem.create_dir(root, recursive=True)
     with (
@@ -132,10 +138,15 @@ def read_ids(files: list[FileFigures]) -> pa.Table:
 
 
 def read_ids_of_ingests(
-    paths: list[str], ingest_ids: list[str], first: datetime, last: datetime
+    paths: list[str],
+    ingest_ids: list[str],
+    first: datetime,
+    last: datetime,
+    key: str = "transaction_id",
+    event_time: str = "event_time",
 ) -> pa.ChunkedArray:
-    """transaction_id of the rows in these data files that belong to the given ingests and
-    have event_time in [first, last]."""
+    """The ids (`key`) of the rows in these data files that belong to the given ingests and
+    have their event time in [first, last]."""
     wanted = pa.array(ingest_ids, pa.string())
     start, end = (
         pa.scalar(first, pa.timestamp("us", "UTC")),
@@ -144,21 +155,22 @@ def read_ids_of_ingests(
     chunks = []
     for path in paths:
         filesystem, local = resolve(path)
-        rows = pq.read_table(
-            local, columns=["transaction_id", "ingest_id", "event_time"], filesystem=filesystem
-        )
+        rows = pq.read_table(local, columns=[key, "ingest_id", event_time], filesystem=filesystem)
         keep = pc.and_(
             pc.is_in(rows["ingest_id"], value_set=wanted),
             pc.and_(
-                pc.greater_equal(rows["event_time"], start), pc.less_equal(rows["event_time"], end)
+                pc.greater_equal(rows[event_time], start), pc.less_equal(rows[event_time], end)
             ),
         )
-        chunks.extend(rows["transaction_id"].filter(keep).chunks)
+        chunks.extend(rows[key].filter(keep).chunks)
     return pa.chunked_array(chunks, pa.string())
 
 
 def whole_file_reasons(
-    ids: pa.Table, known: pa.Array | pa.ChunkedArray, hash_ids: IdHash = id_hashes
+    ids: pa.Table,
+    known: pa.Array | pa.ChunkedArray,
+    hash_ids: IdHash = id_hashes,
+    key: str = "transaction_id",
 ) -> dict[int, tuple[ExtraReason, ...]]:
     """Lines whose id appears on an earlier line of the file, or is in `known` ids.
 
@@ -174,7 +186,7 @@ def whole_file_reasons(
     is_known = ids_in(transaction_ids, hashes, known, hash_ids)
     suspects = np.flatnonzero(repeated | is_known)
     chosen = transaction_ids.take(pa.array(suspects, pa.int64()))
-    duplicate_texts = duplicate_details(chosen, first_lines[suspects]).to_pylist()
+    duplicate_texts = duplicate_details(chosen, first_lines[suspects], key).to_pylist()
     extra: dict[int, tuple[ExtraReason, ...]] = {}
     for position, transaction_id, duplicate_text in zip(
         suspects.tolist(), chosen.to_pylist(), duplicate_texts, strict=True
@@ -186,8 +198,7 @@ def whole_file_reasons(
             reasons.append(
                 ExtraReason(
                     c.ALREADY_INGESTED,
-                    f"{c.ALREADY_INGESTED}: transaction_id '{transaction_id}' is already in "
-                    "transactions",
+                    f"{c.ALREADY_INGESTED}: {key} '{transaction_id}' is already in transactions",
                 )
             )
         extra[int(lines[position])] = tuple(reasons)
@@ -265,9 +276,30 @@ def line_runs(rows: pa.Table) -> list[int]:
     return runs
 
 
-def _transaction_figures(rows: pa.Table) -> dict[str, object]:
+def _transaction_figures(feed: Feed) -> Callable[[pa.Table], dict[str, object]]:
+    """Control totals per currency (for a feed naming its amount and currency columns) and
+    the event-time range of a file's accepted rows."""
+
+    def figures(rows: pa.Table) -> dict[str, object]:
+        micros = rows[feed.event_time].cast(pa.int64())
+        times = {
+            "first_event_micros": pc.min(micros).as_py(),
+            "last_event_micros": pc.max(micros).as_py(),
+        }
+        if feed.amount is None or feed.currency is None:
+            return times
+        return {**_totals(rows.rename_columns(_totals_names(rows, feed))), **times}
+
+    return figures
+
+
+def _totals_names(rows: pa.Table, feed: Feed) -> list[str]:
+    names = {feed.amount: "amount", feed.currency: "currency"}
+    return [names.get(name, name) for name in rows.column_names]
+
+
+def _totals(rows: pa.Table) -> dict[str, object]:
     grouped = rows.group_by("currency").aggregate([("amount", "sum"), ("amount", "count")])
-    micros = rows["event_time"].cast(pa.int64())
     return {
         "amount_by_currency": {
             currency: str(total)
@@ -278,8 +310,6 @@ def _transaction_figures(rows: pa.Table) -> dict[str, object]:
         "count_by_currency": dict(
             zip(grouped["currency"].to_pylist(), grouped["amount_count"].to_pylist(), strict=True)
         ),
-        "first_event_micros": pc.min(micros).as_py(),
-        "last_event_micros": pc.max(micros).as_py(),
     }
 
 
@@ -324,7 +354,10 @@ def write_records(
     day partition), named after `attempt`; the figures of each file. Files and streams alike
     (a stream's values have the contract's order)."""
     files = _write_table(
-        to_transactions(validated, lineage), transactions, attempt, _transaction_figures
+        to_transactions(validated, lineage),
+        transactions,
+        attempt,
+        _transaction_figures(lineage.feed),
     )
     files += _write_table(
         to_rejected(validated, lineage, layout), rejected, attempt, _rejected_figures

@@ -33,13 +33,14 @@ from sluiceway.iceberg_files import write_target
 from sluiceway.ingest import ledger
 from sluiceway.ingest.audit import AuditOutcome, audit
 from sluiceway.ingest.duplicates import duplicates_in_file, readable_ids
+from sluiceway.ingest.header import contract_layout
 from sluiceway.ingest.known_ids import earlier_ids
 from sluiceway.ingest.reasons import accepted_mask, add_reason
 from sluiceway.ingest.recover import finish_interrupted_ingests
 from sluiceway.ingest.run import IngestResult, publish_or_discard, skipped_result
 from sluiceway.ingest.stage import StagedIngest, stage_written
 from sluiceway.ingest.table_rows import Lineage
-from sluiceway.ingest.validate import validate
+from sluiceway.ingest.validate import VALUE_SUFFIX, validate
 from sluiceway.ingest.write import FileFigures, write_records
 from sluiceway.lease import writer_lease
 from sluiceway.settings import Settings
@@ -56,6 +57,8 @@ from sluiceway.tables import INGEST_TABLES, REJECTED_RECORDS, TRANSACTIONS, ensu
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
+
+    from sluiceway.feeds import Feed
 
 # (partition, offset) packed into one int64: Kafka offsets stay far below 2**47.
 OFFSET_BITS = 47
@@ -127,7 +130,8 @@ def ingest_batch(
     ingest_id = ranges.ingest_id()
     sha256 = batch.sha256()
     source = stream_source(batch.topic)
-    validated = _validated(batch, settings.max_record_bytes)
+    feed = settings.feed_contract()
+    validated = _validated(batch, settings.max_record_bytes, feed)
     with writer_lease(settings, "stream") as fence:
         ensure_tables(spark, settings, INGEST_TABLES)
         commits = TableCommits(spark, settings, fence)
@@ -145,6 +149,7 @@ def ingest_batch(
             started_at=started_at,
             source_version=ranges.to_json(),
             file_bytes=int(pc.sum(pc.binary_length(batch.records["value"])).as_py() or 0),
+            rule_version=feed.rule_version,
         )
         ledger.record(commits, entry)
         failpoints.reach(settings, "after_ledger_started")
@@ -155,15 +160,15 @@ def ingest_batch(
         return publish_or_discard(commits, entry, staged, audited, clock, say)
 
 
-def _validated(batch: KafkaBatch, max_record_bytes: int) -> pa.Table:
-    """The contract's rules over the batch's values, numbered by offset, with a partition."""
-    records = tokenize_values(batch.records["value"], max_record_bytes)
+def _validated(batch: KafkaBatch, max_record_bytes: int, feed: Feed) -> pa.Table:
+    """The feed's rules over the batch's values, numbered by offset, with a partition."""
+    records = tokenize_values(batch.records["value"], max_record_bytes, feed.column_names)
     positions = records["line_number"]
     offsets = batch.records["offset"].take(positions).cast(pa.int64())
     records = records.set_column(0, records.schema.field(0), offsets).set_column(
         1, records.schema.field(1), offsets
     )
-    validated = validate(records)
+    validated = validate(records, feed)
     return validated.append_column(
         "partition", batch.records["partition"].take(positions).cast(pa.int32())
     )
@@ -174,11 +179,12 @@ def _with_duplicate_reasons(
 ) -> pa.Table:
     """`duplicate_in_file` within the batch (the first delivery stays) and `already_ingested`
     against the ids of completed ingests, files and earlier batches alike."""
-    readable = readable_ids(validated)
+    id_column = settings.feed_contract().key
+    readable = readable_ids(validated, id_column)
     rows = np.flatnonzero(readable)
     if not len(rows):
         return validated
-    ids = validated["transaction_id"].combine_chunks().take(pa.array(rows))
+    ids = validated[id_column].combine_chunks().take(pa.array(rows))
     # Delivery order: by partition, then offset (the key's order).
     delivery = _keys(validated["partition"], validated["line_number"], ordered=False)
     repeated, first = duplicates_in_file(ids, delivery[rows])
@@ -187,7 +193,7 @@ def _with_duplicate_reasons(
     if flagged.any():
         firsts = first[repeated]
         details = [
-            f"{c.DUPLICATE_IN_FILE}: transaction_id '{tid}' already delivered at "
+            f"{c.DUPLICATE_IN_FILE}: {id_column} '{tid}' already delivered at "
             f"{partition_source(batch.topic, key >> OFFSET_BITS)} offset {key & OFFSET_MASK}"
             for tid, key in zip(
                 ids.filter(pa.array(repeated)).to_pylist(), firsts.tolist(), strict=True
@@ -200,8 +206,8 @@ def _with_duplicate_reasons(
     if not is_known.any():
         return validated
     details_known = pc.binary_join_element_wise(
-        f"{c.ALREADY_INGESTED}: transaction_id '",
-        validated["transaction_id"].combine_chunks().filter(pa.array(is_known)),
+        f"{c.ALREADY_INGESTED}: {id_column} '",
+        validated[id_column].combine_chunks().filter(pa.array(is_known)),
         "' is already in transactions",
         "",
     )
@@ -216,7 +222,8 @@ def _known_ids(
     ids: pa.Array,
 ) -> pa.Array:
     """Ids of completed ingests around the batch's event times (`ingest.known_ids`)."""
-    micros = validated.filter(accepted_mask(validated))["event_time_value"].cast(pa.int64())
+    event_time = settings.feed_contract().event_time + VALUE_SUFFIX
+    micros = validated.filter(accepted_mask(validated))[event_time].cast(pa.int64())
     if not len(micros):
         return pa.array([], pa.string())
     window = FileFigures(
@@ -249,8 +256,19 @@ def _write_and_stage(
     partitions = validated["partition"]
     for partition in pc.unique(partitions).to_pylist():
         rows = validated.filter(pc.equal(partitions, partition))
-        lineage = Lineage(partition_source(batch.topic, partition), ingest_id, ingested_at)
-        files += write_records(rows, lineage, *targets, f"{ingest_id}-p{partition}-{attempt}")
+        lineage = Lineage(
+            partition_source(batch.topic, partition),
+            ingest_id,
+            ingested_at,
+            settings.feed_contract(),
+        )
+        files += write_records(
+            rows,
+            lineage,
+            *targets,
+            f"{ingest_id}-p{partition}-{attempt}",
+            contract_layout(lineage.feed.columns),
+        )
     staged = stage_written(commits, tuple(files), ingest_id, batch.records.num_rows)
     # Offsets are not lines 2..n of a file: the stream's own tiling check is in `_audit`.
     return dataclasses.replace(staged, counts=dataclasses.replace(staged.counts, line_runs=None))

@@ -20,26 +20,32 @@ import pyarrow.compute as pc
 from numpy.typing import NDArray
 
 from sluiceway.contract import COLUMN_NAMES, DELIMITER, ENCODING, INVALID_ENCODING
-from sluiceway.ingest.parse import RECORD_SCHEMA, tokenize
+from sluiceway.ingest.header import in_order
+from sluiceway.ingest.parse import record_schema, tokenize
 
 LINE_END = b"\n"
 
 
-def tokenize_values(values: pa.Array | pa.ChunkedArray, max_record_bytes: int) -> pa.Table:
+def tokenize_values(
+    values: pa.Array | pa.ChunkedArray,
+    max_record_bytes: int,
+    columns: tuple[str, ...] = COLUMN_NAMES,
+) -> pa.Table:
     """One record per value, in no particular order; `line_number` is the value's position.
 
-    The result has `parse.RECORD_SCHEMA`; the caller puts the Kafka offsets in its place.
+    The result has `parse.record_schema(columns)`; the caller puts the Kafka offsets in its
+    place.
     """
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     values = pc.fill_null(values.cast(pa.binary()), b"")
     if not len(values):
-        return RECORD_SCHEMA.empty_table()
+        return record_schema(columns).empty_table()
     # Value i covers buffer lines first[i] .. last[i]: one more line per LF it holds.
     breaks = pc.count_substring(values, "\n").to_numpy(zero_copy_only=False).astype(np.int64)
     first = np.arange(len(values), dtype=np.int64) + np.concatenate(([0], np.cumsum(breaks)[:-1]))
     last = first + breaks
-    records = tokenize(_each_with_a_line_end(values), 0, max_record_bytes)
+    records = tokenize(_each_with_a_line_end(values), 0, max_record_bytes, in_order(columns))
     starts = records["line_number"].to_numpy()
     ends = records["last_line_number"].to_numpy()
     owner = np.searchsorted(first, starts, side="right") - 1
@@ -53,7 +59,7 @@ def tokenize_values(values: pa.Array | pa.ChunkedArray, max_record_bytes: int) -
     kept = _numbered(records.filter(pa.array(keep)), owner[keep])
     parts = [kept]
     for position in np.flatnonzero(alone).tolist():
-        parts.append(_one_value(values[position].as_py(), position, max_record_bytes))
+        parts.append(_one_value(values[position].as_py(), position, max_record_bytes, columns))
     return pa.concat_tables(parts)
 
 
@@ -71,16 +77,18 @@ def _each_with_a_line_end(values: pa.BinaryArray) -> bytes:
 def _numbered(records: pa.Table, positions: NDArray[np.int64]) -> pa.Table:
     """Records numbered by their values' positions in the batch."""
     numbers = pa.array(positions, pa.int64())
-    return records.set_column(0, RECORD_SCHEMA.field(0), numbers).set_column(
-        1, RECORD_SCHEMA.field(1), numbers
+    return records.set_column(0, records.schema.field(0), numbers).set_column(
+        1, records.schema.field(1), numbers
     )
 
 
-def _one_value(value: bytes, position: int, max_record_bytes: int) -> pa.Table:
+def _one_value(
+    value: bytes, position: int, max_record_bytes: int, columns: tuple[str, ...] = COLUMN_NAMES
+) -> pa.Table:
     """A value tokenized alone, without one trailing line end; one record even when the
     tokenizer sees several."""
     value = value[:-2] if value.endswith(b"\r\n") else value.removesuffix(LINE_END)
-    records = tokenize(value + LINE_END, 0, max_record_bytes)
+    records = tokenize(value + LINE_END, 0, max_record_bytes, in_order(columns))
     if records.num_rows == 1:
         return _numbered(records, np.array([position], dtype=np.int64))
     try:
@@ -98,6 +106,6 @@ def _one_value(value: bytes, position: int, max_record_bytes: int) -> pa.Table:
         "raw_bytes": raw_bytes,
         "field_count": None if parse_error else field_count,
         "parse_error": parse_error,
-        COLUMN_NAMES[0]: text.split(DELIMITER, 1)[0],
+        columns[0]: text.split(DELIMITER, 1)[0],
     }
-    return pa.Table.from_pylist([row], schema=RECORD_SCHEMA)
+    return pa.Table.from_pylist([row], schema=record_schema(columns))
