@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from sluiceway.feeds import load_feed
+from sluiceway.ingest.header import contract_layout
 from sluiceway.ingest.parse import tokenize
 from sluiceway.ingest.table_rows import Lineage, to_rejected, to_transactions
 from sluiceway.ingest.validate import validate
@@ -33,7 +34,7 @@ LINES = [
 
 def payouts() -> tuple[list[dict[str, object]], list[dict[str, object]]]:
     data = ("\n".join(LINES) + "\n").encode()
-    validated = validate(tokenize(data, 2, columns=PAYOUTS.column_names), PAYOUTS)
+    validated = validate(tokenize(data, 2, layout=contract_layout(PAYOUTS.columns)), PAYOUTS)
     accepted = to_transactions(validated, LINEAGE)
     rejected = to_rejected(validated, LINEAGE)
     assert accepted.schema == arrow_schema(TRANSACTIONS, PAYOUTS)
@@ -83,11 +84,13 @@ def test_every_rejected_row_carries_the_feed_files_rule_version() -> None:
 
 
 def test_a_wrong_field_count_counts_the_feeds_own_columns() -> None:
-    validated = validate(tokenize(b"P9,Shop,1.000\n", 2, columns=PAYOUTS.column_names), PAYOUTS)
+    records = tokenize(b"P9,Shop,1.000\n", 2, layout=contract_layout(PAYOUTS.columns))
+    validated = validate(records, PAYOUTS)
     (row,) = to_rejected(validated, LINEAGE).to_pylist()
     assert row["reasons"] == ["wrong_field_count"]
     assert row["reason_detail"] == "line 2: wrong_field_count: 3 fields, expected 7"
-    assert row["payout_id"] == "P9"
+    # With 3 fields of 7 the sensitive merchant (column 2) may sit in the first field: masked.
+    assert row["payout_id"] == "**"
 
 
 def test_feed_selects_its_namespace_and_transactions_keeps_the_configured_one() -> None:

@@ -159,7 +159,7 @@ def test_a_reordered_file_gives_the_records_of_the_canonical_file() -> None:
     expected = tokenize(canonical, 2)
     actual = tokenize(reordered, 2, layout=layout)
     assert contract_records(actual) == contract_records(expected)
-    reasons = validate(actual.sort_by("line_number"), layout.field_count)["reasons"]
+    reasons = validate(actual.sort_by("line_number"), field_count=layout.field_count)["reasons"]
     assert reasons.to_pylist() == [[], [], [], [c.BAD_AMOUNT_FORMAT]]
 
 
@@ -184,7 +184,7 @@ def test_a_file_without_an_optional_column_reads_it_as_null() -> None:
         + line_of(columns, {**VALUES, "transaction_id": "T2", "description": '"x\ny"'})
         + "\n"
     )
-    validated = validate(tokenize(text.encode(), 2, layout=layout), layout.field_count)
+    validated = validate(tokenize(text.encode(), 2, layout=layout), field_count=layout.field_count)
     assert validated["reasons"].to_pylist() == [[], []]
     assert validated["mcc"].to_pylist() == [None, None]
     assert to_transactions(validated, LINEAGE)["mcc"].to_pylist() == [None, None]
@@ -195,7 +195,7 @@ def test_a_line_has_the_header_s_number_of_fields() -> None:
     layout = layout_of(",".join(columns), unknown="ignore")
     text = line_of(NAMES, VALUES) + "\n" + line_of(NAMES, VALUES) + ",0.5\n"
     records = tokenize(text.encode(), 2, layout=layout).sort_by("line_number")
-    validated = validate(records, layout.field_count)
+    validated = validate(records, field_count=layout.field_count)
     assert validated["reasons"].to_pylist() == [[c.WRONG_FIELD_COUNT], []]
     assert validated["reason_detail"][0].as_py() == "wrong_field_count: 11 fields, expected 12"
     assert validated["_rescued"].to_pylist() == [None, None]  # ignored: dropped
@@ -210,7 +210,7 @@ def test_rescued_columns_are_kept_by_name_on_every_path() -> None:
         {**VALUES, "transaction_id": "T3", "tier": '"x,y"', "fee": "2", "description": '"p\nq"'},
     ]
     text = "".join(line_of(columns, row) + "\n" for row in rows).encode()
-    validated = validate(tokenize(text, 2, layout=layout), layout.field_count)
+    validated = validate(tokenize(text, 2, layout=layout), field_count=layout.field_count)
     transactions = to_transactions(validated, LINEAGE)
     assert transactions["transaction_id"].to_pylist() == ["T1", "T2", "T3"]
     assert transactions["_rescued"].to_pylist() == [
@@ -254,7 +254,7 @@ def test_the_chunk_planner_cuts_a_wider_file_where_the_tokenizer_does(tmp_path: 
 
     small, whole = records(1024), records(1 << 30)
     assert small.equals(whole)
-    assert validate(whole, 12)["reasons"].to_pylist() == [[]] * 400
+    assert validate(whole, field_count=12)["reasons"].to_pylist() == [[]] * 400
     assert whole["_rescued"][399].as_py() == [("fee", "399")]
 
 

@@ -173,7 +173,7 @@ def test_a_reordered_header_moves_the_masked_positions_with_the_sensitive_column
         return ",".join([fields[-1], *fields[:-1]])
 
     data = f"{reordered(2, amount='12.345')}\n{reordered(3)},extra\n".encode()
-    validated = validate(tokenize(data, 2, layout=layout), layout.field_count)
+    validated = validate(tokenize(data, 2, layout=layout), field_count=layout.field_count)
     rejected = to_rejected(validated, LINEAGE, layout)
     raw = rejected["raw_line"].to_pylist()
     assert rejected["reasons"].to_pylist() == [["bad_amount_format"], ["wrong_field_count"]]

@@ -51,11 +51,13 @@ def test_glue_style_lease_table_argument_reaches_the_settings():
     assert args.settings.lease_table == "sluiceway-dev-leases"
 
 
-def test_header_settings_default_to_by_name_and_fail_and_are_checked():
+def test_header_settings_default_to_the_feed_s_by_name_and_fail_and_are_checked():
     settings = load_settings()
-    assert (settings.header_matching, settings.unknown_columns) == ("by_name", "fail")
+    assert (settings.header_matching, settings.unknown_columns) == ("", "")
+    assert settings.header_reading() == ("by_name", "fail")  # transactions.toml's
     chosen = load_settings(environ={"SLUICEWAY_UNKNOWN_COLUMNS": "rescue"})
     assert chosen.unknown_columns == "rescue"
+    assert chosen.header_reading() == ("by_name", "rescue")
     with pytest.raises(ConfigurationError, match="setting unknown_columns is 'keep'; choose one"):
         load_settings(arguments={"unknown_columns": "keep"})
     with pytest.raises(ConfigurationError, match="setting header_matching is 'loose'"):

@@ -18,8 +18,8 @@ import pyarrow.compute as pc
 from sluiceway import contract as c
 from sluiceway.feeds import Feed
 from sluiceway.ingest.arrow_text import blank
-from sluiceway.ingest.header import RESCUED_COLUMN, HeaderLayout
-from sluiceway.ingest.masking import CONTRACT_ORDER, mask_rejected
+from sluiceway.ingest.header import RESCUED_COLUMN, HeaderLayout, contract_layout
+from sluiceway.ingest.masking import mask_rejected
 from sluiceway.ingest.reasons import accepted_mask
 from sluiceway.ingest.validate import TIMESTAMP_TYPE, VALUE_SUFFIX
 from sluiceway.tables import REJECTED_RECORDS, TRANSACTIONS, arrow_schema
@@ -99,11 +99,12 @@ def _lines_label(records: pa.Table) -> pa.ChunkedArray | pa.Array:
 
 
 def to_rejected(
-    validated: pa.Table, lineage: Lineage, layout: HeaderLayout = CONTRACT_ORDER
+    validated: pa.Table, lineage: Lineage, layout: HeaderLayout | None = None
 ) -> pa.Table:
     """Rejected records as the `rejected_records` table: raw text, lines, reasons, detail;
-    sensitive values masked where the file's header (`layout`) put them (the detail was built
-    masked by `validate`)."""
+    sensitive values masked where the file's header (`layout`; by default the feed's own
+    order) put them (the detail was built masked by `validate`)."""
+    layout = layout or contract_layout(lineage.feed.columns)
     rejected = mask_rejected(validated.filter(pc.invert(accepted_mask(validated))), layout)
     size = rejected.num_rows
     detail = pc.binary_join_element_wise(

@@ -348,7 +348,7 @@ def write_records(
     transactions: WriteTarget,
     rejected: WriteTarget,
     attempt: str,
-    layout: HeaderLayout = CONTRACT_LAYOUT,
+    layout: HeaderLayout | None = None,
 ) -> list[FileFigures]:
     """Validated records -> Parquet files of `transactions` and `rejected_records` (one per
     day partition), named after `attempt`; the figures of each file. Files and streams alike

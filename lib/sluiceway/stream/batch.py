@@ -33,7 +33,6 @@ from sluiceway.iceberg_files import write_target
 from sluiceway.ingest import ledger
 from sluiceway.ingest.audit import AuditOutcome, audit
 from sluiceway.ingest.duplicates import duplicates_in_file, readable_ids
-from sluiceway.ingest.header import contract_layout
 from sluiceway.ingest.known_ids import earlier_ids
 from sluiceway.ingest.reasons import accepted_mask, add_reason
 from sluiceway.ingest.recover import finish_interrupted_ingests
@@ -262,13 +261,7 @@ def _write_and_stage(
             ingested_at,
             settings.feed_contract(),
         )
-        files += write_records(
-            rows,
-            lineage,
-            *targets,
-            f"{ingest_id}-p{partition}-{attempt}",
-            contract_layout(lineage.feed.columns),
-        )
+        files += write_records(rows, lineage, *targets, f"{ingest_id}-p{partition}-{attempt}")
     staged = stage_written(commits, tuple(files), ingest_id, batch.records.num_rows)
     # Offsets are not lines 2..n of a file: the stream's own tiling check is in `_audit`.
     return dataclasses.replace(staged, counts=dataclasses.replace(staged.counts, line_runs=None))
