@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, ClassVar, Self
 
 from sluiceway.errors import ConfigurationError
 from sluiceway.feeds import DEFAULT_FEED
-from sluiceway.ingest.file_policy import TRANSACTIONS_FILE_POLICY, FilePolicy
+from sluiceway.ingest.file_policy import FilePolicy, feed_policy
 from sluiceway.logs import LOG_FORMATS
 from sluiceway.settings import PROFILES, Settings, load_settings
 
@@ -196,14 +196,17 @@ class IngestArgs(JobArgs):
     source_version: str | None
     settings: Settings
     # The feed's whole-file rules (ingest/file_policy.py), with --max-rejected-share applied.
-    file_policy: FilePolicy = TRANSACTIONS_FILE_POLICY
+    file_policy: FilePolicy | None = None
 
     @classmethod
     def from_namespace(cls, args: argparse.Namespace, environ: Mapping[str, str]) -> Self:
         # Step Functions passes "" when the landing bucket gave no version id.
         version = args.source_version or None
-        policy = TRANSACTIONS_FILE_POLICY.with_max_rejected_share(args.max_rejected_share)
-        return cls(args.source, args.manifest, version, settings_from(args, environ), policy)
+        settings = settings_from(args, environ)
+        policy = feed_policy(settings.feed_contract()).with_max_rejected_share(
+            args.max_rejected_share
+        )
+        return cls(args.source, args.manifest, version, settings, policy)
 
 
 # --- process ------------------------------------------------------------------------------

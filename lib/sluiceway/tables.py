@@ -241,10 +241,12 @@ _ARROW_TYPES: dict[str, pa.DataType] = {
 
 
 def definitions(feed: Feed = TRANSACTIONS_FEED) -> dict[str, TableDefinition]:
-    """Every table of a feed's namespace; only the transactions feed is processed."""
+    """Every table of a feed's namespace; only the transactions feed is processed (every feed's
+    ingests record their run in `job_runs`)."""
     if feed.name == TRANSACTIONS_FEED.name:
         return {**DEFINITIONS, **feed_definitions(feed)}
-    return {**{name: DEFINITIONS[name] for name in INGEST_TABLES}, **feed_definitions(feed)}
+    kept = (*INGEST_TABLES, JOB_RUNS)
+    return {**{name: DEFINITIONS[name] for name in kept}, **feed_definitions(feed)}
 
 
 def arrow_schema(name: str, feed: Feed = TRANSACTIONS_FEED) -> pa.Schema:

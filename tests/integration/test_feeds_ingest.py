@@ -15,7 +15,7 @@ from sluiceway import contract as c
 from sluiceway.feeds import load_feed
 from sluiceway.ingest import ingest_file
 from sluiceway.stream.batch import KafkaBatch, ingest_batch
-from sluiceway.tables import DEFINITIONS, INGEST_TABLES, ensure_tables
+from sluiceway.tables import DEFINITIONS, INGEST_TABLES, JOB_RUNS, ensure_tables
 
 pytestmark = pytest.mark.integration
 
@@ -73,7 +73,8 @@ def test_a_second_feed_is_ingested_into_its_own_namespace_with_no_code_change(
     assert dict(by_currency) == {"EUR": 2, "USD": 1, "GBP": 1}
     # The transactions feed's namespace got none of it.
     tables = spark.sql(f"SHOW TABLES IN {isolated_settings.catalog}.payouts").collect()
-    assert {row.tableName for row in tables} == set(INGEST_TABLES)
+    # A feed's namespace: its ingests' tables and the runs' own timings (no processing).
+    assert {row.tableName for row in tables} == {*INGEST_TABLES, JOB_RUNS}
     assert not spark.catalog.tableExists(isolated_settings.table("transactions"))
 
 

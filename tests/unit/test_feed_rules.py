@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from sluiceway.feeds import load_feed
+from sluiceway.ingest.file_policy import feed_policy
 from sluiceway.ingest.header import contract_layout
 from sluiceway.ingest.parse import tokenize
 from sluiceway.ingest.table_rows import Lineage, to_rejected, to_transactions
@@ -101,3 +102,12 @@ def test_feed_selects_its_namespace_and_transactions_keeps_the_configured_one() 
     aws = load_settings(profile="local-aws")
     assert aws.feed == "transactions" and aws.namespace != "payouts"
     assert load_settings(environ={"SLUICEWAY_FEEDS_DIR": FIXTURE_FEEDS}).feeds_dir == FIXTURE_FEEDS
+
+
+def test_a_feed_s_file_policy_comes_from_its_file() -> None:
+    """`max_rejected_share` and the `fail_file` rules of the feed file judge the whole file."""
+    transactions = feed_policy(load_feed("transactions"))
+    assert (transactions.max_rejected_share, transactions.fail_file_reasons) == (0.05, frozenset())
+    payouts = feed_policy(PAYOUTS)
+    assert payouts.fail_file_reasons == PAYOUTS.fail_file_reasons != frozenset()
+    assert payouts.max_rejected_share == (PAYOUTS.max_rejected_share or 1.0)

@@ -123,9 +123,13 @@ def test_check_reads_a_file_with_the_selected_feeds_contract(tmp_path: Path) -> 
     chosen = sluiceway(
         "check", str(landing), "--format", "json", "--feed", "payouts", "--feeds-dir", FIXTURE_FEEDS
     )
-    assert chosen.returncode == 0, chosen.stderr
+    # The payouts feed marks an unknown method `fail_file`: its rules read the file, and its
+    # file policy refuses it (exit 2), naming the line and the rule.
+    assert chosen.returncode == 2, chosen.stderr
     report = json.loads(chosen.stdout)
     assert (report["accepted"], report["rejected_by_reason"]) == (1, {"unknown_method": 1})
+    assert report["failed_rule"] == "fail_file"
+    assert "line 3 was rejected for unknown_method" in report["problem"]
     default = sluiceway("check", str(landing), "--format", "json")
     assert json.loads(default.stdout)["failed_rule"] == "wrong header"
 

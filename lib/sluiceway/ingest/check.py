@@ -37,8 +37,8 @@ from sluiceway.ingest.boundaries import BOM, line_index
 from sluiceway.ingest.duplicates import duplicate_details, duplicates_in_file, readable_ids
 from sluiceway.ingest.file_policy import (
     FIRST_LINES,
-    TRANSACTIONS_FILE_POLICY,
     FilePolicy,
+    feed_policy,
     judge_file,
 )
 from sluiceway.ingest.header import HeaderLayout
@@ -195,7 +195,7 @@ def check_landing_file(
     settings: Settings,
     show: int = 10,
     workers: int = DEFAULT_WORKERS,
-    policy: FilePolicy = TRANSACTIONS_FILE_POLICY,
+    policy: FilePolicy | None = None,
 ) -> CheckResult:
     """Check a local file or s3:// object; whole-file failures are a result, not an error.
 
@@ -231,7 +231,8 @@ def check_landing_file(
                     source, False, chunk.rule, chunk.problem, seconds=time.monotonic() - started
                 )
         checked = [chunk for chunk in chunks if isinstance(chunk, _ChunkCheck)]
-        return _summarise(scan, checked, show, time.monotonic() - started, policy, feed.key)
+        judged_by = policy or feed_policy(feed)
+        return _summarise(scan, checked, show, time.monotonic() - started, judged_by, feed.key)
 
 
 @contextmanager

@@ -22,7 +22,9 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 
+from sluiceway.contract import TRANSACTIONS_FEED
 from sluiceway.errors import ConfigurationError
+from sluiceway.feeds import Feed
 
 SHARE_RULE = "max_rejected_share"
 FAIL_FILE_RULE = "fail_file"
@@ -58,9 +60,15 @@ class FilePolicy:
         return self if share is None else replace(self, max_rejected_share=share)
 
 
-# The transactions feed's policy: `[feed] max_rejected_share` of
-# lib/sluiceway/data/feeds/transactions.toml, until the feed loader hands it over.
-TRANSACTIONS_FILE_POLICY = FilePolicy()
+def feed_policy(feed: Feed) -> FilePolicy:
+    """A feed's policy from its file: `[feed] max_rejected_share` (none: no share limit) and
+    the codes of its `fail_file` rules."""
+    share = 1.0 if feed.max_rejected_share is None else feed.max_rejected_share
+    return FilePolicy(max_rejected_share=share, fail_file_reasons=feed.fail_file_reasons)
+
+
+# The transactions feed's (lib/sluiceway/data/feeds/transactions.toml): 5 %, no fail_file rule.
+TRANSACTIONS_FILE_POLICY = feed_policy(TRANSACTIONS_FEED)
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from sluiceway.commits import TableCommits
 from sluiceway.errors import ExitCode
 from sluiceway.ingest import ledger
 from sluiceway.ingest.audit import AuditOutcome, audit
-from sluiceway.ingest.file_policy import TRANSACTIONS_FILE_POLICY, FilePolicy
+from sluiceway.ingest.file_policy import FilePolicy, feed_policy
 from sluiceway.ingest.landing import LandingScanner
 from sluiceway.ingest.publish import publish
 from sluiceway.ingest.reconcile import read_manifest
@@ -90,7 +90,7 @@ def ingest_file(
     manifest: str | None = None,
     source_version: str | None = None,
     progress: Callable[[str], None] | None = None,
-    policy: FilePolicy = TRANSACTIONS_FILE_POLICY,
+    policy: FilePolicy | None = None,
 ) -> IngestResult:
     """Ingest one landing file into transactions / rejected_records / ingest_ledger.
 
@@ -154,7 +154,8 @@ def ingest_file(
             failpoints.reach(settings, "after_ledger_started")
             staged = write_and_stage(spark, settings, commits, scanner, ingest_id, source_file, say)
             failpoints.reach(settings, "after_staged")
-            audited = audit(staged, checked_manifest, policy, source_file)
+            judged_by = policy or feed_policy(settings.feed_contract())
+            audited = audit(staged, checked_manifest, judged_by, source_file)
             result = publish_or_discard(commits, entry, staged, audited, clock, say)
             record_job_run(
                 commits,
