@@ -50,6 +50,13 @@ class Arrival:
     due_by: time
     grace: timedelta = timedelta(0)
 
+    def describe(self) -> str:
+        """As `sluiceway contract` shows it: `every day by 06:00 UTC`."""
+        every = self.every if isinstance(self.every, str) else ", ".join(self.every)
+        minutes = int(self.grace.total_seconds() // 60)
+        grace = f" (+{minutes} min grace)" if minutes else ""
+        return f"every {every} by {self.due_by:%H:%M} UTC{grace}"
+
     @property
     def period(self) -> timedelta:
         return HOUR if self.every == "hour" else DAY

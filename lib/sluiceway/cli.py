@@ -73,7 +73,7 @@ def feed_summary(feed: Feed) -> str:
         f"{feed.event_time}",
     ]
     if feed.arrival is not None:
-        lines.append(f"due: every {feed.arrival.every} by {feed.arrival.due_by_utc} UTC")
+        lines.append(f"due: {feed.arrival.describe()}")
     lines += [f"severity: {code} is {severity}" for code, severity in severities.items()]
     return "\n".join(lines)
 

@@ -28,6 +28,7 @@ from typing import Any
 
 import jsonschema  # type: ignore[import-untyped]
 
+from sluiceway.arrival import Arrival, arrival_from_feed
 from sluiceway.errors import ConfigurationError
 
 PACKAGED_FEEDS = Path(__file__).resolve().parent / "data" / "feeds"
@@ -135,14 +136,6 @@ class Rule:
     values: tuple[str, ...] = ()
     minimum: str | None = None
     maximum: str | None = None
-
-
-@dataclass(frozen=True)
-class Arrival:
-    """When a feed's file is due (the late-file status reads it)."""
-
-    every: str
-    due_by_utc: str
 
 
 @dataclass(frozen=True)
@@ -350,7 +343,7 @@ def _feed(path: str, content: bytes, document: dict[str, Any]) -> Feed:
         max_rejected_share=settings.get("max_rejected_share"),
         amount=settings.get("amount"),
         currency=settings.get("currency"),
-        arrival=Arrival(arrival["every"], arrival["due_by_utc"]) if arrival else None,
+        arrival=arrival_from_feed(document, path) if arrival else None,
         values=values,
     )
 

@@ -4,11 +4,13 @@ the problem, stamped with a rule_version, and found in the operator's folder."""
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
 
 from sluiceway import contract as c
+from sluiceway.arrival import arrival_from_feed
 from sluiceway.errors import ConfigurationError
 from sluiceway.feeds import PACKAGED_FEEDS, feed_names, load_feed, load_feed_file
 
@@ -32,7 +34,7 @@ def test_the_transactions_feed_is_the_contract_the_code_reads() -> None:
     assert feed.namespace == "sluiceway"
     assert feed.key == "transaction_id" and feed.event_time == "event_time"
     assert (feed.amount, feed.currency) == ("amount", "currency")
-    assert feed.arrival is not None and feed.arrival.due_by_utc == "06:00"
+    assert feed.arrival is not None and feed.arrival.describe() == "every day by 06:00 UTC"
     assert feed.header_matching == "by_name" and feed.unknown_columns == "fail"
     assert feed.max_rejected_share == 0.05
     assert [column.name for column in feed.columns if column.sensitive] == [
@@ -149,3 +151,13 @@ def test_a_feed_file_whose_name_differs_from_its_file_name_is_refused(tmp_path: 
     (tmp_path / "other.toml").write_text(TRANSACTIONS_FILE.read_text())
     with pytest.raises(ConfigurationError, match=r"at feed\.name: 'transactions' is not the file"):
         load_feed("other", str(tmp_path))
+
+
+def test_the_arrival_table_is_the_late_file_check_s(tmp_path: Path) -> None:
+    """One reading of `[arrival]`: the loader hands the status and the Lambda's rule over."""
+    text = (PACKAGED_FEEDS / "transactions.toml").read_text()
+    text = text.replace('every = "day"', 'every = ["mon", "fri"]\ngrace_minutes = 30')
+    (tmp_path / "transactions.toml").write_text(text)
+    feed = load_feed("transactions", str(tmp_path))
+    assert feed.arrival == arrival_from_feed(tomllib.loads(text), "transactions.toml")
+    assert feed.arrival.describe() == "every mon, fri by 06:00 UTC (+30 min grace)"
