@@ -315,33 +315,26 @@ def task_progress(
     """
     tracker = spark.sparkContext.statusTracker()
     started = time.monotonic()
-    finished = threading.Event()
 
     def report() -> None:
-        while not finished.wait(PROGRESS_EVERY_SECONDS):
-            done = sum(
-                info.numCompletedTasks
-                for stage in tracker.getActiveStageIds()
-                if (info := tracker.getStageInfo(stage)) is not None
-            )
-            done = min(done, total)
-            elapsed = time.monotonic() - started
-            # Tasks are about equal in size, so the lines done follow the tasks done.
-            rate = lines * done / total / elapsed if total and elapsed else 0.0
-            message = f"{unit} {done}/{total} done after {elapsed:.0f} s"
-            if lines:
-                message += f" (~{rate:,.0f} lines/s)"
-            say(message)
-            log_event(LOGGER, message, unit=unit, done=done, total=total,
-                      seconds=round(elapsed, 1), lines_per_second=round(rate))  # fmt: skip
+        done = sum(
+            info.numCompletedTasks
+            for stage in tracker.getActiveStageIds()
+            if (info := tracker.getStageInfo(stage)) is not None
+        )
+        done = min(done, total)
+        elapsed = time.monotonic() - started
+        # Tasks are about equal in size, so the lines done follow the tasks done.
+        rate = lines * done / total / elapsed if total and elapsed else 0.0
+        message = f"{unit} {done}/{total} done after {elapsed:.0f} s"
+        if lines:
+            message += f" (~{rate:,.0f} lines/s)"
+        say(message)
+        log_event(LOGGER, message, unit=unit, done=done, total=total,
+                  seconds=round(elapsed, 1), lines_per_second=round(rate))  # fmt: skip
 
-    reporter = threading.Thread(target=report, daemon=True)
-    reporter.start()
-    try:
+    with _every(PROGRESS_EVERY_SECONDS, report):
         yield
-    finally:
-        finished.set()
-        reporter.join()
 
 
 @contextmanager
@@ -355,25 +348,36 @@ def running_tasks(
     """
     tracker = spark.sparkContext.statusTracker()
     started = time.monotonic()
-    finished = threading.Event()
+    said = [step]
 
     def report() -> None:
-        said = step
-        while not finished.wait(every):
-            stages = [
-                info
-                for stage in tracker.getActiveStageIds()
-                if (info := tracker.getStageInfo(stage)) is not None
-            ]
-            done = sum(info.numCompletedTasks for info in stages)
-            total = sum(info.numTasks for info in stages)
-            message = f"{step}: {done}/{total} Spark tasks done" if stages else step
-            if message != said:
-                say(f"{message} after {time.monotonic() - started:.0f} s")
-                said = message
+        stages = [
+            info
+            for stage in tracker.getActiveStageIds()
+            if (info := tracker.getStageInfo(stage)) is not None
+        ]
+        done = sum(info.numCompletedTasks for info in stages)
+        total = sum(info.numTasks for info in stages)
+        message = f"{step}: {done}/{total} Spark tasks done" if stages else step
+        if message != said[0]:
+            say(f"{message} after {time.monotonic() - started:.0f} s")
+            said[0] = message
 
     say(step)
-    reporter = threading.Thread(target=report, daemon=True)
+    with _every(every, report):
+        yield
+
+
+@contextmanager
+def _every(seconds: float, report: Callable[[], None]) -> Iterator[None]:
+    """Call `report` every `seconds` on a daemon thread while the body runs."""
+    finished = threading.Event()
+
+    def loop() -> None:
+        while not finished.wait(seconds):
+            report()
+
+    reporter = threading.Thread(target=loop, daemon=True)
     reporter.start()
     try:
         yield
