@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from sluiceway.cli import main
 from sluiceway.orchestration import LocalTaskRunner, TaskCall, TaskFailed, run_pipeline
 from sluiceway.orchestration.asl import Execution
 from sluiceway.orchestration.local_tasks import GLUE_JOB
@@ -88,6 +89,7 @@ def test_a_job_that_dies_without_an_outcome_falls_back_to_the_batch_command(
     outcome = _option(glue_run, "--outcome-uri")
     assert outcome.startswith(str((workdir / "wh").resolve() / "_outcomes" / "local-"))
     source = ["--source", "landing/a.csv", "--source-version", "", "--outcome-uri", outcome]
+    source += ["--feed", "transactions"]
     common = ["--warehouse", str(workdir / "wh"), "--namespace", "ns"]
     assert glue_run == [*source, "--profile", "local", *common]
     assert batch_run == [*source, "--profile", "batch", *common]
@@ -99,6 +101,23 @@ def test_a_job_that_dies_without_an_outcome_falls_back_to_the_batch_command(
     }
     assert [metric["MetricName"] for metric in runner.metrics] == ["FallbackUsed"]
     assert runner.notifications == []
+
+
+def test_statemachine_run_of_another_feed_ingests_it_with_its_file_and_runs_no_process_job(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (workdir / "exits.json").write_text("{}")
+    feeds = Path(__file__).resolve().parents[1] / "fixtures" / "feeds"
+    command = ["statemachine", "run", "landing/payouts/a.csv", "--workdir", str(workdir)]
+    command += ["--warehouse", str(workdir / "wh"), "--feed", "payouts", "--feeds-dir", str(feeds)]
+    assert main([*command, "--no-backoff"]) == 0
+    printed = capsys.readouterr().out
+    assert "-> IngestedOnly" in printed and "SUCCEEDED" in printed
+    assert "ProcessAttempt" not in printed
+    (ingest,) = calls(workdir)
+    assert ingest["me"] == "ingest_landing.py:local", "no process job ran"
+    assert _option(ingest["argv"], "--feed") == "payouts"
+    assert _option(ingest["argv"], "--feeds-dir") == str(feeds)
 
 
 def test_a_reconciliation_failure_stops_at_once_without_batch(workdir: Path) -> None:
