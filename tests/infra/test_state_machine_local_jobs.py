@@ -15,9 +15,18 @@ from pathlib import Path
 import pytest
 
 from sluiceway.cli import main
-from sluiceway.orchestration import LocalTaskRunner, TaskCall, TaskFailed, run_pipeline
+from sluiceway.orchestration import (
+    PIPELINE_DEFINITION,
+    LocalTaskRunner,
+    TaskCall,
+    TaskFailed,
+    local_substitutions,
+    run_pipeline,
+    run_state_machine,
+)
 from sluiceway.orchestration.asl import Execution
 from sluiceway.orchestration.local_tasks import GLUE_JOB
+from sluiceway.orchestration.pipeline import REPOSITORY
 from sluiceway.settings import load_settings
 
 pytestmark = pytest.mark.infra
@@ -118,6 +127,28 @@ def test_statemachine_run_of_another_feed_ingests_it_with_its_file_and_runs_no_p
     assert ingest["me"] == "ingest_landing.py:local", "no process job ran"
     assert _option(ingest["argv"], "--feed") == "payouts"
     assert _option(ingest["argv"], "--feeds-dir") == str(feeds)
+
+
+def test_a_key_folder_that_names_no_feed_is_a_data_error_notified_without_batch(
+    tmp_path: Path,
+) -> None:
+    """The real ingest job refuses an unknown feed before Spark starts (exit 2)."""
+    settings = load_settings(arguments={"warehouse": str(tmp_path / "wh"), "namespace": "ns"})
+    runner = LocalTaskRunner(workdir=REPOSITORY, settings=settings)
+    execution = run_state_machine(
+        PIPELINE_DEFINITION,
+        {"source": str(tmp_path / "archive" / "a.csv"), "feed": "archive"},
+        runner,
+        substitutions=local_substitutions(settings),
+        execution_name="e1",
+        sleep=lambda _seconds: None,
+    )
+    assert (execution.status, execution.error) == ("FAILED", "Sluiceway.DataError")
+    assert [command[1] for command in runner.commands] == ["jobs/ingest_landing.py"]
+    assert _option(runner.commands[0], "--feed") == "archive"
+    (notification,) = runner.notifications
+    assert "exited 2 (BAD_INPUT)" in notification["Message"]
+    assert runner.metrics == [], "no fallback"
 
 
 def test_a_reconciliation_failure_stops_at_once_without_batch(workdir: Path) -> None:
