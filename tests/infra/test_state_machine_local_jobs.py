@@ -14,9 +14,19 @@ from pathlib import Path
 
 import pytest
 
-from sluiceway.orchestration import LocalTaskRunner, TaskCall, TaskFailed, run_pipeline
+from sluiceway.cli import main
+from sluiceway.orchestration import (
+    PIPELINE_DEFINITION,
+    LocalTaskRunner,
+    TaskCall,
+    TaskFailed,
+    local_substitutions,
+    run_pipeline,
+    run_state_machine,
+)
 from sluiceway.orchestration.asl import Execution
 from sluiceway.orchestration.local_tasks import GLUE_JOB
+from sluiceway.orchestration.pipeline import REPOSITORY
 from sluiceway.settings import load_settings
 
 pytestmark = pytest.mark.infra
@@ -88,6 +98,7 @@ def test_a_job_that_dies_without_an_outcome_falls_back_to_the_batch_command(
     outcome = _option(glue_run, "--outcome-uri")
     assert outcome.startswith(str((workdir / "wh").resolve() / "_outcomes" / "local-"))
     source = ["--source", "landing/a.csv", "--source-version", "", "--outcome-uri", outcome]
+    source += ["--feed", "transactions"]
     common = ["--warehouse", str(workdir / "wh"), "--namespace", "ns"]
     assert glue_run == [*source, "--profile", "local", *common]
     assert batch_run == [*source, "--profile", "batch", *common]
@@ -99,6 +110,45 @@ def test_a_job_that_dies_without_an_outcome_falls_back_to_the_batch_command(
     }
     assert [metric["MetricName"] for metric in runner.metrics] == ["FallbackUsed"]
     assert runner.notifications == []
+
+
+def test_statemachine_run_of_another_feed_ingests_it_with_its_file_and_runs_no_process_job(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (workdir / "exits.json").write_text("{}")
+    feeds = Path(__file__).resolve().parents[1] / "fixtures" / "feeds"
+    command = ["statemachine", "run", "landing/payouts/a.csv", "--workdir", str(workdir)]
+    command += ["--warehouse", str(workdir / "wh"), "--feed", "payouts", "--feeds-dir", str(feeds)]
+    assert main([*command, "--no-backoff"]) == 0
+    printed = capsys.readouterr().out
+    assert "-> IngestedOnly" in printed and "SUCCEEDED" in printed
+    assert "ProcessAttempt" not in printed
+    (ingest,) = calls(workdir)
+    assert ingest["me"] == "ingest_landing.py:local", "no process job ran"
+    assert _option(ingest["argv"], "--feed") == "payouts"
+    assert _option(ingest["argv"], "--feeds-dir") == str(feeds)
+
+
+def test_a_key_folder_that_names_no_feed_is_a_data_error_notified_without_batch(
+    tmp_path: Path,
+) -> None:
+    """The real ingest job refuses an unknown feed before Spark starts (exit 2)."""
+    settings = load_settings(arguments={"warehouse": str(tmp_path / "wh"), "namespace": "ns"})
+    runner = LocalTaskRunner(workdir=REPOSITORY, settings=settings)
+    execution = run_state_machine(
+        PIPELINE_DEFINITION,
+        {"source": str(tmp_path / "archive" / "a.csv"), "feed": "archive"},
+        runner,
+        substitutions=local_substitutions(settings),
+        execution_name="e1",
+        sleep=lambda _seconds: None,
+    )
+    assert (execution.status, execution.error) == ("FAILED", "Sluiceway.DataError")
+    assert [command[1] for command in runner.commands] == ["jobs/ingest_landing.py"]
+    assert _option(runner.commands[0], "--feed") == "archive"
+    (notification,) = runner.notifications
+    assert "exited 2 (BAD_INPUT)" in notification["Message"]
+    assert runner.metrics == [], "no fallback"
 
 
 def test_a_reconciliation_failure_stops_at_once_without_batch(workdir: Path) -> None:

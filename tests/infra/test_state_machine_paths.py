@@ -89,6 +89,79 @@ def test_intrinsics_format_array_hash_and_merge() -> None:
     assert evaluate("States.Format('it\\'s {}', $.a)", data, {}) == "it's x"
 
 
+def test_intrinsics_split_a_string_on_each_delimiter_and_pick_from_an_array() -> None:
+    data = {"text": "This.is+a,test=string", "key": "landing/payouts/a.csv", "i": 1}
+    # The example of the AWS documentation: every character of the second argument divides.
+    assert evaluate("States.StringSplit($.text, '.+,=')", data, {}) == [
+        "This", "is", "a", "test", "string",
+    ]  # fmt: skip
+    assert evaluate("States.StringSplit('1,2,3', ',')", data, {}) == ["1", "2", "3"]
+    assert evaluate("States.StringSplit('solo', '/')", data, {}) == ["solo"]
+    assert evaluate("States.ArrayLength(States.StringSplit($.key, '/'))", data, {}) == 3
+    assert evaluate("States.ArrayGetItem(States.StringSplit($.key, '/'), $.i)", data, {}) == (
+        "payouts"
+    )
+    assert evaluate("States.ArrayGetItem(States.Array('a', 'b'), 0)", data, {}) == "a"
+    assert evaluate("States.MathAdd(States.ArrayLength(States.Array(1, 2)), -1)", data, {}) == 1
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "States.ArrayGetItem(States.Array('a'), 1)",
+        "States.ArrayGetItem(States.Array('a'), -1)",
+        "States.ArrayGetItem('a', 0)",
+        "States.ArrayLength('abc')",
+        "States.StringSplit(1, '/')",
+        # AWS does not document the piece between two delimiters; the runner does not guess.
+        "States.StringSplit('a//b', '/')",
+        "States.StringSplit('a/', '/')",
+    ],
+)
+def test_an_intrinsic_given_what_it_cannot_use_fails_as_states_runtime(expression: str) -> None:
+    machine = {
+        "StartAt": "Pick",
+        "States": {"Pick": {"Type": "Pass", "Parameters": {"v.$": expression}, "End": True}},
+    }
+    execution = run_state_machine(machine, {}, _always("X"))
+    assert (execution.status, execution.error) == ("FAILED", "States.Runtime"), expression
+
+
+@pytest.mark.parametrize(
+    ("pattern", "value", "matches"),
+    [
+        ("incoming/*/*", "incoming/payouts/a.csv", True),
+        ("incoming/*/*", "incoming/payouts/late/a.csv", True),
+        ("incoming/*/*", "incoming/a.csv", False),
+        ("incoming/*/*", "other/payouts/a.csv", False),
+        ("*/*", "payouts/a.csv", True),
+        ("*/*", "a.csv", False),
+        ("*.csv", "a.csv.gz", False),
+        ("log-*.txt", "log-2026.txt", True),
+        ("a\\*b", "a*b", True),
+        ("a\\*b", "axb", False),
+        ("a.b", "axb", False),
+    ],
+)
+def test_string_matches_has_one_wildcard_and_an_escape_for_it(
+    pattern: str, value: str, matches: bool
+) -> None:
+    machine = {
+        "StartAt": "Pick",
+        "States": {
+            "Pick": {
+                "Type": "Choice",
+                "Choices": [{"Variable": "$.v", "StringMatches": pattern, "Next": "Yes"}],
+                "Default": "No",
+            },
+            "Yes": {"Type": "Succeed"},
+            "No": {"Type": "Succeed"},
+        },
+    }
+    execution = run_state_machine(machine, {"v": value}, _always("X"))
+    assert execution.visited()[-1] == ("Yes" if matches else "No")
+
+
 def test_a_missing_input_field_fails_the_execution_as_states_runtime() -> None:
     machine = {
         "StartAt": "Pick",

@@ -17,6 +17,7 @@ import pytest
 from sluiceway.errors import ExitCode
 from sluiceway.orchestration import (
     PIPELINE_DEFINITION,
+    STARTER_DEFINITION,
     TaskCall,
     TaskFailed,
     local_substitutions,
@@ -25,6 +26,7 @@ from sluiceway.orchestration import (
 from sluiceway.orchestration.asl import Execution
 from sluiceway.orchestration.local_tasks import (
     BATCH_JOB,
+    EMR_SERVERLESS_JOB,
     GET_OBJECT,
     GLUE_JOB,
     NO_SUCH_KEY,
@@ -118,18 +120,21 @@ def test_happy_path_ingests_then_processes_on_glue() -> None:
     assert execution.status == "SUCCEEDED"
     assert execution.visited() == [
         "Defaults", "MergeInput", "IngestAttempt", "IngestEngine", "IngestOnGlue",
-        "ProcessAttempt", "ProcessEngine", "ProcessOnGlue", "Succeeded",
+        "ProcessedFeed", "ProcessAttempt", "ProcessEngine", "ProcessOnGlue", "Succeeded",
     ]  # fmt: skip
     (ingest,) = aws.parameters("IngestOnGlue")
     outcome_uri = ingest["Arguments"].pop("--outcome-uri")
     assert ingest == {
         "JobName": "sluiceway-ingest",
-        "Arguments": {"--source": SOURCE, "--source-version": "v7"},
+        "Arguments": {"--source": SOURCE, "--source-version": "v7", "--feed": "transactions"},
     }
     assert outcome_uri.startswith("s3://warehouse/_outcomes/e1/ingest-")
     process = aws.parameters("ProcessOnGlue")[0]["Arguments"]
     assert process.pop("--outcome-uri").startswith("s3://warehouse/_outcomes/e1/process-")
-    assert process == {"--source": SOURCE, "--handler": "financial", "--batch-size": "500"}
+    assert process == {
+        "--source": SOURCE, "--handler": "financial", "--batch-size": "500",
+        "--feed": "transactions",
+    }  # fmt: skip
     assert execution.output["results"]["ingest"]["JobRunState"] == "SUCCEEDED"
 
 
@@ -160,8 +165,9 @@ def test_a_failed_glue_job_falls_back_to_the_same_job_on_batch_with_the_same_arg
     # A failed job run is not a transient error: one attempt, then the fallback.
     assert execution.attempts("IngestOnGlue") == 1
     # No outcome object: the job never reached its end, so it was infrastructure.
-    assert execution.visited()[4:9] == [
-        "IngestOnGlue", "IngestOutcome", "IngestFallbackUsed", "IngestOnBatch", "ProcessAttempt",
+    assert execution.visited()[4:10] == [
+        "IngestOnGlue", "IngestOutcome", "IngestFallbackUsed", "IngestOnBatch", "ProcessedFeed",
+        "ProcessAttempt",
     ]  # fmt: skip
     batch = aws.parameters("IngestOnBatch")[0]
     assert batch["JobName"] == "sluiceway-ingest-e1"
@@ -169,6 +175,7 @@ def test_a_failed_glue_job_falls_back_to_the_same_job_on_batch_with_the_same_arg
     assert batch["ContainerOverrides"]["Command"] == [
         "python3", "jobs/ingest_landing.py",
         "--source", SOURCE, "--source-version", "v7", "--outcome-uri", outcome_uri,
+        "--feed", "transactions",
         "--profile", "batch", "--warehouse", "s3://warehouse/", "--namespace", "sluiceway_dev",
     ]  # fmt: skip
     metric = aws.parameters("IngestFallbackUsed")[0]
@@ -328,3 +335,110 @@ def test_a_fenced_writer_is_never_retried_into_a_green_execution() -> None:
     assert execution.attempts("IngestOnGlue") == 1
     assert BATCH_JOB not in aws.resources()
     assert "exited 6 (LEASE_LOST)" in aws.parameters("NotifyDataError")[0]["Message"]
+
+
+def _option(arguments: list[str], name: str) -> str:
+    return arguments[arguments.index(name) + 1]
+
+
+def test_a_feed_that_is_not_processed_is_ingested_with_its_feed_and_ends_green() -> None:
+    aws = SimulatedAws()
+    execution = run(aws, feed="payouts")
+    assert execution.status == "SUCCEEDED"
+    assert execution.visited()[-3:] == ["IngestOnGlue", "ProcessedFeed", "IngestedOnly"]
+    (ingest,) = aws.parameters("IngestOnGlue")
+    assert ingest["Arguments"]["--feed"] == "payouts"
+    assert [call.state for call in aws.calls] == ["IngestOnGlue"], "no process job is started"
+
+
+def test_the_batch_fallback_carries_the_feed_and_another_feed_still_skips_processing() -> None:
+    aws = SimulatedAws({"IngestOnGlue": ["States.TaskFailed"]})
+    execution = run(aws, feed="payouts")
+    assert execution.status == "SUCCEEDED"
+    assert execution.visited()[-3:] == ["IngestOnBatch", "ProcessedFeed", "IngestedOnly"]
+    command = aws.parameters("IngestOnBatch")[0]["ContainerOverrides"]["Command"]
+    assert _option(command, "--feed") == "payouts"
+    assert not aws.parameters("ProcessOnGlue") and not aws.parameters("ProcessOnBatch")
+
+
+def test_every_engine_and_the_fallback_pass_the_feed_to_both_jobs() -> None:
+    aws = SimulatedAws({"ProcessOnEmrServerless": ["States.TaskFailed"]})
+    execution = run(aws, engine="emr-serverless", feed="transactions")
+    assert execution.status == "SUCCEEDED"
+    for state in ("IngestOnEmrServerless", "ProcessOnEmrServerless"):
+        (parameters,) = aws.parameters(state)
+        arguments = parameters["JobDriver"]["SparkSubmit"]["EntryPointArguments"]
+        assert _option(arguments, "--feed") == "transactions", state
+    command = aws.parameters("ProcessOnBatch")[0]["ContainerOverrides"]["Command"]
+    assert _option(command, "--feed") == "transactions"
+    emr = run(SimulatedAws(), engine="emr-serverless", feed="payouts")
+    assert emr.visited()[-3:] == ["IngestOnEmrServerless", "ProcessedFeed", "IngestedOnly"]
+
+
+def _pipeline_input(key: str) -> Any:
+    """What the starter hands StartExecution for a new object under the prefix landing/."""
+    inputs: list[Any] = []
+
+    def start_execution(call: TaskCall) -> Any:
+        inputs.append(call.parameters["Input"])
+        return {"ExecutionArn": "arn:execution:e1"}
+
+    substitutions = {"PipelineArn": "p", "FailureTopicArn": "t", "LandingPrefix": "landing/"}
+    started = run_state_machine(
+        STARTER_DEFINITION,
+        {"bucket": "landing", "key": key, "version": "v1"},
+        start_execution,
+        substitutions=substitutions,
+    )
+    assert started.status == "SUCCEEDED", started.cause
+    (pipeline_input,) = inputs
+    return pipeline_input
+
+
+@pytest.mark.parametrize("engine", ["glue", "emr-serverless"])
+def test_a_key_under_a_feed_folder_is_ingested_as_that_feed_and_not_processed(
+    engine: str,
+) -> None:
+    aws = SimulatedAws()
+    execution = run_state_machine(
+        PIPELINE_DEFINITION,
+        _pipeline_input("landing/payouts/2026-11-25.csv"),
+        aws,
+        substitutions=SUBSTITUTIONS | {"Engine": engine},
+        execution_name="e1",
+    )
+    assert execution.status == "SUCCEEDED"
+    assert execution.visited()[-1] == "IngestedOnly"
+    (call,) = aws.calls
+    assert call.resource == (GLUE_JOB if engine == "glue" else EMR_SERVERLESS_JOB)
+    if call.resource == GLUE_JOB:
+        glue = call.parameters["Arguments"]
+        feed, source = glue["--feed"], glue["--source"]
+    else:
+        emr = call.parameters["JobDriver"]["SparkSubmit"]["EntryPointArguments"]
+        feed, source = _option(emr, "--feed"), _option(emr, "--source")
+    assert feed == "payouts"
+    assert source == "s3://landing/landing/payouts/2026-11-25.csv"
+
+
+def test_a_key_without_a_feed_folder_is_ingested_and_processed_as_transactions() -> None:
+    aws = SimulatedAws()
+    execution = run_state_machine(
+        PIPELINE_DEFINITION,
+        _pipeline_input("landing/2026-11-25.csv"),
+        aws,
+        substitutions=SUBSTITUTIONS,
+        execution_name="e1",
+    )
+    assert execution.status == "SUCCEEDED"
+    assert execution.visited()[-2:] == ["ProcessOnGlue", "Succeeded"]
+    assert aws.parameters("IngestOnGlue")[0]["Arguments"]["--feed"] == "transactions"
+    assert aws.parameters("ProcessOnGlue")[0]["Arguments"]["--feed"] == "transactions"
+
+
+def test_the_jobs_on_aws_read_their_feed_from_the_wheel_not_from_a_feeds_dir() -> None:
+    """docs/deploying.md says so: neither the definition nor the Glue defaults name a folder."""
+    assert "--feeds-dir" not in PIPELINE_DEFINITION.read_text()
+    template = PIPELINE_DEFINITION.parents[1] / "cloudformation" / "pipeline.yaml"
+    assert "--feeds-dir" not in template.read_text()
+    assert "--feed" in PIPELINE_DEFINITION.read_text()

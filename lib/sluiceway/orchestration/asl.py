@@ -375,6 +375,8 @@ def _choice(name: str, state: State, data: Any, run: _Run) -> Step:
 
 _COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
     "StringEquals": lambda value, expected: isinstance(value, str) and value == expected,
+    "StringMatches": lambda value, pattern: isinstance(value, str)
+    and _wildcard(pattern).fullmatch(value) is not None,
     "NumericEquals": lambda value, expected: _is_number(value) and value == expected,
     "NumericGreaterThan": lambda value, expected: _is_number(value) and value > expected,
     "NumericGreaterThanEquals": lambda value, expected: _is_number(value) and value >= expected,
@@ -383,6 +385,24 @@ _COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
     "IsNull": lambda value, expected: (value is None) == expected,
     "IsString": lambda value, expected: isinstance(value, str) == expected,
 }
+
+
+def _wildcard(pattern: str) -> re.Pattern[str]:
+    """StringMatches: `*` is any run of characters (slashes too), `\\*` a literal star and
+    `\\\\` a literal backslash; nothing else is special."""
+    parts: list[str] = []
+    escaped = False
+    for char in pattern:
+        if escaped:
+            parts.append(re.escape(char))
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        else:
+            parts.append(".*" if char == "*" else re.escape(char))
+    if escaped:
+        raise StateMachineDefinitionError(f"StringMatches {pattern!r} ends in a lone backslash")
+    return re.compile("".join(parts), re.DOTALL)
 
 
 def _is_number(value: Any) -> bool:

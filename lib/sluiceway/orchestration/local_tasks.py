@@ -155,6 +155,9 @@ class LocalTaskRunner:
 
     def _run_job(self, call: TaskCall, command: list[str]) -> dict[str, Any]:
         self._script(command[1], call.state)
+        if self.settings.feeds_dir:
+            # An operator's feed files, which every job of the offline run reads its feed from.
+            command = [*command, "--feeds-dir", self.settings.feeds_dir]
         self.commands.append(command)
         log_event(LOGGER, "job started", state=call.state, attempt=call.attempt, command=command)
         try:

@@ -216,12 +216,44 @@ def _math_add(value: Any, step: Any) -> int:
     return int(value) + int(step)
 
 
+def _string_split(text: Any, delimiters: Any) -> list[str]:
+    """Every character of `delimiters` divides `text` (AWS's example: `'a.b+c'` split on
+    `'.+'` is `['a', 'b', 'c']`). AWS does not document what an empty piece (two delimiters
+    in a row, one at either end) becomes, so the local runner refuses one rather than guess."""
+    if not isinstance(text, str) or not isinstance(delimiters, str) or not delimiters:
+        raise PathNotFound(f"States.StringSplit needs two strings, got {text!r}, {delimiters!r}")
+    pieces = re.split("|".join(re.escape(char) for char in delimiters), text)
+    if "" in pieces:
+        raise PathNotFound(
+            f"States.StringSplit({text!r}, {delimiters!r}) has an empty piece, which the local "
+            "runner does not guess the AWS result of"
+        )
+    return pieces
+
+
+def _array_get_item(array: Any, index: Any) -> Any:
+    if not isinstance(array, list) or not isinstance(index, int) or isinstance(index, bool):
+        raise PathNotFound(f"States.ArrayGetItem needs an array and an index, got {index!r}")
+    if not 0 <= index < len(array):
+        raise PathNotFound(f"States.ArrayGetItem: index {index} is outside {array!r}")
+    return array[index]
+
+
+def _array_length(array: Any) -> int:
+    if not isinstance(array, list):
+        raise PathNotFound(f"States.ArrayLength needs an array, got {array!r}")
+    return len(array)
+
+
 INTRINSICS: dict[str, Callable[..., Any]] = {
     "States.MathAdd": _math_add,
     "States.Format": _format,
     "States.Array": lambda *values: list(values),
+    "States.ArrayGetItem": _array_get_item,
+    "States.ArrayLength": _array_length,
     "States.Hash": _hash,
     "States.JsonMerge": _json_merge,
     "States.JsonToString": lambda value: json.dumps(value, separators=(",", ":")),
     "States.StringToJson": lambda value: json.loads(value),
+    "States.StringSplit": _string_split,
 }

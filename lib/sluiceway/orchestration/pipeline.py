@@ -28,14 +28,15 @@ def run_pipeline(
     definition: Path = PIPELINE_DEFINITION,
     sleep: Callable[[float], None] = time.sleep,
 ) -> tuple[Execution, LocalTaskRunner]:
-    """Follow the deployed definition for one landing file, every job run locally."""
+    """Follow the deployed definition for one landing file of `settings.feed`, every job
+    run locally (on AWS the starter reads the feed from the key's folder)."""
     if not definition.is_file():
         raise ConfigurationError(
             f"state machine definition {definition} not found; run from a checkout of the "
             "repository (the definition is in infra/statemachine/) or pass its path"
         )
     runner = LocalTaskRunner(workdir=workdir, settings=settings)
-    job = {"source": source}
+    job = {"source": source, "feed": settings.feed}
     if source_version:
         job["source_version"] = source_version
     name = "local-" + hashlib.sha256(f"{source}?versionId={source_version}".encode()).hexdigest()
