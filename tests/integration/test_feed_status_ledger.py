@@ -62,7 +62,7 @@ def test_status_reads_the_last_completed_file_from_the_ledger(
     assert (code, feed["state"]) == (0, "waiting")
     code, feed = status(isolated_settings, next_day + timedelta(hours=7), capsys)
     assert (code, feed["state"], feed["late_since"]) == (
-        1,
+        ExitCode.FEED_LATE,
         "late",
         (next_day + timedelta(hours=6)).isoformat(),
     )
@@ -77,7 +77,7 @@ def test_status_reads_the_last_completed_file_from_the_ledger(
         isolated_settings.table(INGEST_LEDGER)
     ).append()
     code, feed = status(isolated_settings, next_day + timedelta(hours=7), capsys)
-    assert (code, feed["state"], feed["last_file"]) == (1, "late", row.source_file)
+    assert (code, feed["state"], feed["last_file"]) == (ExitCode.FEED_LATE, "late", row.source_file)
     human = main(
         [
             "status",
