@@ -32,7 +32,10 @@ def table_state(spark, settings: Settings) -> dict:
     """Everything a clean run determines; timings, run ids and snapshot ids excluded."""
     volatile = ("ingested_at",)
     return {
-        TRANSACTIONS: spark.table(settings.table(TRANSACTIONS)).drop(*volatile),
+        TRANSACTIONS: spark.table(settings.table(TRANSACTIONS))
+        .drop(*volatile)
+        # Maps cannot be sorted or hashed: compare them as sorted entry arrays.
+        .withColumn("_rescued", F.array_sort(F.map_entries("_rescued"))),
         REJECTED_RECORDS: spark.table(settings.table(REJECTED_RECORDS)).drop(*volatile),
         INGEST_LEDGER: spark.table(settings.table(INGEST_LEDGER)).select(
             "ingest_id",
