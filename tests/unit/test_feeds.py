@@ -161,3 +161,11 @@ def test_the_arrival_table_is_the_late_file_check_s(tmp_path: Path) -> None:
     feed = load_feed("transactions", str(tmp_path))
     assert feed.arrival == arrival_from_feed(tomllib.loads(text), "transactions.toml")
     assert feed.arrival.describe() == "every mon, fri by 06:00 UTC (+30 min grace)"
+
+
+def test_a_delimiter_the_tokenizer_cannot_read_is_refused_on_load(tmp_path: Path) -> None:
+    """The tokenizer splits on commas only: a `;` feed would be read wrongly, so it never loads."""
+    text = (PACKAGED_FEEDS / "transactions.toml").read_text()
+    (tmp_path / "transactions.toml").write_text(text.replace('delimiter = ","', 'delimiter = ";"'))
+    with pytest.raises(ConfigurationError, match="delimiter"):
+        load_feed("transactions", str(tmp_path))
