@@ -12,7 +12,7 @@ BENCH_DAY_RECORDS ?= 30000000
 BENCH_DAY_HISTORY ?= 1
 
 .DEFAULT_GOAL := help
-.PHONY: help venv jars demo test test-unit test-integration lint format bench-ingest bench-process bench-day bench-stream clean
+.PHONY: help venv jars demo test test-unit test-integration lint format bench-ingest bench-process bench-day bench-stream bench-startup clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -94,6 +94,9 @@ bench-day: jars ## a whole day (BENCH_DAY_RECORDS=30000000) ingested + processed
 
 bench-stream: jars kafka ## `sluiceway stream` from the test broker: sustained rec/s, produce->visible latency at 10k/s, vs the file ingest
 	$(BIN)/python bench/bench_stream.py
+
+bench-startup: jars ## a local Spark start to its first Iceberg query, with vs without the class archive
+	$(BIN)/python bench/spark_start.py --runs 7
 
 .PHONY: submit
 submit: jars ## run a job with spark-submit and the Iceberg runtime: make submit JOB=ingest_landing ARGS="--source F"
