@@ -14,6 +14,7 @@ import pytest
 from sluiceway import contract as c
 from sluiceway.feeds import load_feed
 from sluiceway.ingest import ingest_file
+from sluiceway.ingest.file_policy import FilePolicy
 from sluiceway.stream.batch import KafkaBatch, ingest_batch
 from sluiceway.tables import DEFINITIONS, INGEST_TABLES, JOB_RUNS, ensure_tables
 
@@ -42,7 +43,10 @@ def test_a_second_feed_is_ingested_into_its_own_namespace_with_no_code_change(
     settings = isolated_settings.with_overrides({"feed": "payouts", "feeds_dir": FIXTURE_FEEDS})
     assert settings.namespace == "payouts"
 
-    result = ingest_file(spark, settings, str(landing))
+    # P5 breaks the feed's fail_file rule (unknown_method), which refuses a whole file: this
+    # first ingest sets the file policy aside to show every record's codes; the end of the
+    # test sends such a file under the feed's own policy.
+    result = ingest_file(spark, settings, str(landing), policy=FilePolicy(max_rejected_share=1.0))
 
     assert result.status == "completed", result.message
     assert (result.accepted, result.rejected) == (4, 3)
@@ -76,6 +80,21 @@ def test_a_second_feed_is_ingested_into_its_own_namespace_with_no_code_change(
     # A feed's namespace: its ingests' tables and the runs' own timings (no processing).
     assert {row.tableName for row in tables} == {*INGEST_TABLES, JOB_RUNS}
     assert not spark.catalog.tableExists(isolated_settings.table("transactions"))
+
+    # Under the feed's own policy a file with an unknown method is refused whole (exit 2),
+    # naming the line and the rule, and nothing of it is published.
+    refused_file = tmp_path / "payouts-2026-11-26.csv"
+    lines = [
+        PAYOUTS.header_line,
+        "P7,Shop G,3.00,EUR,2026-11-26T10:00:00Z,1,sepa",
+        "P8,Shop H,4.00,EUR,2026-11-26T11:00:00Z,1,cash",
+    ]
+    refused_file.write_text("\n".join(lines) + "\n")
+    refused = ingest_file(spark, settings, str(refused_file))
+    assert (refused.status, refused.exit_code) == ("refused", 2)
+    assert "line 3 was rejected for unknown_method" in refused.message
+    published = duckdb_query(settings, "SELECT payout_id FROM transactions ORDER BY 1")
+    assert [row[0] for row in published] == ["P1", "P2", "P3", "P6"]
 
 
 def test_an_older_warehouse_gains_the_new_columns_and_keeps_its_rows(
