@@ -1,11 +1,11 @@
-"""A class-data-sharing archive of the local Spark driver: a Spark start in ~4 s, not ~10 s.
+"""A class-data-sharing archive of the local Spark driver: a Spark start in ~4 s, not ~6 s.
 
 A local Spark + Iceberg session parses and verifies some 20,000 classes from jars before its
-first query; on 2 cores that is most of the ~10 s every `sluiceway` command, job and test
-subprocess waits. The JVM can instead map those classes from an archive written once
-(dynamic AppCDS, JDK 13+): `sluiceway jars` runs a short training run (a small file ingested
-and processed in a scratch warehouse) whose JVM dumps the classes it loaded at exit, and every
-later local session maps them.
+first query; on 2 cores that is most of the ~6 s (a whole process, `make bench-startup`) every
+`sluiceway` command, job and test subprocess waits. The JVM can instead map those classes
+from an archive written once (dynamic AppCDS, JDK 13+): `sluiceway jars` runs a short
+training run (a small file ingested and processed in a scratch warehouse) whose JVM dumps the
+classes it loaded at exit, and every later local session maps them.
 
 The archive's name is a digest of the Java build, pyspark and the jar lock, so a changed runtime
 never maps a stale one; the JVM also checks it itself and starts normally, silently, when it

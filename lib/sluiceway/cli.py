@@ -785,7 +785,7 @@ def register_jars(commands: SubParsers) -> None:
         action="store_false",
         help="do not write the local Spark driver's class-data-sharing archive (written once "
         "by default: a short training run whose classes every later local Spark start maps, "
-        "~4 s instead of ~10 s; images whose Spark runs on an s3:// warehouse do not use it)",
+        "~4 s instead of ~6 s; images whose Spark runs on an s3:// warehouse do not use it)",
     )
     parser.set_defaults(handler=_jars)
 

@@ -1,6 +1,6 @@
 """The Spark class archive: written by `sluiceway jars`, mapped by every local session.
 
-The archive is what takes a local Spark start from ~10 s to ~4 s (class_archive). These tests
+The archive is what takes a local Spark start from ~6 s to ~4 s (class_archive). These tests
 prove a session maps its classes from it (the JVM's own class-load log names the archive as
 the source), that its name changes with anything it was made from, and that a damaged or
 foreign archive costs nothing but the speed: the JVM starts, silently.
