@@ -171,7 +171,9 @@ def _due_by(value: Any, every: str | tuple[str, ...], source: str) -> time:
     return due_by
 
 
-# --- the feed files (a stand-in for the feed loader) -------------------------------------------
+# --- the packaged feed files, read with the standard library only -------------------------------
+# The late-file Lambda runs the wheel on a runtime with boto3 and the standard library: it
+# cannot load feeds through `feeds` (jsonschema), so it reads the packaged files here.
 
 FEEDS_PACKAGE = "sluiceway"
 FEEDS_FOLDER = "data/feeds"
@@ -180,8 +182,8 @@ FEEDS_FOLDER = "data/feeds"
 def packaged_feeds() -> dict[str, dict[str, Any]]:
     """The parsed feed files shipped in the package (lib/sluiceway/data/feeds/*.toml), by name.
 
-    A stand-in until the feed loader lists feeds (with an operator's `feeds_dir`); only the
-    `[feed]` name and namespace and the `[arrival]` table are read from them here.
+    Only the `[feed]` name and namespace and the `[arrival]` table are read from them here;
+    an operator's `feeds_dir` is not among them (`feeds.feed_names` lists those).
     """
     folder = importlib.resources.files(FEEDS_PACKAGE).joinpath(FEEDS_FOLDER)
     feeds = {}
