@@ -4,7 +4,9 @@ from decimal import Decimal
 
 import pytest
 
+from sluiceway.ingest.audit import completed_message
 from sluiceway.ingest.reconcile import Counts, Manifest, balance_problems, manifest_problems
+from sluiceway.logs import mask_text
 
 pytestmark = pytest.mark.unit
 
@@ -39,3 +41,11 @@ def test_a_currency_listed_with_zero_agrees_with_none_accepted():
 def test_manifest_lines_are_checked_when_given():
     manifest = Manifest("m.json", records=2, accepted=2, rejected=0, lines=3)
     assert manifest_problems(Counts(2, 2, 0), manifest) == ["lines: manifest 3, ingest 2"]
+
+
+def test_a_day_of_30_million_lines_is_logged_with_its_counts_not_masked_as_an_account():
+    message = completed_message(Counts(30_120_131, 30_000_000, 0), manifest_matched=True)
+    assert mask_text(message) == message
+    assert message == (
+        "ingested 30,120,131 lines: 30,000,000 records accepted, 0 rejected (manifest matched)"
+    )

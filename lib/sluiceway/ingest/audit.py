@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sluiceway.ingest.file_policy import FilePolicy, judge_file
-from sluiceway.ingest.reconcile import Manifest, balance_problems, manifest_problems
+from sluiceway.ingest.reconcile import Counts, Manifest, balance_problems, manifest_problems
 from sluiceway.ingest.rejected_lines import first_lines_by_reason
 from sluiceway.ingest.stage import StagedIngest
 from sluiceway.ingest.write import FileFigures
@@ -62,11 +62,19 @@ def audit(
         )
         if refusal is not None:
             return AuditOutcome(REFUSED, refusal.message, manifest is not None)
-    message = (
-        f"ingested {counts.lines_read} lines: {counts.accepted} records accepted, "
-        f"{counts.rejected} rejected" + (" (manifest matched)" if manifest else "")
+    return AuditOutcome(
+        COMPLETED, completed_message(counts, manifest is not None), manifest is not None
     )
-    return AuditOutcome(COMPLETED, message, manifest is not None)
+
+
+def completed_message(counts: Counts, manifest_matched: bool) -> str:
+    """The ledger's and the log's line for a completed ingest. The counts carry thousands
+    separators: an 8-digit count would otherwise look like an account number to the log's
+    masking (logs.mask_text) and be printed as ****0131."""
+    return (
+        f"ingested {counts.lines_read:,} lines: {counts.accepted:,} records accepted, "
+        f"{counts.rejected:,} rejected" + (" (manifest matched)" if manifest_matched else "")
+    )
 
 
 def _staged_rejects(files: Collection[FileFigures]) -> Iterator[pa.Table]:
