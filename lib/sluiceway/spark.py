@@ -50,6 +50,7 @@ JOBS_DIR = Path(__file__).resolve().parents[2] / "jobs"
 ICEBERG_RUNTIME = "iceberg-spark-runtime"
 # The profiles whose Spark we start ourselves (local mode), with the jars runtime_jars fetched.
 EMBEDDED_PROFILES = ("local", "batch", "local-aws")
+DAEMON_MODULE = "sluiceway.spark_daemon"
 # EMR Serverless: the Iceberg runtime EMR ships, and the Python 3.11 that the custom image
 # (infra/emr-serverless/Dockerfile) installs; see docs/adr/0006-emr-serverless-custom-image.md.
 EMR_ICEBERG_JAR = "/usr/share/aws/iceberg/lib/iceberg-spark3-runtime.jar"
@@ -58,6 +59,7 @@ EMR_PYTHON = "/usr/bin/python3.11"
 # ignores it (its class path and heap are fixed), so it must come with the submission.
 _STARTUP_KEYS = (
     "spark.jars",
+    "spark.python.daemon.module",
     "spark.sql.extensions",
     "spark.driver.memory",
     "spark.driver.extraJavaOptions",
@@ -161,6 +163,9 @@ def spark_conf(settings: Settings, *, jars: bool = True) -> dict[str, str]:
         # The one storage difference from AWS: the endpoint (AWS_ENDPOINT_URL_S3, read by the
         # AWS SDK itself) has no bucket subdomains, so buckets go in the path.
         conf[f"{catalog}.s3.path-style-access"] = "true"
+    if settings.profile in EMBEDDED_PROFILES:
+        # The workers run this interpreter, which has this package (lib/sluiceway/spark_daemon.py).
+        conf["spark.python.daemon.module"] = DAEMON_MODULE
     conf.update(settings.extra_spark_conf)
     return conf
 
@@ -330,8 +335,10 @@ def task_progress(
         if lines:
             message += f" (~{rate:,.0f} lines/s)"
         say(message)
+        # No rate when the line count is not known yet (the overlapped scan is still going).
+        known_rate = {"lines_per_second": round(rate)} if lines else {}
         log_event(LOGGER, message, unit=unit, done=done, total=total,
-                  seconds=round(elapsed, 1), lines_per_second=round(rate))  # fmt: skip
+                  seconds=round(elapsed, 1), **known_rate)  # fmt: skip
 
     with _every(PROGRESS_EVERY_SECONDS, report):
         yield
