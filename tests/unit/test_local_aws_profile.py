@@ -24,6 +24,7 @@ LOCAL_SPARK = {
     "spark.ui.showConsoleProgress",
     "spark.driver.extraJavaOptions",
     "spark.sql.shuffle.partitions",
+    "spark.python.daemon.module",
 }
 
 
