@@ -1,10 +1,10 @@
-"""Differential: `tokenize` gives exactly the records of the tokenizer before plain lines went
+"""Differential: `tokenize` gives exactly the records of the tokenizer before any line went
 through Arrow's CSV reader (issue 19), on generated hostile files and hand-made edge cases.
 
 `reference_tokenize` is that earlier tokenizer: every plain line split by `split_pattern`
-and `list_element`. Quote-bearing and undecodable lines still go through the same code in
-both, so the comparison is about the plain lines; mixing them in checks that the records
-still come out in the same order.
+and `list_element`, every quote-bearing or undecodable record split in Python
+(`_special_records`), where `tokenize` sends plain lines and well-formed quoted records
+through Arrow's reader. Mixing them checks that the records still come out in the same order.
 """
 
 from __future__ import annotations
@@ -163,6 +163,17 @@ def edge_lines() -> list[bytes]:
         QUOTED,  # quote-bearing records between plain runs
         VALID.replace(b"hello", b'12" pizza'),
         b'"T4",A,M,1.00,EUR,2026-11-25T10:00:00Z,settled,atm,6011,DE,x',
+        # Quote-bearing records Arrow's reader takes (quoting on), or leaves to Python.
+        VALID.replace(b"hello", b'"a\r\nb"'),  # CR LF inside quotes is content
+        VALID.replace(b"hello", b'"a\rb"'),  # a lone CR inside quotes: Python
+        VALID.replace(b"hello", b'""'),  # a quoted empty field is an empty string
+        VALID.replace(b"hello", b'""""'),  # one escaped quote
+        VALID.replace(b"T1", b'"T""1"').replace(b",DE,", b',"D,E",'),
+        VALID.replace(b"hello", b'"x",extra'),  # twelve fields: Python keeps it whole
+        BOM + VALID.replace(b"hello", b'"q"'),  # a BOM before a quoted record: Python
+        VALID.replace(b"hello", b'"caf\xe9"'),  # not UTF-8 inside quotes: Python
+        VALID.replace(b"hello", b'"unterminated'),
+        VALID.replace(b"hello", b'"closed" late'),
     ]
 
 
@@ -221,3 +232,16 @@ def test_generated_hostile_files_chunk_by_chunk(
     assert len(scan.chunks) > 1
     for chunk in scan.chunks:
         assert_same_records(read_chunk(chunk), chunk.first_line_number)
+
+
+def test_well_formed_quoted_records_do_not_take_the_python_path(monkeypatch) -> None:
+    """The Arrow path is the one taken (the comparisons above would pass without it)."""
+    from sluiceway.ingest import parse
+
+    def refuse(*_arguments: object) -> None:
+        raise AssertionError("a well-formed quoted record was split in Python")
+
+    data = b"".join(QUOTED.replace(b"T2", b"T%d" % n) + b"\r\n" for n in range(50))
+    expected = reference_tokenize(data, 2)
+    monkeypatch.setattr(parse, "_special_records", refuse)
+    assert tokenize(data, 2).equals(expected)

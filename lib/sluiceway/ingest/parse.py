@@ -32,6 +32,7 @@ from sluiceway.contract import (
 from sluiceway.ingest.boundaries import (
     BOM,
     CARRIAGE_RETURN,
+    NEWLINE,
     LineIndex,
     RecordSpan,
     line_index,
@@ -97,14 +98,158 @@ def tokenize(
     undecodable = [
         RecordSpan(int(line), int(line)) for line in np.flatnonzero(~in_span & bad_encoding)
     ]
-    special = spans + undecodable
-    if special:
+    if spans or undecodable:
         parts.append(
-            pa.Table.from_batches(
-                [_special_records(data, lines, special, first_line_number, layout)]
+            _quoted_records(
+                data, lines, spans, undecodable, bad_encoding, first_line_number, layout
             )
         )
     return pa.concat_tables(parts)
+
+
+def _quoted_records(
+    data: bytes,
+    lines: LineIndex,
+    spans: list[RecordSpan],
+    undecodable: list[RecordSpan],
+    bad_encoding: NDArray[np.bool_],
+    first_line_number: int,
+    layout: HeaderLayout,
+) -> pa.Table:
+    """The quote-bearing records, then the undecodable lines: well-formed quoted records
+    through Arrow's CSV reader with quoting on (`_read_quoted`), the others split in Python
+    (`_special_records`); same records, same order, as all of them in Python."""
+    eligible = _readable_quoted(data, lines, spans, bad_encoding)
+    read = _read_quoted(data, lines, [s for s, ok in zip(spans, eligible, strict=True) if ok],
+                        first_line_number, layout)  # fmt: skip
+    if read is None:  # Arrow refused one of them (its number of fields): all in Python
+        eligible[:] = False
+        read = record_schema(layout.names).empty_table()
+    rest = [s for s, ok in zip(spans, eligible, strict=True) if not ok] + undecodable
+    if not read.num_rows:
+        return pa.Table.from_batches(
+            [_special_records(data, lines, rest, first_line_number, layout)]
+        )
+    if not rest:
+        return read
+    others = pa.Table.from_batches([_special_records(data, lines, rest, first_line_number, layout)])
+    positions = np.arange(len(spans) + len(undecodable))
+    order = np.argsort(np.concatenate((positions[: len(spans)][eligible],
+                                       positions[: len(spans)][~eligible],
+                                       positions[len(spans):])), kind="stable")  # fmt: skip
+    return pa.concat_tables([read, others]).take(pa.array(order, pa.int64()))
+
+
+def _slices(data: bytes, begins: NDArray[np.int64], ends: NDArray[np.int64]) -> pa.StringArray:
+    """data[begin:end] for each pair (in order, not overlapping), as text, without copying
+    them one by one: the even elements of an array cut at every begin and end."""
+    bounds = np.column_stack((begins, ends)).ravel().astype(np.int64)
+    pieces = pa.LargeBinaryArray.from_buffers(
+        pa.large_binary(),
+        len(bounds) - 1,
+        [None, pa.py_buffer(bounds.tobytes()), pa.py_buffer(data)],
+    )
+    wanted = pa.array(np.arange(0, len(bounds), 2, dtype=np.int64))
+    return pieces.take(wanted).cast(pa.large_string()).cast(pa.string())
+
+
+def _readable_quoted(
+    data: bytes, lines: LineIndex, spans: list[RecordSpan], bad_encoding: NDArray[np.bool_]
+) -> NDArray[np.bool_]:
+    """Which quote-bearing records Arrow's reader splits as `split_fields` does: well-formed
+    (no quoting error), UTF-8, no leading BOM, and no CR but those right before an LF (Arrow
+    ends a row at a CR outside quotes; inside them it keeps CR LF as content, as we do)."""
+    if not spans:
+        return np.zeros(0, dtype=bool)
+    first = np.array([span.first_line for span in spans], dtype=np.int64)
+    last = np.array([span.last_line for span in spans], dtype=np.int64)
+    well_formed = np.array([span.error is None for span in spans], dtype=bool)
+    begins, ends = lines.starts[first], lines.ends[last]
+    bad_before = np.concatenate(([0], np.cumsum(bad_encoding)))
+    decodable = bad_before[last + 1] == bad_before[first]
+    buffer = np.frombuffer(data, dtype=np.uint8)
+    returns = np.flatnonzero(buffer == CARRIAGE_RETURN)
+    following = np.minimum(returns + 1, len(buffer) - 1)
+    lone = returns[(returns + 1 >= len(buffer)) | (buffer[following] != NEWLINE)]
+    no_lone_return = np.searchsorted(lone, ends) == np.searchsorted(lone, begins)
+    readable: NDArray[np.bool_] = (
+        well_formed & decodable & no_lone_return & ~starts_with_bom(buffer, begins, ends)
+    )
+    return readable
+
+
+def _read_quoted(
+    data: bytes,
+    lines: LineIndex,
+    spans: list[RecordSpan],
+    first_line_number: int,
+    layout: HeaderLayout,
+) -> pa.Table | None:
+    """Well-formed quoted records by Arrow's CSV reader (quoting on, every field text, an
+    empty field an empty string), with their raw text; None when Arrow refuses one (a
+    record without one field per column, which `split_fields` then keeps whole)."""
+    if not spans:
+        return record_schema(layout.names).empty_table()
+    first = np.array([span.first_line for span in spans], dtype=np.int64)
+    last = np.array([span.last_line for span in spans], dtype=np.int64)
+    begins, ends = lines.starts[first], lines.ends[last]
+    view = memoryview(data)
+    text = b"".join(
+        view[begin:end]
+        for begin, end in zip(
+            begins.tolist(), np.minimum(ends + 1, len(data)).tolist(), strict=True
+        )
+    )
+    names = [f"field_{position}" for position in range(layout.field_count)]
+    refused = 0
+
+    def refuse(_row: pa_csv.InvalidRow) -> str:
+        nonlocal refused
+        refused += 1
+        return "skip"
+
+    fields = pa_csv.read_csv(
+        pa.BufferReader(text),
+        read_options=pa_csv.ReadOptions(
+            column_names=names,
+            block_size=max(READ_BLOCK_BYTES, int((ends - begins).max()) + 2),
+            use_threads=False,
+        ),
+        parse_options=pa_csv.ParseOptions(
+            delimiter=DELIMITER,
+            quote_char=QUOTE,
+            double_quote=True,
+            escape_char=False,
+            newlines_in_values=True,
+            ignore_empty_lines=False,
+            invalid_row_handler=refuse,
+        ),
+        convert_options=pa_csv.ConvertOptions(
+            column_types=dict.fromkeys(names, pa.string()),
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+            check_utf8=False,  # `_readable_quoted` chose UTF-8 records only
+        ),
+    )
+    if refused or fields.num_rows != len(spans):
+        return None
+    buffer = np.frombuffer(data, dtype=np.uint8)
+    # The raw text, as `_parse_record` keeps it: without the CR of a CR LF line end.
+    text_ends = ends - ((ends > begins) & (buffer[np.maximum(ends - 1, 0)] == CARRIAGE_RETURN))
+    line_numbers = pa.array(first + first_line_number, pa.int64())
+    size = len(spans)
+    return pa.Table.from_arrays(
+        [
+            line_numbers,
+            pa.array(last + first_line_number, pa.int64()),
+            _slices(data, begins, text_ends),
+            pa.nulls(size, pa.binary()),
+            pa.array(np.full(size, layout.field_count, np.int32)),
+            pa.nulls(size, pa.string()),
+            *_in_contract_order(fields.columns, layout, size),
+        ],
+        schema=record_schema(layout.names),
+    )
 
 
 def _lines_with_bad_encoding(data: bytes, lines: LineIndex) -> NDArray[np.bool_]:
