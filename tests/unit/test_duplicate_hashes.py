@@ -92,6 +92,23 @@ def test_random_ids_get_exactly_the_reasons_of_the_plain_rules(hash_ids):
     assert codes(found) == expected
 
 
+@pytest.mark.parametrize("hash_ids", [id_hashes, by_first_byte])
+def test_ids_read_back_chunk_by_chunk_get_the_same_reasons(hash_ids):
+    """The driver reads the ids as the tasks wrote them, one chunk per task, and keeps them so."""
+    rng = np.random.default_rng(3)
+    known_list = random_ids(rng, 500, "K")
+    file_ids = random_ids(rng, 2000)
+    file_ids += [file_ids[int(i)] for i in rng.integers(0, 2000, 80)]
+    file_ids += [known_list[int(i)] for i in rng.integers(0, 500, 40)]
+    lines = (rng.permutation(len(file_ids)) + 2).tolist()
+    whole = table(file_ids, lines)
+    chunked = pa.concat_tables([whole.slice(at, 333) for at in range(0, whole.num_rows, 333)])
+    assert chunked["transaction_id"].num_chunks > 1
+    found = whole_file_reasons(chunked, pa.array(known_list), hash_ids)
+    assert codes(found) == reference(file_ids, lines, set(known_list))
+    assert found == whole_file_reasons(whole, pa.array(known_list), hash_ids)
+
+
 def test_a_hash_collision_never_rejects_a_distinct_id():
     file_ids = ["A1", "A2", "A3", "B1", "A2"]
     found = whole_file_reasons(table(file_ids, [2, 3, 4, 5, 6]), pa.array(["A9", "B1"]),

@@ -203,8 +203,6 @@ def duplicates_in_file(
     `hashes` if already computed. One sort of 64-bit hashes finds the candidates (ids whose
     hash occurs more than once); only those are grouped exactly, on their text.
     """
-    if isinstance(transaction_ids, pa.ChunkedArray):
-        transaction_ids = transaction_ids.combine_chunks()
     line_numbers = np.asarray(line_numbers, dtype=np.int64)
     if hashes is None:
         hashes = hash_ids(transaction_ids)
@@ -213,6 +211,8 @@ def duplicates_in_file(
     first_line = line_numbers.copy()
     if len(candidates):
         chosen = transaction_ids.take(pa.array(candidates, pa.int64()))
+        if isinstance(chosen, pa.ChunkedArray):  # the few candidates, in one array
+            chosen = chosen.combine_chunks()
         repeated[candidates], first_line[candidates] = _exact_duplicates(
             chosen, line_numbers[candidates]
         )
