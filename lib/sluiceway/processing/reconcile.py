@@ -6,7 +6,9 @@ check that would catch a lost or doubled outcome, whatever caused it.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -15,6 +17,7 @@ import pyarrow.compute as pc
 from numpy.typing import NDArray
 
 from sluiceway.iceberg_files import data_files_between, read_columns
+from sluiceway.ingest.duplicates import IdHash, id_hashes
 from sluiceway.processing.select import IngestScope
 from sluiceway.statuses import COMPLETED
 from sluiceway.tables import INGEST_LEDGER, PROCESSED_TRANSACTIONS, PROCESSING_FAILURES
@@ -98,85 +101,73 @@ def outcome_counts_from_files(
     Iceberg's metadata names the files, so this reads what Spark would, without a Spark job
     (one job costs more than reading ~2 columns of a day's outcome files). None when a table
     has delete files, so that the files alone are not the table. Read one file at a time and
-    kept as one 64-bit hash per row (`count_duplicates`), so 30M outcomes cost ~240 MB on the
-    driver, not the ~6 GB of their ids in a hash aggregation.
+    kept as one 64-bit hash per row (`count_duplicates`): 30M outcomes cost ~240 MB on the
+    driver, not the ~6 GB of their ids in a hash aggregation, nor the ~0.7 GB of their text;
+    the text is read again only for the ids whose hash repeats.
     """
-    wanted = pa.array(ingest_ids, pa.string())
-    counts = {ingest: [0, 0] for ingest in ingest_ids}
-    ids: dict[str, list[pa.Array]] = {ingest: [] for ingest in ingest_ids}
-    for name, kind in ((PROCESSED_TRANSACTIONS, 0), (PROCESSING_FAILURES, 1)):
+    tables = (PROCESSED_TRANSACTIONS, PROCESSING_FAILURES)
+    files: dict[str, list[str]] = {}
+    for name in tables:
         ranges = {
             **scope.file_ranges(by_event_time=name == PROCESSED_TRANSACTIONS),
             "ingest_id": (min(ingest_ids), max(ingest_ids)),
         }
-        paths = data_files_between(spark, settings, name, ranges)
-        if paths is None:
+        found = data_files_between(spark, settings, name, ranges)
+        if found is None:
             return None
-        for path in paths:
-            rows = read_columns([path], RECORD_KEYS)
-            rows = rows.filter(pc.is_in(rows["ingest_id"], value_set=wanted))
-            for ingest in pc.unique(rows["ingest_id"]).to_pylist():
-                mine = rows.filter(pc.equal(rows["ingest_id"], ingest))["transaction_id"]
-                counts[ingest][kind] += len(mine)
-                ids[ingest].extend(mine.chunks)
+        files[name] = found
+    counts = {ingest: [0, 0] for ingest in ingest_ids}
+    hashes: dict[str, list[NDArray[np.uint64]]] = {ingest: [] for ingest in ingest_ids}
+    for kind, name in enumerate(tables):
+        for ingest, ids in _ids_by_file(files[name], ingest_ids):
+            counts[ingest][kind] += len(ids)
+            hashes[ingest].append(id_hashes(ids))
+    paths = [path for name in tables for path in files[name]]
     return {
-        ingest: OutcomeCounts(processed, failed, count_duplicates(ids[ingest]))
+        ingest: OutcomeCounts(
+            processed, failed, count_duplicates(hashes[ingest], partial(_ids_of, paths, ingest))
+        )
         for ingest, (processed, failed) in counts.items()
         if processed or failed
     }
 
 
-def count_duplicates(ids: list[pa.Array]) -> int:
+def _ids_by_file(paths: list[str], ingest_ids: tuple[str, ...]) -> Iterator[tuple[str, pa.Array]]:
+    """(ingest, its transaction ids) of each file, one file at a time."""
+    wanted = pa.array(ingest_ids, pa.string())
+    for path in paths:
+        rows = read_columns([path], RECORD_KEYS)
+        rows = rows.filter(pc.is_in(rows["ingest_id"], value_set=wanted))
+        for ingest in pc.unique(rows["ingest_id"]).to_pylist():
+            mine = rows.filter(pc.equal(rows["ingest_id"], ingest))["transaction_id"]
+            yield ingest, mine.combine_chunks()
+
+
+def _ids_of(paths: list[str], ingest: str) -> Iterator[pa.Array]:
+    return (ids for owner, ids in _ids_by_file(paths, (ingest,)) if owner == ingest)
+
+
+def count_duplicates(
+    hashes: list[NDArray[np.uint64]],
+    ids: Callable[[], Iterable[pa.Array]],
+    hash_ids: IdHash = id_hashes,
+) -> int:
     """How many of the ids repeat an earlier one (count - count distinct), exactly.
 
-    Each id becomes a 64-bit hash; ids whose hashes are all distinct are distinct. Only the
-    ids of a hash seen twice (a duplicate, or a rare collision) are compared as strings.
+    `hashes` are the ids' 64-bit hashes (`hash_ids`); ids whose hashes are all distinct are
+    distinct. Only when a hash repeats (a duplicate, or a rare collision) are the ids read
+    again (`ids`) and those of a repeated hash compared as strings.
     """
-    if not ids:
+    if not hashes:
         return 0
-    hashes = np.concatenate([id_hashes(chunk) for chunk in ids])
-    ordered = np.sort(hashes)
+    ordered = np.concatenate(hashes)
+    ordered.sort()  # in place: no second copy of 30M hashes
     repeated = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
     if repeated.size == 0:
         return 0
-    candidates = [chunk.filter(pa.array(np.isin(id_hashes(chunk), repeated))) for chunk in ids]
+    candidates = [chunk.filter(pa.array(np.isin(hash_ids(chunk), repeated))) for chunk in ids()]
     suspects = pa.chunked_array(candidates, pa.string())
     return len(suspects) - len(pc.unique(suspects))
-
-
-FNV_OFFSET = np.uint64(14695981039346656037)
-FNV_PRIME = np.uint64(1099511628211)
-
-
-def id_hashes(ids: pa.Array) -> NDArray[np.uint64]:
-    """FNV-1a of each string's bytes, then its length mixed in, vectorized over the array
-    (one numpy pass per character position; ids are short). Nulls hash as empty strings."""
-    ids = pc.fill_null(ids.cast(pa.string()), "")
-    count = len(ids)
-    if count == 0:
-        return np.zeros(0, np.uint64)
-    _validity, offset_buffer, data_buffer = ids.buffers()
-    offsets = np.frombuffer(offset_buffer, np.int32)[ids.offset : ids.offset + count + 1]
-    data = (
-        np.frombuffer(data_buffer, np.uint8) if data_buffer is not None else np.zeros(1, np.uint8)
-    )
-    starts = offsets[:-1].astype(np.int64)
-    lengths = np.diff(offsets).astype(np.int64)
-    hashes = np.full(count, FNV_OFFSET, np.uint64)
-    width = int(lengths.max(initial=0))
-    with np.errstate(over="ignore"):
-        if width and int(lengths.min()) == width:
-            # Ids of one width (the usual case): their bytes are a matrix, read column-wise.
-            matrix = data[starts[0] : starts[0] + count * width].reshape(count, width)
-            for position in range(width):
-                hashes = (hashes ^ matrix[:, position].astype(np.uint64)) * FNV_PRIME
-        else:
-            last = max(len(data) - 1, 0)
-            for position in range(width):
-                byte = np.where(lengths > position, data[np.minimum(starts + position, last)], 0)
-                hashes = (hashes ^ byte.astype(np.uint64)) * FNV_PRIME
-        hashes ^= lengths.astype(np.uint64)
-    return hashes
 
 
 def outcome_counts_from_sql(
