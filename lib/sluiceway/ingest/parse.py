@@ -12,6 +12,7 @@ Python.
 from __future__ import annotations
 
 import codecs
+from collections.abc import Callable
 from functools import cache
 
 import numpy as np
@@ -200,7 +201,6 @@ def _read_quoted(
             begins.tolist(), np.minimum(ends + 1, len(data)).tolist(), strict=True
         )
     )
-    names = [f"field_{position}" for position in range(layout.field_count)]
     refused = 0
 
     def refuse(_row: pa_csv.InvalidRow) -> str:
@@ -208,28 +208,8 @@ def _read_quoted(
         refused += 1
         return "skip"
 
-    fields = pa_csv.read_csv(
-        pa.BufferReader(text),
-        read_options=pa_csv.ReadOptions(
-            column_names=names,
-            block_size=max(READ_BLOCK_BYTES, int((ends - begins).max()) + 2),
-            use_threads=False,
-        ),
-        parse_options=pa_csv.ParseOptions(
-            delimiter=DELIMITER,
-            quote_char=QUOTE,
-            double_quote=True,
-            escape_char=False,
-            newlines_in_values=True,
-            ignore_empty_lines=False,
-            invalid_row_handler=refuse,
-        ),
-        convert_options=pa_csv.ConvertOptions(
-            column_types=dict.fromkeys(names, pa.string()),
-            strings_can_be_null=False,
-            quoted_strings_can_be_null=False,
-            check_utf8=False,  # `_readable_quoted` chose UTF-8 records only
-        ),
+    fields = _arrow_fields(
+        text, layout.field_count, int((ends - begins).max()), refuse, quoted=True
     )
     if refused or fields.num_rows != len(spans):
         return None
@@ -386,18 +366,41 @@ def _read_records(
         return "skip"
 
     longest = int((lines.ends[chosen] - lines.starts[chosen]).max())
-    fields = pa_csv.read_csv(
+    fields = _arrow_fields(text, layout.field_count, longest, refuse, quoted=False)
+    if fields.num_rows + len(refused) != len(chosen):
+        raise RuntimeError(
+            f"Arrow's CSV reader read {fields.num_rows} + {len(refused)} refused rows from "
+            f"{len(chosen)} lines"
+        )
+    return fields, chosen[np.array(refused, dtype=np.int64)]
+
+
+def _arrow_fields(
+    text: bytes,
+    field_count: int,
+    longest: int,
+    refuse: Callable[[pa_csv.InvalidRow], str],
+    quoted: bool,
+) -> pa.Table:
+    """The fields of `text`'s records by Arrow's CSV reader, by position, every one text (an
+    empty field an empty string); `refuse` is told of each record without `field_count`
+    fields. `quoted`: quoting on, a quoted field may hold line ends; else quotes are content.
+    The callers send only UTF-8 records."""
+    names = [f"field_{position}" for position in range(field_count)]
+    return pa_csv.read_csv(
         pa.BufferReader(text),
         read_options=pa_csv.ReadOptions(
             column_names=names,
-            # A block holds whole lines; bigger blocks are slower (cache).
+            # A block holds whole records; bigger blocks are slower (cache).
             block_size=max(READ_BLOCK_BYTES, longest + 2),
             use_threads=False,
         ),
         parse_options=pa_csv.ParseOptions(
             delimiter=DELIMITER,
-            quote_char=False,
-            newlines_in_values=False,
+            quote_char=QUOTE if quoted else False,
+            double_quote=quoted,
+            escape_char=False,
+            newlines_in_values=quoted,
             ignore_empty_lines=False,
             invalid_row_handler=refuse,
         ),
@@ -405,15 +408,9 @@ def _read_records(
             column_types=dict.fromkeys(names, pa.string()),
             strings_can_be_null=False,
             quoted_strings_can_be_null=False,
-            check_utf8=False,  # `tokenize` sent only UTF-8 lines
+            check_utf8=False,
         ),
     )
-    if fields.num_rows + len(refused) != len(chosen):
-        raise RuntimeError(
-            f"Arrow's CSV reader read {fields.num_rows} + {len(refused)} refused rows from "
-            f"{len(chosen)} lines"
-        )
-    return fields, chosen[np.array(refused, dtype=np.int64)]
 
 
 def _with_line_numbers(
