@@ -49,3 +49,11 @@ def test_a_day_of_30_million_lines_is_logged_with_its_counts_not_masked_as_an_ac
     assert message == (
         "ingested 30,120,131 lines: 30,000,000 records accepted, 0 rejected (manifest matched)"
     )
+
+
+def test_a_failed_balance_of_a_big_day_keeps_its_counts_readable_in_the_log():
+    counts = Counts(30_120_131, 29_999_999, 0, records_read=30_000_000,
+                    accepted_lines=30_120_130, rejected_lines=0)  # fmt: skip
+    problems = balance_problems(counts)
+    assert [mask_text(problem) for problem in problems] == problems
+    assert problems[0].startswith("lines after the header 30,120,131 != lines covered")

@@ -64,18 +64,20 @@ class Manifest:
 
 
 def balance_problems(counts: Counts) -> list[str]:
-    """Every physical line is in exactly one record, and every record was written once."""
+    """Every physical line is in exactly one record, and every record was written once.
+    Counts carry thousands separators, so the log's masking never takes one for an account."""
     problems = []
     covered = counts.accepted_lines + counts.rejected_lines
     if counts.lines_read != covered:
         problems.append(
-            f"lines after the header {counts.lines_read} != lines covered by accepted "
-            f"({counts.accepted_lines}) + rejected ({counts.rejected_lines}) records = {covered}"
+            f"lines after the header {counts.lines_read:,} != lines covered by accepted "
+            f"({counts.accepted_lines:,}) + rejected ({counts.rejected_lines:,}) records "
+            f"= {covered:,}"
         )
     if counts.records_read != counts.accepted + counts.rejected:
         problems.append(
-            f"records read {counts.records_read} != accepted {counts.accepted} "
-            f"+ rejected {counts.rejected} found in the tables"
+            f"records read {counts.records_read:,} != accepted {counts.accepted:,} "
+            f"+ rejected {counts.rejected:,} found in the tables"
         )
     return problems + tiling_problems(counts)
 
@@ -237,12 +239,12 @@ def manifest_problems(counts: Counts, manifest: Manifest) -> list[str]:
         "rejected": counts.rejected,
     }
     problems = [
-        f"{name}: manifest {getattr(manifest, name)}, ingest {found[name]}"
+        f"{name}: manifest {getattr(manifest, name):,}, ingest {found[name]:,}"
         for name in _MANIFEST_COUNTS
         if getattr(manifest, name) != found[name]
     ]
     if manifest.lines is not None and manifest.lines != counts.lines_read:
-        problems.append(f"lines: manifest {manifest.lines}, ingest {counts.lines_read}")
+        problems.append(f"lines: manifest {manifest.lines:,}, ingest {counts.lines_read:,}")
     if (
         manifest.rejected_by_reason is not None
         and manifest.rejected_by_reason != counts.rejected_by_reason
