@@ -76,22 +76,32 @@ def process_metric_data(dead_letters: int, namespace: str) -> list[dict[str, Any
     ]
 
 
-def stream_metric_data(seconds: float, lag: int, namespace: str) -> list[dict[str, Any]]:
-    """MetricData for one micro-batch of `sluiceway stream`."""
+def stream_metric_data(seconds: float, lag: int | None, namespace: str) -> list[dict[str, Any]]:
+    """MetricData for one micro-batch of `sluiceway stream`; no lag point when the broker could
+    not say (a missing point, not a lag of 0)."""
     dimensions = [{"Name": "Namespace", "Value": namespace}]
-    return [
+    data: list[dict[str, Any]] = [
         {
             "MetricName": STREAM_BATCH_SECONDS,
             "Dimensions": dimensions,
             "Value": seconds,
             "Unit": "Seconds",
-        },
-        {"MetricName": STREAM_LAG, "Dimensions": dimensions, "Value": float(lag), "Unit": "Count"},
+        }
     ]
+    if lag is not None:
+        data.append(
+            {
+                "MetricName": STREAM_LAG,
+                "Dimensions": dimensions,
+                "Value": float(lag),
+                "Unit": "Count",
+            }
+        )
+    return data
 
 
 def publish_stream_metrics(
-    client: MetricsClient, settings: Settings, seconds: float, lag: int
+    client: MetricsClient, settings: Settings, seconds: float, lag: int | None
 ) -> int:
     """Put a micro-batch's metrics (the glue / emr-serverless / batch profiles)."""
     data = stream_metric_data(seconds, lag, settings.namespace)

@@ -187,13 +187,56 @@ def stream_topic(
     except Exception:
         if failure and isinstance(failure[0], SluicewayError):
             raise failure[0] from None
-        raise
+        if not (failure and stopped_mid_batch(failure[0])):
+            raise
+        # `stop()` interrupts the batch in flight. Nothing of it is lost: published, it is
+        # skipped when replayed; staged, the next writer finishes it (as after a kill).
+        log_event(LOGGER, "stream stopped during a batch; it is replayed when the stream "
+                  "starts again", cause=_first_line(failure[0]))  # fmt: skip
     finally:
         if query.isActive:
             query.stop()
     if pending:
         summary.left_pending = list(pending)
     return summary
+
+
+def _lag_if_known(consumer: KafkaProbe, ranges: OffsetRanges, batch_id: int) -> int | None:
+    """The records behind this batch, or None when the broker cannot say now. A gauge only:
+    the batch is published already, so a broker restart or the stream's stop interrupting the
+    call must not fail it."""
+    try:
+        return lag(consumer.end_offsets(), ranges)
+    except Exception as error:  # py4j's error of the Kafka client, whatever its cause
+        log_event(LOGGER, "stream lag unknown", batch_id=batch_id, cause=_first_line(error))
+        return None
+
+
+def _report_offsets(consumer: KafkaProbe, ranges: OffsetRanges, batch_id: int) -> None:
+    """The batch's end offsets under the consumer group, for lag alarms; best effort, as the
+    ledger, not the group, is where a stream resumes."""
+    try:
+        consumer.commit(ranges)
+    except Exception as error:  # py4j's error of the Kafka client, whatever its cause
+        log_event(LOGGER, "stream offsets not reported", batch_id=batch_id,
+                  cause=_first_line(error))  # fmt: skip
+
+
+# What a blocking JVM call of a batch raises when `StreamingQuery.stop()` interrupts its thread.
+INTERRUPTIONS = (
+    "java.lang.InterruptedException",
+    "org.apache.kafka.common.errors.InterruptException",
+    "java.nio.channels.ClosedByInterruptException",
+)
+
+
+def stopped_mid_batch(error: BaseException) -> bool:
+    """Whether a batch failed only because the stream was being stopped."""
+    return any(name in str(error) for name in INTERRUPTIONS)
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
 
 
 def _one_batch(
@@ -224,9 +267,9 @@ def _one_batch(
         raise BatchReconciliationError(result.message)
     ranges = batch.ranges
     ingested = time.monotonic() - clock
-    behind = lag(consumer.end_offsets(), ranges)
+    behind = _lag_if_known(consumer, ranges, batch_id)
     if result.status == COMPLETED:
-        consumer.commit(ranges)
+        _report_offsets(consumer, ranges, batch_id)
     log_event(
         LOGGER,
         "stream batch",
@@ -244,7 +287,7 @@ def _one_batch(
     say(
         f"batch {batch_id} [{ranges.describe()}]: {result.status}, {result.lines_read:,} records "
         f"({result.accepted:,} accepted, {result.rejected:,} rejected) in {ingested:.1f} s; "
-        f"lag {behind:,}"
+        + (f"lag {behind:,}" if behind is not None else "lag unknown")
     )
     _publish_batch_metrics(settings, result, ingested, behind)
     if options.process and result.status in (COMPLETED, SKIPPED):
@@ -317,7 +360,7 @@ def _starting_offsets(
 
 
 def _publish_batch_metrics(
-    settings: Settings, result: IngestResult, seconds: float, behind: int
+    settings: Settings, result: IngestResult, seconds: float, behind: int | None
 ) -> None:
     """The batch jobs' metrics (reject ratio, reconciliation) and the stream's own, on AWS."""
     from sluiceway.orchestration.metrics import (
