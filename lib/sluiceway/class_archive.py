@@ -26,9 +26,8 @@ from pathlib import Path
 
 from sluiceway.runtime_jars import LOCK, jar_cache
 
-# What the training run feeds through ingest and processing: enough records for every
-# reason code and handler path, few enough to finish in seconds.
-TRAINING_RECORDS = 2_000
+# The training run, a module of its own: it imports the whole pipeline, which imports this one.
+TRAINING_MODULE = "sluiceway.class_archive_training"
 _QUIET = "-Xshare:auto -Xlog:cds=off -Xlog:cds+dynamic=off"
 
 
@@ -88,7 +87,7 @@ def build_archive(directory: Path | None = None) -> Path | None:
     partial = path.with_name(f".{path.name}.{os.getpid()}.part")
     with tempfile.TemporaryDirectory(prefix="sluiceway-class-archive-") as scratch:
         subprocess.run(
-            [sys.executable, "-m", "sluiceway.class_archive", str(partial), scratch],
+            [sys.executable, "-m", TRAINING_MODULE, str(partial), scratch],
             check=True,
             capture_output=True,
         )
@@ -96,44 +95,3 @@ def build_archive(directory: Path | None = None) -> Path | None:
         return None
     partial.replace(path)
     return path
-
-
-def _train(archive: Path, scratch: Path) -> None:
-    """Load what a day's run loads, then stop the JVM and wait while it writes the archive."""
-    from pyspark import SparkContext
-
-    from sluiceway.generate import generate_landing_file
-    from sluiceway.ingest import ingest_file
-    from sluiceway.processing import process_records
-    from sluiceway.processing.run import ProcessOptions
-    from sluiceway.settings import Settings
-    from sluiceway.spark import LOG4J_CONF, build_session
-
-    settings = Settings(
-        warehouse=str(scratch / "warehouse"),
-        spark_master="local[2]",
-        driver_memory="1g",
-        shuffle_partitions=2,
-        staging_dir=str(scratch / "staging"),
-        extra_spark_conf={
-            "spark.driver.extraJavaOptions": (
-                f"-Dlog4j2.configurationFile={LOG4J_CONF} -XX:ArchiveClassesAtExit={archive}"
-            )
-        },
-    )
-    landing = scratch / "landing.csv"
-    generate_landing_file(landing, TRAINING_RECORDS, seed=1, defect_rate=0.05)
-    spark = build_session(settings, app_name="sluiceway-class-archive")
-    ingested = ingest_file(spark, settings, str(landing))
-    process_records(spark, settings, ProcessOptions(), ingest_id=ingested.ingest_id)
-    gateway = SparkContext._gateway
-    spark.stop()
-    assert gateway is not None
-    gateway.shutdown()
-    # The JVM exits when its stdin closes; it writes the archive on the way out.
-    gateway.proc.stdin.close()
-    gateway.proc.wait(timeout=600)
-
-
-if __name__ == "__main__":
-    _train(Path(sys.argv[1]), Path(sys.argv[2]))
