@@ -11,7 +11,8 @@ import pytest
 
 from sluiceway.errors import ConfigurationError
 from sluiceway.processing.financial import FinancialHandler
-from sluiceway.processing.handlers import FunctionHandler, NoopHandler, resolve_handler
+from sluiceway.processing.handler_specs import resolve_handler
+from sluiceway.processing.handlers import FunctionHandler, NoopHandler
 from sluiceway.processing.http_endpoint import HttpHandler, RateLimiter, retry_after_seconds
 from sluiceway.processing.lambda_handler import LambdaHandler
 from sluiceway.processing.retry import HandlerContractError

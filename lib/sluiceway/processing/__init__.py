@@ -1,6 +1,7 @@
 """Per-record processing of accepted transactions: engine, handlers, reference data."""
 
-from sluiceway.processing.handlers import ArrowHandler, BatchHandler, Handler, resolve_handler
+from sluiceway.processing.handler_specs import resolve_handler
+from sluiceway.processing.handlers import ArrowHandler, BatchHandler, Handler
 from sluiceway.processing.run import (
     ProcessOptions,
     ProcessResult,

@@ -9,14 +9,13 @@ record out, in the same order):
   unchanged on the event the Step Functions Map state used to send it — the migration path
   from the old design.
 
-Handlers are chosen by name (`financial`, `http`, `noop`) or by `module:attribute`.
+Handlers are chosen by name (`financial`, `http`, `noop`) or by `module:attribute`
+(handler_specs.py).
 See docs/processing.md for a worked example.
 """
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import json
 from collections.abc import Callable, Mapping
 from decimal import Decimal
@@ -187,61 +186,6 @@ class NoopHandler(ArrowHandler):
         )
 
 
-BUILTIN_HANDLERS = {
-    "financial": "sluiceway.processing.financial:FinancialHandler",
-    "http": "sluiceway.processing.http_endpoint:HttpHandler",
-    "noop": "sluiceway.processing.handlers:NoopHandler",
-}
-
-
-def resolve_handler(spec: str, options: Mapping[str, str] | None = None) -> Handler:
-    """`financial` | `http` | `noop` | `module:attribute` | `lambda:module:function`.
-
-    `module:attribute` may name a Handler subclass, a Handler instance or a plain function
-    `records -> results`. The module must be importable on the executors too (on Glue, ship
-    it with --extra-py-files).
-    """
-    # Imported here: the adapter is itself a BatchHandler, so it imports this module.
-    from sluiceway.processing.lambda_handler import LAMBDA_PREFIX, LambdaHandler
-
-    options = dict(options or {})
-    if spec.startswith(LAMBDA_PREFIX):
-        function = _load(spec[len(LAMBDA_PREFIX) :])
-        return LambdaHandler(function, name=spec, batch_input=options)
-    target = _load(BUILTIN_HANDLERS.get(spec, spec))
-    if inspect.isclass(target) and issubclass(target, Handler):
-        handler = target.from_options(options)
-    elif isinstance(target, Handler):
-        handler = target
-    elif callable(target):
-        handler = FunctionHandler(target)
-    else:
-        raise ConfigurationError(
-            f"handler {spec!r} is a {type(target).__name__}; name a Handler subclass or instance, "
-            "a function records -> results, or lambda:module:function"
-        )
-    if spec not in BUILTIN_HANDLERS:
-        handler.name = spec
-    return handler
-
-
-def _load(spec: str) -> Any:
-    module_name, _, attribute = spec.partition(":")
-    if not attribute:
-        raise ConfigurationError(
-            f"unknown handler {spec!r}; use one of {', '.join(BUILTIN_HANDLERS)}, "
-            "module:attribute or lambda:module:function"
-        )
-    try:
-        module = importlib.import_module(module_name)
-        return getattr(module, attribute)
-    except (ImportError, AttributeError) as error:
-        raise ConfigurationError(
-            f"cannot load handler {spec!r}: {error}; check the module is on PYTHONPATH "
-            "(and shipped to the executors)"
-        ) from error
-
-
 __all__ = [
     "RESULT_SCHEMA",
     "ArrowHandler",
@@ -250,5 +194,4 @@ __all__ = [
     "Handler",
     "NoopHandler",
     "PermanentError",
-    "resolve_handler",
 ]

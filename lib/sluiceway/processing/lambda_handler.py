@@ -2,8 +2,8 @@
 
 Why its own module: it is the migration path from the old design, where a Step Functions
 Map state sent ~500 records per Lambda invocation. It changes when that event shape or the
-Lambda context does, not when the handler contract does. `resolve_handler` picks it for
-`lambda:module:function` specs (docs/processing.md, "An existing AWS Lambda handler").
+Lambda context does, not when the handler contract does. `handler_specs.resolve_handler` picks
+it for `lambda:module:function` specs (docs/processing.md, "An existing AWS Lambda handler").
 """
 
 from __future__ import annotations

@@ -28,7 +28,8 @@ from sluiceway.job_runs import PROCESS_STEP, JobRun, record_job_run, spark_worke
 from sluiceway.lease import writer_lease
 from sluiceway.logs import get_logger, log_event
 from sluiceway.processing.commit import commit_wave, read_wave
-from sluiceway.processing.handlers import Handler, resolve_handler
+from sluiceway.processing.handler_specs import resolve_handler
+from sluiceway.processing.handlers import Handler
 from sluiceway.processing.metrics import RunMetrics
 from sluiceway.processing.outcomes import TASK_OUTPUT_DDL, WavePlan, task_function
 from sluiceway.processing.partition import ENGINE_INPUT_COLUMNS, PartitionPlan
