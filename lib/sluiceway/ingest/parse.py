@@ -120,20 +120,19 @@ def _quoted_records(
     """The quote-bearing records, then the undecodable lines: well-formed quoted records
     through Arrow's CSV reader with quoting on (`_read_quoted`), the others split in Python
     (`_special_records`); same records, same order, as all of them in Python."""
-    eligible = _readable_quoted(data, lines, spans, bad_encoding)
-    read = _read_quoted(data, lines, [s for s, ok in zip(spans, eligible, strict=True) if ok],
-                        first_line_number, layout)  # fmt: skip
+    first = np.array([span.first_line for span in spans], dtype=np.int64)
+    last = np.array([span.last_line for span in spans], dtype=np.int64)
+    eligible = _readable_quoted(data, lines, spans, first, last, bad_encoding)
+    read = _read_quoted(data, lines, first[eligible], last[eligible], first_line_number, layout)
     if read is None:  # Arrow refused one of them (its number of fields): all in Python
         eligible[:] = False
         read = record_schema(layout.names).empty_table()
     rest = [s for s, ok in zip(spans, eligible, strict=True) if not ok] + undecodable
-    if not read.num_rows:
-        return pa.Table.from_batches(
-            [_special_records(data, lines, rest, first_line_number, layout)]
-        )
     if not rest:
         return read
     others = pa.Table.from_batches([_special_records(data, lines, rest, first_line_number, layout)])
+    if not read.num_rows:  # `rest` is every record, in order
+        return others
     positions = np.arange(len(spans) + len(undecodable))
     order = np.argsort(np.concatenate((positions[: len(spans)][eligible],
                                        positions[: len(spans)][~eligible],
@@ -155,15 +154,18 @@ def _slices(data: bytes, begins: NDArray[np.int64], ends: NDArray[np.int64]) -> 
 
 
 def _readable_quoted(
-    data: bytes, lines: LineIndex, spans: list[RecordSpan], bad_encoding: NDArray[np.bool_]
+    data: bytes,
+    lines: LineIndex,
+    spans: list[RecordSpan],
+    first: NDArray[np.int64],
+    last: NDArray[np.int64],
+    bad_encoding: NDArray[np.bool_],
 ) -> NDArray[np.bool_]:
     """Which quote-bearing records Arrow's reader splits as `split_fields` does: well-formed
     (no quoting error), UTF-8, no leading BOM, and no CR but those right before an LF (Arrow
     ends a row at a CR outside quotes; inside them it keeps CR LF as content, as we do)."""
     if not spans:
         return np.zeros(0, dtype=bool)
-    first = np.array([span.first_line for span in spans], dtype=np.int64)
-    last = np.array([span.last_line for span in spans], dtype=np.int64)
     well_formed = np.array([span.error is None for span in spans], dtype=bool)
     begins, ends = lines.starts[first], lines.ends[last]
     bad_before = np.concatenate(([0], np.cumsum(bad_encoding)))
@@ -182,17 +184,16 @@ def _readable_quoted(
 def _read_quoted(
     data: bytes,
     lines: LineIndex,
-    spans: list[RecordSpan],
+    first: NDArray[np.int64],
+    last: NDArray[np.int64],
     first_line_number: int,
     layout: HeaderLayout,
 ) -> pa.Table | None:
     """Well-formed quoted records by Arrow's CSV reader (quoting on, every field text, an
     empty field an empty string), with their raw text; None when Arrow refuses one (a
     record without one field per column, which `split_fields` then keeps whole)."""
-    if not spans:
+    if not len(first):
         return record_schema(layout.names).empty_table()
-    first = np.array([span.first_line for span in spans], dtype=np.int64)
-    last = np.array([span.last_line for span in spans], dtype=np.int64)
     begins, ends = lines.starts[first], lines.ends[last]
     view = memoryview(data)
     text = b"".join(
@@ -211,13 +212,13 @@ def _read_quoted(
     fields = _arrow_fields(
         text, layout.field_count, int((ends - begins).max()), refuse, quoted=True
     )
-    if refused or fields.num_rows != len(spans):
+    if refused or fields.num_rows != len(first):
         return None
     buffer = np.frombuffer(data, dtype=np.uint8)
     # The raw text, as `_parse_record` keeps it: without the CR of a CR LF line end.
     text_ends = ends - ((ends > begins) & (buffer[np.maximum(ends - 1, 0)] == CARRIAGE_RETURN))
     line_numbers = pa.array(first + first_line_number, pa.int64())
-    size = len(spans)
+    size = len(first)
     return pa.Table.from_arrays(
         [
             line_numbers,
