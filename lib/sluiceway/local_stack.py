@@ -185,11 +185,20 @@ def weed_binary() -> str:
     return found
 
 
-@contextmanager
-def _seaweedfs(data: Path, s3_port: int) -> Iterator[str]:
-    data.mkdir(parents=True, exist_ok=True)
+# Every bucket is a SeaweedFS collection with volumes of its own. Left at 0, `weed mini`
+# counts its volume slots as free disk over volume size (1 GiB): 11 slots with 11 GiB free,
+# and the twelfth bucket of a test run is refused every write (InternalError, "no free
+# volumes left"). Volumes are not preallocated, so many small ones cost nothing up front.
+WEED_VOLUME_SLOTS = 1000
+WEED_VOLUME_SIZE_MB = 64
+
+
+def seaweedfs_command(
+    data: Path, s3_port: int, access_key: str = ACCESS_KEY, secret_key: str = SECRET_KEY
+) -> list[str]:
+    """`weed mini` on 127.0.0.1 with every port free, one identity and a fixed number of volume
+    slots; writes the identity file into `data`."""
     master, volume, filer, admin = free_ports(4)
-    s3_port = s3_port or free_ports(1)[0]
     # One identity: without it weed accepts any signature, and AWS does not.
     identities = data / "s3.json"
     identities.write_text(
@@ -197,15 +206,15 @@ def _seaweedfs(data: Path, s3_port: int) -> Iterator[str]:
             {
                 "identities": [
                     {
-                        "name": ACCESS_KEY,
-                        "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
+                        "name": access_key,
+                        "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
                         "actions": ["Admin", "Read", "Write", "List", "Tagging"],
                     }
                 ]
             }
         )
     )
-    command = [
+    return [
         weed_binary(),
         "mini",
         f"-dir={data}",
@@ -213,7 +222,9 @@ def _seaweedfs(data: Path, s3_port: int) -> Iterator[str]:
         "-ip.bind=127.0.0.1",
         "-master.telemetry=false",
         f"-master.port={master}",
+        f"-master.volumeSizeLimitMB={WEED_VOLUME_SIZE_MB}",
         f"-volume.port={volume}",
+        f"-volume.max={WEED_VOLUME_SLOTS}",
         f"-filer.port={filer}",
         f"-s3.port={s3_port}",
         f"-admin.port={admin}",
@@ -223,6 +234,13 @@ def _seaweedfs(data: Path, s3_port: int) -> Iterator[str]:
         "-s3.port.lance=0",
         f"-s3.config={identities}",
     ]
+
+
+@contextmanager
+def _seaweedfs(data: Path, s3_port: int) -> Iterator[str]:
+    data.mkdir(parents=True, exist_ok=True)
+    s3_port = s3_port or free_ports(1)[0]
+    command = seaweedfs_command(data, s3_port)
     url = f"http://127.0.0.1:{s3_port}"
     with _server(command, data / "weed.log", cwd=data) as process:
         _wait_until(lambda: _s3_answers(url), process, "SeaweedFS (weed mini)", data / "weed.log")
