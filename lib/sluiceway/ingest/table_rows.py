@@ -49,12 +49,17 @@ def to_transactions(validated: pa.Table, lineage: Lineage) -> pa.Table:
 
     Blank optional fields become null; amount and event time are the typed values.
     """
-    accepted = validated.filter(accepted_mask(validated))
     feed = lineage.feed
     typed = {column.name for column in feed.typed_columns}
+    names = [
+        column.name + VALUE_SUFFIX if column.name in typed else column.name
+        for column in feed.columns
+    ]
+    lineage_columns = ["line_number", "last_line_number", RESCUED_COLUMN, "warnings"]
+    # Only the columns the table keeps go through the filter (not raw text, details, ...).
+    accepted = validated.select(names + lineage_columns).filter(accepted_mask(validated))
     arrays: list[pa.Array | pa.ChunkedArray] = []
-    for column in feed.columns:
-        name = column.name + VALUE_SUFFIX if column.name in typed else column.name
+    for column, name in zip(feed.columns, names, strict=True):
         values = accepted.column(name)
         if not column.required and column.name not in typed:
             values = values.combine_chunks()

@@ -115,7 +115,7 @@ def _write_ids(validated: pa.Table, location: str, attempt: str, key: str) -> Fi
     """The (id, line) pairs of the records whose id (the feed's key) could be read, as an
     Arrow IPC file."""
     readable = pa.array(readable_ids(validated, key))
-    pairs = validated.filter(readable).select([key, "line_number"])
+    pairs = validated.select([key, "line_number"]).filter(readable)
     ids = pairs.rename_columns(IDS_SCHEMA.names).cast(IDS_SCHEMA)
     filesystem, root = resolve(location)
     filesystem.create_dir(root, recursive=True)
