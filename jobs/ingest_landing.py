@@ -20,14 +20,14 @@ from sluiceway.orchestration.metrics import (
     publish_safely,
 )
 from sluiceway.orchestration.outcome import record_outcome
-from sluiceway.pipeline import ingest, run_step, start_spark
+from sluiceway.pipeline import ingest, run_step, start_spark_reading
 
 
 def ingest_landing(argv: Sequence[str]) -> int:
     """Parse Glue-style arguments, build the session, ingest; the exit code says how it went."""
     args = IngestArgs.parse(argv, os.environ)
-    spark = start_spark("ingest", args.settings)
-    result = ingest(spark, args)
+    spark, scanner = start_spark_reading("ingest", args)
+    result = ingest(spark, args, scanner=scanner)
     completed_at = datetime.now(UTC)
     publish_safely(
         args.settings,

@@ -339,8 +339,8 @@ def _ingest(args: argparse.Namespace) -> int:
 
 
 def _ingest_with(request: IngestArgs, progress: Progress) -> IngestResult:
-    spark = pipeline.start_spark("ingest", request.settings, progress)
-    result = pipeline.ingest(spark, request, progress)
+    spark, scanner = pipeline.start_spark_reading("ingest", request, progress)
+    result = pipeline.ingest(spark, request, progress, scanner)
     progress.finish()
     return result
 
@@ -624,8 +624,8 @@ def _run(args: argparse.Namespace) -> int:
         if not result.exit_code:
             progress(f"processing the accepted records of {result.ingest_id}")
 
-    spark = pipeline.start_spark("run", request.landing.settings, progress)
-    result = pipeline.ingest_then_process(spark, request, ingested, progress)
+    spark, scanner = pipeline.start_spark_reading("run", request.landing, progress)
+    result = pipeline.ingest_then_process(spark, request, ingested, progress, scanner)
     progress.finish()
     if result.processed:
         _print_process_result(result.processed)

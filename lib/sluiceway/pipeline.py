@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
     from sluiceway.generate import Manifest
     from sluiceway.ingest import IngestResult
+    from sluiceway.ingest.landing import LandingScanner
     from sluiceway.job_arguments import IngestArgs, MaintainArgs, ProcessArgs, RunArgs, StreamArgs
     from sluiceway.maintenance import TableMaintenance
     from sluiceway.processing import ProcessResult
@@ -51,23 +52,52 @@ def run_step(program: str, step: Callable[[], int]) -> int:
 
 def start_spark(job: str, settings: Settings, progress: Progress | None = None) -> SparkSession:
     """The job's logs, a usable warehouse, then the session (Spark start takes seconds)."""
+    _prepare(job, settings)
+    return _session(job, settings, progress)
+
+
+def _prepare(job: str, settings: Settings) -> None:
     from sluiceway.logs import configure_logging
-    from sluiceway.spark import build_session
     from sluiceway.warehouse import check_warehouse
 
     configure_logging(
         job, settings.log_level, log_format=settings.log_format, log_file=settings.log_file
     )
     check_warehouse(settings)
+
+
+def _session(job: str, settings: Settings, progress: Progress | None) -> SparkSession:
+    from sluiceway.spark import build_session
+
     if progress:
         progress(f"starting Spark ({settings.profile} profile, warehouse {settings.warehouse})")
     return build_session(settings, app_name=f"sluiceway-{job}")
 
 
+def start_spark_reading(
+    job: str, request: IngestArgs, progress: Progress | None = None
+) -> tuple[SparkSession, LandingScanner]:
+    """As `start_spark`, for an ingest: the landing file's scan starts first, so its threads
+    hash the file and plan its chunks while the JVM starts. Pass the scanner to `ingest`."""
+    from sluiceway.ingest import open_landing
+
+    _prepare(job, request.settings)
+    scanner = open_landing(request.settings, request.source, request.source_version)
+    try:
+        return _session(job, request.settings, progress), scanner
+    except BaseException:
+        scanner.close()
+        raise
+
+
 def ingest(
-    spark: SparkSession, request: IngestArgs, progress: Progress | None = None
+    spark: SparkSession,
+    request: IngestArgs,
+    progress: Progress | None = None,
+    scanner: LandingScanner | None = None,
 ) -> IngestResult:
-    """Ingest one landing file (jobs/ingest_landing.py, `sluiceway ingest`)."""
+    """Ingest one landing file (jobs/ingest_landing.py, `sluiceway ingest`); `scanner`: its
+    scan, if `start_spark_reading` started it."""
     from sluiceway.ingest import ingest_file
 
     return ingest_file(
@@ -78,6 +108,7 @@ def ingest(
         request.source_version,
         progress=progress,
         policy=request.file_policy,
+        scanner=scanner,
     )
 
 
@@ -117,6 +148,7 @@ def ingest_then_process(
     request: RunArgs,
     on_ingested: Callable[[IngestResult], None],
     progress: Progress | None = None,
+    scanner: LandingScanner | None = None,
 ) -> RunResult:
     """What the state machine does, in one process: ingest, then process that ingest's records.
 
@@ -124,7 +156,7 @@ def ingest_then_process(
     """
     from sluiceway.processing import process_records
 
-    ingested = ingest(spark, request.landing, progress)
+    ingested = ingest(spark, request.landing, progress, scanner)
     on_ingested(ingested)
     if ingested.exit_code:
         return RunResult(ingested, None)

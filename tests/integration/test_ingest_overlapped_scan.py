@@ -1,5 +1,6 @@
 """Tasks start while the driver still plans chunks (issue 19, item 2): the same tables as a
-run whose plan was complete first, the ledger row before any task, and a skip writes nothing."""
+run whose plan was complete first, the ledger row before any task, and a skip writes nothing.
+The command starts the scan before Spark, so hashing and planning overlap the JVM's start."""
 
 from __future__ import annotations
 
@@ -10,8 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from sluiceway import ingest as ingest_package
+from sluiceway import pipeline
 from sluiceway.generate import generate_landing_file
-from sluiceway.ingest import ingest_file, landing, stage
+from sluiceway.ingest import ingest_file, landing, open_landing, stage
+from sluiceway.job_arguments import IngestArgs
 from sluiceway.statuses import COMPLETED, SKIPPED, STARTED
 from sluiceway.tables import INGEST_LEDGER, REJECTED_RECORDS, TRANSACTIONS
 
@@ -113,3 +117,62 @@ def test_an_already_ingested_file_stops_the_planner_and_writes_nothing(
     assert len(slow_planner) == rounds_before, "a skipped ingest ran tasks"
     assert sorted(str(path) for path in data.rglob("*.parquet")) == files_before
     assert threading.active_count() <= threads_before, "the planner thread was left running"
+
+
+def test_the_command_starts_the_scan_before_spark_and_the_ingest_uses_it(
+    spark, isolated_settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    landing_file = tmp_path / "landing.csv.gz"
+    manifest = generate_landing_file(landing_file, 5_000, seed=21, compress=True)
+    steps: list[str] = []
+    opened: list[landing.LandingScanner] = []
+
+    def scan_opened(*args):  # type: ignore[no-untyped-def]
+        scanner = open_landing(*args)
+        steps.append("scan")
+        opened.append(scanner)
+        return scanner
+
+    def session(job, settings, progress):  # type: ignore[no-untyped-def]
+        opened[0].identity()  # the file is read whole while "Spark starts"
+        steps.append("spark")
+        return spark
+
+    monkeypatch.setattr(pipeline, "_prepare", lambda job, settings: steps.append("prepare"))
+    monkeypatch.setattr(ingest_package, "open_landing", scan_opened)
+    monkeypatch.setattr(pipeline, "_session", session)
+    request = IngestArgs(str(landing_file), None, None, isolated_settings)
+    session_, scanner = pipeline.start_spark_reading("ingest", request)
+    assert steps == ["prepare", "scan", "spark"]
+    result = pipeline.ingest(session_, request, scanner=scanner)
+    assert result.status == COMPLETED, result.message
+    assert result.accepted + result.rejected == manifest.records
+    assert not any(thread.is_alive() for thread in scanner.threads)
+    staged = Path(isolated_settings.staging_location())
+    assert not list(staged.rglob("*.csv")), "the unpacked copy of the gzip file was left"
+
+
+def test_a_spark_that_fails_to_start_leaves_no_scan_running(
+    isolated_settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    landing_file = tmp_path / "landing.csv.gz"
+    generate_landing_file(landing_file, 5_000, seed=22, compress=True)
+    opened: list[landing.LandingScanner] = []
+
+    def scan_opened(*args):  # type: ignore[no-untyped-def]
+        opened.append(open_landing(*args))
+        return opened[-1]
+
+    def no_session(job, settings, progress):  # type: ignore[no-untyped-def]
+        opened[0].identity()
+        raise RuntimeError("Java gateway process exited before sending its port number")
+
+    monkeypatch.setattr(pipeline, "_prepare", lambda job, settings: None)
+    monkeypatch.setattr(ingest_package, "open_landing", scan_opened)
+    monkeypatch.setattr(pipeline, "_session", no_session)
+    request = IngestArgs(str(landing_file), None, None, isolated_settings)
+    with pytest.raises(RuntimeError, match="Java gateway"):
+        pipeline.start_spark_reading("ingest", request)
+    assert not any(thread.is_alive() for thread in opened[0].threads)
+    staged = Path(isolated_settings.staging_location())
+    assert not list(staged.rglob("*.csv")), "the unpacked copy of the gzip file was left"

@@ -1,6 +1,6 @@
 """Landing file -> validated Iceberg tables: read, validate, write, reconcile.
 
-`ingest_file` and `IngestResult` are imported on first use, so the Spark-free parts
+`ingest_file`, `open_landing` and `IngestResult` are imported on first use, so the Spark-free parts
 (`sluiceway check`, the tokenizer, the Arrow rules) import without pyspark installed.
 """
 
@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from sluiceway.ingest.run import IngestResult, ingest_file
+    from sluiceway.ingest.run import IngestResult, ingest_file, open_landing
 
-__all__ = ["IngestResult", "ingest_file"]
+__all__ = ["IngestResult", "ingest_file", "open_landing"]
 
 
 def __getattr__(name: str) -> Any:

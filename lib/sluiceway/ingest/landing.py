@@ -17,6 +17,7 @@ import itertools
 import os
 import queue
 import threading
+import time
 import uuid
 import zlib
 from collections.abc import Callable, Iterator, Sequence
@@ -261,6 +262,7 @@ class LandingScanner:
     ) -> None:
         self.source = source
         self.version = version
+        self.opened = time.monotonic()  # the read's clock: it may begin before the ingest
         self.matching = matching
         self.unknown_columns = unknown_columns
         self.columns = columns

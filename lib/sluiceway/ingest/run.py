@@ -83,6 +83,29 @@ def ingest_id_for(sha256: str) -> str:
     return f"ing_{sha256[:20]}"
 
 
+def open_landing(
+    settings: Settings, source: str, source_version: str | None = None
+) -> LandingScanner:
+    """Start the landing file's scan: its threads hash the file, match its header and plan
+    its chunks while the caller goes on (starting Spark takes as long as hashing 1 GB).
+
+    The identity (sha256 of the whole file, header, gzip) comes first and is all the lease and
+    the ledger need; chunks are handed to the tasks as they are planned
+    (`stage.write_and_stage`). Without a version from the event, the current one is pinned:
+    driver and executors then read the same bytes even if the object is overwritten mid-run,
+    and the ledger says which.
+    """
+    return LandingScanner(
+        source,
+        settings.parse_chunk_mb * 1024 * 1024,
+        settings.staging_location(),
+        settings.max_record_bytes,
+        source_version or resolve_version(source),
+        *settings.header_reading(),
+        settings.feed_contract().columns,
+    )
+
+
 def ingest_file(
     spark: SparkSession,
     settings: Settings,
@@ -91,40 +114,29 @@ def ingest_file(
     source_version: str | None = None,
     progress: Callable[[str], None] | None = None,
     policy: FilePolicy | None = None,
+    scanner: LandingScanner | None = None,
 ) -> IngestResult:
     """Ingest one landing file into transactions / rejected_records / ingest_ledger.
 
     Whole-file problems (no or wrong header, broken gzip, a malformed manifest) raise
     LandingFileError before anything is written; a file that breaks `policy` (judged on the
     staged figures) is `refused`, publishing nothing. The writes happen under the
-    namespace's writer lease, so no other run can remove or double them.
+    namespace's writer lease, so no other run can remove or double them. `scanner`: the
+    file's scan, if the caller started it (`open_landing`); this ingest closes it.
     """
     say = progress or (lambda _message: None)
+    source_file = canonical_source(source)
     clock = time.monotonic()
     started_at = datetime.now(UTC)
-    source_file = canonical_source(source)
-    # Without a version from the event, pin the current one: driver and executors then read
-    # the same bytes even if the object is overwritten mid-run, and the ledger says which.
-    source_version = source_version or resolve_version(source)
-    # The scan goes on in its threads: the identity (sha256 of the whole file, header, gzip)
-    # comes first and is all the lease and the ledger need; chunks are handed to the tasks as
-    # they are planned (`LandingScanner`, `stage.write_and_stage`).
-    scanner = LandingScanner(
-        source,
-        settings.parse_chunk_mb * 1024 * 1024,
-        settings.staging_location(),
-        settings.max_record_bytes,
-        source_version,
-        *settings.header_reading(),
-        settings.feed_contract().columns,
-    )
+    scanner = scanner or open_landing(settings, source, source_version)
+    source_version = scanner.version
     try:
         identity = scanner.identity()
         checked_manifest = read_manifest(manifest or manifest_location(source))
         ingest_id = ingest_id_for(identity.sha256)
         say(
             f"read {source_file}: {identity.file_bytes / 1e6:.1f} MB in "
-            f"{time.monotonic() - clock:.1f} s, sha256 {identity.sha256[:12]}"
+            f"{time.monotonic() - scanner.opened:.1f} s, sha256 {identity.sha256[:12]}"
         )
         log_event(LOGGER, "landing file read", ingest_id=ingest_id, file_bytes=identity.file_bytes)
         with writer_lease(settings, "ingest") as fence:
