@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.pandas.types import from_arrow_schema
 
 from sluiceway.commits import TableCommits
@@ -59,12 +59,6 @@ class StagedIngest:
     files: tuple[FileFigures, ...]
     transactions_snapshot: int | None
     rejected_snapshot: int | None
-
-
-CHUNK_SCHEMA = (
-    "chunk bigint, path string, start bigint, end bigint, first_line_number bigint, "
-    "version string, cr_line_ends boolean"
-)
 
 
 def write_and_stage(
@@ -204,17 +198,26 @@ def _collect_files(
     spark: SparkSession, plan: ChunkPlan, chunks: dict[int, LandingChunk]
 ) -> dict[int, list[FileFigures]]:
     """One Spark job, one task per chunk; the files each chunk's task wrote."""
-    rows = [(index, *dataclasses.astuple(chunk)) for index, chunk in chunks.items()]
-    # One slice per chunk, so every chunk is its own task and every core works.
-    slices = spark.sparkContext.parallelize(rows, max(len(rows), 1))
-    frame = spark.createDataFrame(slices, CHUNK_SCHEMA)
-    output = frame.mapInArrow(task_function(plan), from_arrow_schema(TASK_OUTPUT_SCHEMA))
-    written = output.collect()
+    written = chunk_tasks(spark, plan, list(chunks.items())).collect()
     files: dict[int, list[FileFigures]] = {index: [] for index in chunks}
     for row in written:
         if row.file:
             files[row.chunk].append(figures_from_json(row.file))
     return files
+
+
+def chunk_tasks(
+    spark: SparkSession, plan: ChunkPlan, chunks: list[tuple[int, LandingChunk]]
+) -> DataFrame:
+    """The chunks' tasks as a DataFrame of the files they write: one partition per chunk, so
+    every chunk is its own task and every core works.
+
+    Its input is a JVM range of positions in `chunks`, not rows sent from Python: a Python
+    RDD would need a Python worker of its own in every task, beside the one running
+    `write_chunk`, and a second worker daemon to start (0.5 s before the first tasks).
+    """
+    positions = spark.range(0, len(chunks), 1, max(len(chunks), 1))
+    return positions.mapInArrow(task_function(plan, chunks), from_arrow_schema(TASK_OUTPUT_SCHEMA))
 
 
 def _chunks_with_lines(

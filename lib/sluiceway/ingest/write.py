@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -322,15 +322,17 @@ def _rejected_figures(rows: pa.Table) -> dict[str, object]:
 
 
 def task_function(
-    plan: ChunkPlan,
+    plan: ChunkPlan, chunks: Sequence[tuple[int, LandingChunk]]
 ) -> Callable[[Iterable[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
-    """The `mapInArrow` function: each input row is a chunk; one output row per file written."""
+    """The `mapInArrow` function over `spark.range(len(chunks))`: each input value is a
+    position in `chunks` (index and chunk travel with the function); one output row per file
+    written."""
 
     def run(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
-            for row in batch.to_pylist():
-                index = row.pop("chunk")
-                files = write_chunk(LandingChunk(**row), index, plan)
+            for position in batch.column(0).to_pylist():
+                index, chunk = chunks[position]
+                files = write_chunk(chunk, index, plan)
                 yield pa.RecordBatch.from_pylist(
                     [{"chunk": index, "file": json.dumps(figures.__dict__)} for figures in files]
                     or [{"chunk": index, "file": None}],
