@@ -6,7 +6,7 @@ import pyarrow as pa
 import pytest
 
 from sluiceway import contract as c
-from sluiceway.ingest.duplicates import duplicates_in_file, id_hashes, ids_in
+from sluiceway.ingest.duplicates import duplicates_in_file, id_hashes, ids_in, repeated_hashes
 from sluiceway.ingest.write import whole_file_reasons
 
 pytestmark = pytest.mark.unit
@@ -138,3 +138,12 @@ def test_known_ids_are_found_exactly_among_millions():
     file_ids = pa.array([f"TX{n:011d}" for n in file_numbers])
     found = ids_in(file_ids, id_hashes(file_ids), pa.chunked_array([known]))
     assert np.flatnonzero(found).tolist() == list(range(100_000, 100_050))
+
+
+def test_repeated_hashes_are_found_in_either_half_of_the_split_sort():
+    top = 1 << 63
+    hashes = np.array([5, top | 5, 7, top | 9, 5, top | 9, 0, top, top], np.uint64)
+    assert repeated_hashes(hashes).tolist() == [
+        True, False, False, True, True, True, False, True, True
+    ]  # fmt: skip
+    assert not repeated_hashes(np.array([1, top | 1, 2], np.uint64)).any()
