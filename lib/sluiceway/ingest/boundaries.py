@@ -59,6 +59,14 @@ def line_index(data: bytes) -> LineIndex:
     return LineIndex(starts.astype(np.int64), ends.astype(np.int64), len(newlines))
 
 
+def carriage_returns(data: bytes) -> NDArray[np.int64]:
+    """The offsets of every CR in `data`. Most files have none, and one memchr pass over a
+    16 MB chunk (~1 ms) says so, where comparing every byte costs ~8 ms."""
+    if data.find(b"\r") < 0:
+        return np.empty(0, np.int64)
+    return np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == CARRIAGE_RETURN)
+
+
 def starts_with_bom(
     buffer: NDArray[np.uint8], starts: NDArray[np.int64], ends: NDArray[np.int64]
 ) -> NDArray[np.bool_]:

@@ -36,6 +36,7 @@ from sluiceway.ingest.boundaries import (
     NEWLINE,
     LineIndex,
     RecordSpan,
+    carriage_returns,
     line_index,
     quoted_records,
     starts_with_bom,
@@ -171,7 +172,7 @@ def _readable_quoted(
     bad_before = np.concatenate(([0], np.cumsum(bad_encoding)))
     decodable = bad_before[last + 1] == bad_before[first]
     buffer = np.frombuffer(data, dtype=np.uint8)
-    returns = np.flatnonzero(buffer == CARRIAGE_RETURN)
+    returns = carriage_returns(data)
     following = np.minimum(returns + 1, len(buffer) - 1)
     lone = returns[(returns + 1 >= len(buffer)) | (buffer[following] != NEWLINE)]
     no_lone_return = np.searchsorted(lone, ends) == np.searchsorted(lone, begins)
@@ -295,7 +296,7 @@ def _plain_records(
     order, then the incomplete ones."""
     buffer = np.frombuffer(data, dtype=np.uint8)
     marked = starts_with_bom(buffer, lines.starts[selected], lines.ends[selected])
-    readable = _readable_by_arrow(buffer, lines, selected, marked)
+    readable = _readable_by_arrow(buffer, carriage_returns(data), lines, selected, marked)
     read, refused = _read_records(data, lines, selected[readable], marked[readable], layout)
     rest = np.sort(np.concatenate((selected[~readable], refused)))
     if not len(rest):
@@ -312,6 +313,7 @@ def _plain_records(
 
 def _readable_by_arrow(
     buffer: NDArray[np.uint8],
+    returns: NDArray[np.int64],
     lines: LineIndex,
     selected: NDArray[np.int64],
     marked: NDArray[np.bool_],
@@ -320,15 +322,15 @@ def _readable_by_arrow(
     Not: a blank line (Arrow reads a row of empty strings, we one empty field), a line with
     a CR other than one right before the LF (Arrow ends a line at any CR), and a second BOM
     after the line's own (Arrow drops one at the start of its input, we keep it as content).
+    `returns`: the offsets of the buffer's CRs.
     """
     starts, ends = lines.starts[selected], lines.ends[selected]
-    returns = np.flatnonzero(buffer == CARRIAGE_RETURN)
-    carriage_returns = np.searchsorted(returns, ends) - np.searchsorted(returns, starts)
+    in_line = np.searchsorted(returns, ends) - np.searchsorted(returns, starts)
     ends_in_cr = (ends > starts) & (buffer[np.maximum(ends - 1, 0)] == CARRIAGE_RETURN)
     content = starts + len(BOM) * marked
     readable: NDArray[np.bool_] = (
         (ends - ends_in_cr > content)
-        & (carriage_returns == ends_in_cr)
+        & (in_line == ends_in_cr)
         & ~starts_with_bom(buffer, content, ends)
     )
     return readable
