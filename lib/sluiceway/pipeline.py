@@ -28,6 +28,9 @@ if TYPE_CHECKING:
     from sluiceway.stream import StreamSummary
 
 Progress = Callable[[str], None]
+# The job whose driver JVM only ingests a file (`sluiceway ingest`, jobs/ingest_landing.py):
+# its session gets the quick JIT (spark.QUICK_JIT); `sluiceway run` also processes, and not.
+INGEST_JOB = "ingest"
 
 # `sluiceway demo`: a small file with a few defects of every kind, then transactions by status.
 DEMO_SEED = 7
@@ -71,7 +74,7 @@ def _session(job: str, settings: Settings, progress: Progress | None) -> SparkSe
 
     if progress:
         progress(f"starting Spark ({settings.profile} profile, warehouse {settings.warehouse})")
-    return build_session(settings, app_name=f"sluiceway-{job}")
+    return build_session(settings, app_name=f"sluiceway-{job}", quick_jit=job == INGEST_JOB)
 
 
 def start_spark_reading(
