@@ -37,6 +37,7 @@ from sluiceway.ingest.reconcile import read_manifest
 from sluiceway.ingest.recover import finish_interrupted_ingests
 from sluiceway.ingest.source import resolve_version
 from sluiceway.ingest.stage import StagedIngest, delete_files, write_and_stage
+from sluiceway.ingest.warm_up import workers_warming
 from sluiceway.job_runs import INGEST_STEP, JobRun, record_job_run, spark_workers
 from sluiceway.lease import writer_lease
 from sluiceway.locations import canonical_source, manifest_location
@@ -131,54 +132,59 @@ def ingest_file(
     scanner = scanner or open_landing(settings, source, source_version)
     source_version = scanner.version
     try:
-        identity = scanner.identity()
-        checked_manifest = read_manifest(manifest or manifest_location(source))
-        ingest_id = ingest_id_for(identity.sha256)
-        say(
-            f"read {source_file}: {identity.file_bytes / 1e6:.1f} MB in "
-            f"{time.monotonic() - scanner.opened:.1f} s, sha256 {identity.sha256[:12]}"
-        )
-        log_event(LOGGER, "landing file read", ingest_id=ingest_id, file_bytes=identity.file_bytes)
-        with writer_lease(settings, "ingest") as fence:
-            ensure_tables(spark, settings, INGEST_TABLES)
-            commits = TableCommits(spark, settings, fence)
-            commits.observe(INGEST_TABLES)
-            finish_interrupted_ingests(commits, say)
-            previous = ledger.find_entry(spark, settings, ingest_id)
-            if previous is not None and previous.status == COMPLETED:
-                return _already_ingested(previous, ingest_id, source_file)
-            if previous is not None:
-                say(
-                    f"an earlier attempt of {ingest_id} ended {previous.status} and published "
-                    "nothing: ingesting it again"
-                )
-            entry = ledger.LedgerEntry(
-                ingest_id=ingest_id,
-                source_file=source_file,
-                sha256=identity.sha256,
-                status=STARTED,
-                started_at=started_at,
-                source_version=source_version,
-                file_bytes=identity.file_bytes,
-                rule_version=settings.feed_contract().rule_version,
+        with workers_warming(spark):
+            identity = scanner.identity()
+            checked_manifest = read_manifest(manifest or manifest_location(source))
+            ingest_id = ingest_id_for(identity.sha256)
+            say(
+                f"read {source_file}: {identity.file_bytes / 1e6:.1f} MB in "
+                f"{time.monotonic() - scanner.opened:.1f} s, sha256 {identity.sha256[:12]}"
             )
-            ledger.record(commits, entry)
-            failpoints.reach(settings, "after_ledger_started")
-            staged = write_and_stage(spark, settings, commits, scanner, ingest_id, source_file, say)
-            failpoints.reach(settings, "after_staged")
-            judged_by = policy or feed_policy(settings.feed_contract())
-            audited = audit(staged, checked_manifest, judged_by, source_file)
-            result = publish_or_discard(commits, entry, staged, audited, clock, say)
-            record_job_run(
-                commits,
-                JobRun(
-                    INGEST_STEP, (ingest_id,), settings.profile, spark_workers(spark),
-                    result.lines_read, started_at,
-                    started_at + timedelta(seconds=result.duration_seconds),
-                    result.duration_seconds,
-                ),
-            )  # fmt: skip
-            return result
+            log_event(
+                LOGGER, "landing file read", ingest_id=ingest_id, file_bytes=identity.file_bytes
+            )
+            with writer_lease(settings, "ingest") as fence:
+                ensure_tables(spark, settings, INGEST_TABLES)
+                commits = TableCommits(spark, settings, fence)
+                commits.observe(INGEST_TABLES)
+                finish_interrupted_ingests(commits, say)
+                previous = ledger.find_entry(spark, settings, ingest_id)
+                if previous is not None and previous.status == COMPLETED:
+                    return _already_ingested(previous, ingest_id, source_file)
+                if previous is not None:
+                    say(
+                        f"an earlier attempt of {ingest_id} ended {previous.status} and published "
+                        "nothing: ingesting it again"
+                    )
+                entry = ledger.LedgerEntry(
+                    ingest_id=ingest_id,
+                    source_file=source_file,
+                    sha256=identity.sha256,
+                    status=STARTED,
+                    started_at=started_at,
+                    source_version=source_version,
+                    file_bytes=identity.file_bytes,
+                    rule_version=settings.feed_contract().rule_version,
+                )
+                ledger.record(commits, entry)
+                failpoints.reach(settings, "after_ledger_started")
+                staged = write_and_stage(
+                    spark, settings, commits, scanner, ingest_id, source_file, say
+                )
+                failpoints.reach(settings, "after_staged")
+                judged_by = policy or feed_policy(settings.feed_contract())
+                audited = audit(staged, checked_manifest, judged_by, source_file)
+                result = publish_or_discard(commits, entry, staged, audited, clock, say)
+                record_job_run(
+                    commits,
+                    JobRun(
+                        INGEST_STEP, (ingest_id,), settings.profile, spark_workers(spark),
+                        result.lines_read, started_at,
+                        started_at + timedelta(seconds=result.duration_seconds),
+                        result.duration_seconds,
+                    ),
+                )  # fmt: skip
+                return result
     finally:
         scanner.close()  # stops the planner if the ingest ended early; removes a staged copy
 
