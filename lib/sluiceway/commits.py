@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 from sluiceway.iceberg_files import (
     WrittenFile,
     data_file,
+    data_files,
     iceberg_table,
     jvm,
     read_columns,
@@ -77,8 +78,8 @@ class TableCommits:
         table = iceberg_table(self.spark, self.settings, name)
         table.refresh()
         append = table.newAppend()
-        for written in files:
-            append.appendFile(data_file(self.spark, table, written))
+        for described in data_files(self.spark, table, files):
+            append.appendFile(described)
         return self._stage(table, append, properties)
 
     def append(self, name: str, files: list[WrittenFile], properties: dict[str, str]) -> None:

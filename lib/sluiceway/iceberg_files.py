@@ -9,6 +9,7 @@ files of a lost attempt are orphans that `sluiceway maintain` removes.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 EPOCH = date(1970, 1, 1)
 MICROS_PER_DAY = 86_400 * 1_000_000
 FIELD_ID = b"PARQUET:field_id"
+FOOTER_THREADS = 4  # footer reads at once (`data_files`): JVM calls that wait on I/O too
 
 
 @dataclass(frozen=True)
@@ -170,6 +172,16 @@ def read_columns(paths: list[str], schema: pa.Schema) -> pa.Table:
         rows = pq.read_table(local, columns=schema.names, filesystem=filesystem)
         tables.append(rows.cast(schema))
     return pa.concat_tables(tables)
+
+
+def data_files(spark: SparkSession, table: Any, written: list[WrittenFile]) -> list[Any]:
+    """`data_file` of each written file, in order, the footers read by the JVM from a few
+    threads at once: one at a time, a 64-chunk ingest's 64 files took 1.45 s of its 1.55 s
+    staging (py4j round trips and a footer read each, on one core)."""
+    if len(written) <= 1:
+        return [data_file(spark, table, file) for file in written]
+    with ThreadPoolExecutor(FOOTER_THREADS, thread_name_prefix="footers") as pool:
+        return list(pool.map(lambda file: data_file(spark, table, file), written))
 
 
 def data_file(spark: SparkSession, table: Any, written: WrittenFile) -> Any:

@@ -13,7 +13,14 @@ import pyarrow as pa
 import pytest
 
 from sluiceway.commits import COMMIT_PROPERTY, LEASE_TOKEN_PROPERTY, TableCommits
-from sluiceway.iceberg_files import data_file, iceberg_table, write_by_day, write_target
+from sluiceway.iceberg_files import (
+    data_file,
+    data_files,
+    iceberg_table,
+    without_file_scheme,
+    write_by_day,
+    write_target,
+)
 from sluiceway.ingest import ledger
 from sluiceway.ingest.publish import stage_files
 from sluiceway.lease import LeaseLostError, lease_file, writer_lease
@@ -160,3 +167,29 @@ def test_an_interrupted_publication_is_rolled_forward_once_even_after_main_moved
     assert main_rows(spark, settings) == 4
     found = ledger.find_entry(spark, settings, "ing_r")
     assert found is not None and found.status == "completed"
+
+
+def test_footers_read_together_describe_each_file_as_one_read_alone(spark, isolated_settings):
+    """`data_files` reads footers from several threads: the same DataFiles, in input order."""
+    settings = isolated_settings
+    ensure_tables(spark, settings, (TRANSACTIONS,))
+    table = iceberg_table(spark, settings, TRANSACTIONS)
+    written = [file for name in "abcdefgh" for file in transaction_files(spark, settings, name)]
+
+    def described(files: list) -> list[tuple]:
+        return [
+            (
+                str(file.path()),
+                file.recordCount(),
+                str(file.partition()),
+                dict(file.lowerBounds()),
+                dict(file.upperBounds()),
+            )
+            for file in files
+        ]
+
+    together = described(data_files(spark, table, written))
+    assert together == described([data_file(spark, table, file) for file in written])
+    assert [without_file_scheme(path) for path, *_ in together] == [
+        without_file_scheme(file.path) for file in written
+    ]
