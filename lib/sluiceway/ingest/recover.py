@@ -15,15 +15,39 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from sluiceway.commits import TableCommits
 from sluiceway.ingest import ledger
 from sluiceway.ingest.publish import roll_forward
 from sluiceway.logs import get_logger, log_event
 from sluiceway.statuses import COMPLETED
-from sluiceway.tables import REJECTED_RECORDS, TRANSACTIONS
+from sluiceway.tables import INGEST_TABLES, REJECTED_RECORDS, TRANSACTIONS, ensure_tables
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+    from sluiceway.lease import Fence
+    from sluiceway.settings import Settings
 
 LOGGER = get_logger(__name__)
+
+
+def ledger_entry_after_recovery(
+    spark: SparkSession,
+    settings: Settings,
+    fence: Fence,
+    ingest_id: str,
+    say: Callable[[str], None] | None = None,
+) -> tuple[TableCommits, ledger.LedgerEntry | None]:
+    """A file or stream ingest's first steps under the lease: the tables made and observed,
+    interrupted publications finished, then the ingest id's ledger row, read only now so that
+    a publication this run just finished counts as `completed`."""
+    ensure_tables(spark, settings, INGEST_TABLES)
+    commits = TableCommits(spark, settings, fence)
+    commits.observe(INGEST_TABLES)
+    finish_interrupted_ingests(commits, say)
+    return commits, ledger.find_entry(spark, settings, ingest_id)
 
 
 def finish_interrupted_ingests(

@@ -34,7 +34,7 @@ from sluiceway.ingest.file_policy import FilePolicy, feed_policy
 from sluiceway.ingest.landing import LandingScanner
 from sluiceway.ingest.publish import publish
 from sluiceway.ingest.reconcile import read_manifest
-from sluiceway.ingest.recover import finish_interrupted_ingests
+from sluiceway.ingest.recover import ledger_entry_after_recovery
 from sluiceway.ingest.source import resolve_version
 from sluiceway.ingest.stage import StagedIngest, delete_files, write_and_stage
 from sluiceway.ingest.warm_up import workers_warming
@@ -44,7 +44,7 @@ from sluiceway.locations import canonical_source, manifest_location
 from sluiceway.logs import get_logger, log_event
 from sluiceway.settings import Settings
 from sluiceway.statuses import COMPLETED, FAILED, PUBLISHING, REFUSED, SKIPPED, STARTED
-from sluiceway.tables import INGEST_TABLES, REJECTED_RECORDS, TRANSACTIONS, ensure_tables
+from sluiceway.tables import REJECTED_RECORDS, TRANSACTIONS
 
 LOGGER = get_logger(__name__)
 
@@ -144,11 +144,9 @@ def ingest_file(
                 LOGGER, "landing file read", ingest_id=ingest_id, file_bytes=identity.file_bytes
             )
             with writer_lease(settings, "ingest") as fence:
-                ensure_tables(spark, settings, INGEST_TABLES)
-                commits = TableCommits(spark, settings, fence)
-                commits.observe(INGEST_TABLES)
-                finish_interrupted_ingests(commits, say)
-                previous = ledger.find_entry(spark, settings, ingest_id)
+                commits, previous = ledger_entry_after_recovery(
+                    spark, settings, fence, ingest_id, say
+                )
                 if previous is not None and previous.status == COMPLETED:
                     return _already_ingested(previous, ingest_id, source_file)
                 if previous is not None:

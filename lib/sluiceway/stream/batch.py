@@ -35,7 +35,7 @@ from sluiceway.ingest.audit import AuditOutcome, audit
 from sluiceway.ingest.duplicates import duplicates_in_file, readable_ids
 from sluiceway.ingest.known_ids import earlier_ids
 from sluiceway.ingest.reasons import accepted_mask, add_reason
-from sluiceway.ingest.recover import finish_interrupted_ingests
+from sluiceway.ingest.recover import ledger_entry_after_recovery
 from sluiceway.ingest.run import IngestResult, publish_or_discard, skipped_result
 from sluiceway.ingest.stage import StagedIngest, stage_written
 from sluiceway.ingest.table_rows import Lineage
@@ -52,7 +52,7 @@ from sluiceway.stream.offsets import (
     values_sha256,
 )
 from sluiceway.stream.records import tokenize_values
-from sluiceway.tables import INGEST_TABLES, REJECTED_RECORDS, TRANSACTIONS, ensure_tables
+from sluiceway.tables import REJECTED_RECORDS, TRANSACTIONS
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -132,11 +132,7 @@ def ingest_batch(
     feed = settings.feed_contract()
     validated = _validated(batch, settings.max_record_bytes, feed)
     with writer_lease(settings, "stream") as fence:
-        ensure_tables(spark, settings, INGEST_TABLES)
-        commits = TableCommits(spark, settings, fence)
-        commits.observe(INGEST_TABLES)
-        finish_interrupted_ingests(commits, say)
-        previous = ledger.find_entry(spark, settings, ingest_id)
+        commits, previous = ledger_entry_after_recovery(spark, settings, fence, ingest_id, say)
         if previous is not None and previous.status == COMPLETED:
             return _replayed(previous, ingest_id, source, sha256)
         _refuse_overlap(ranges, ledger_ranges(spark, settings, batch.topic))
