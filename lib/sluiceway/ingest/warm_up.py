@@ -6,14 +6,13 @@ worker before its first chunk, ~0.4 s after. Meanwhile the driver's JVM spends ~
 tables, ledger and the `started` row, on about one of the two cores. A job of one task per
 core, started beside that work, gets the workers ready; the chunk tasks then reuse them
 (Spark keeps idle workers). One 9M ingest's event log: the chunk job 16.1 -> 13.7 s; whole
-processes, 6 paired runs: median 0.95x.
+processes, two rounds of 6 paired runs: medians 0.95x and 0.89x.
 
 Local masters only: on a cluster the executors' cores are elsewhere and many.
 """
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -21,10 +20,12 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
+from sluiceway.logs import get_logger
+
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-LOGGER = logging.getLogger(__name__)
+LOGGER = get_logger(__name__)
 WARM_UP_GROUP = "sluiceway-warm-up"
 
 
