@@ -8,7 +8,9 @@ The chunk planner on the driver and the tokenizer on the executors both call
   to the first field (files concatenated from exports carry one per part); a BOM anywhere else
   is content.
 - A line without quotes is one record. Nearly every line is like that, and numpy finds them
-  all at once; the Python state machine below visits only lines that hold a quote.
+  all at once. So are the usual quote-bearing records: one line with one quoted field
+  (escaped quotes in it doubled), or two lines joined by a line end inside one quoted field.
+  The Python state machine below visits only the rest.
 - A quote opens a quoted field only at the start of a field. A quote anywhere else
   (`12" pizza`), or text after a closing quote (`"a"b`), makes that physical line
   `bad_quoting`.
@@ -126,26 +128,43 @@ def quoted_records(
     if not len(quotes):
         return QuotedRecords([], undecided)
     quote_line = np.searchsorted(lines.ends, quotes)
-    simple = _simple_lines(buffer, lines, quotes, quote_line)
-    machine = _Machine(
-        data, quotes.tolist(), lines.ends.tolist(), max_record_bytes, at_end, field_count
+    quote_lines = np.unique(quote_line)
+    counts = np.bincount(quote_line, minlength=len(lines))
+    first_quote = np.searchsorted(quotes, lines.starts)
+    # Where a line's first field starts: after its BOM, if any (only quote lines need it).
+    field_starts = lines.starts.copy()
+    field_starts[quote_lines] += len(BOM) * starts_with_bom(
+        buffer, lines.starts[quote_lines], lines.ends[quote_lines]
     )
+    shape = _Shape(buffer, lines, quotes, counts, first_quote, field_starts, max_record_bytes)
+    # The last line of the record each quote line starts, when numpy could tell; else -1.
+    shaped_last = np.where(
+        shape.one_line_records(),
+        np.arange(len(lines)),
+        np.where(
+            shape.two_line_records(data, complete_lines, field_count),
+            np.arange(1, len(lines) + 1),
+            -1,
+        ),
+    )[quote_lines]
+    machine: _Machine | None = None
     spans: list[RecordSpan] = []
     resume = 0
-    for line in np.unique(quote_line).tolist():
+    for line, last in zip(quote_lines.tolist(), shaped_last.tolist(), strict=True):
         if line < resume:
             continue
         if line >= complete_lines:
             break
-        if simple[line]:
-            spans.append(RecordSpan(line, line))
-            resume = line + 1
+        if last >= 0:
+            spans.append(RecordSpan(line, last))
+            resume = last + 1
             continue
-        start = int(lines.starts[line])
-        if data.startswith(BOM, start):
-            start += len(BOM)
+        if machine is None:
+            machine = _Machine(
+                data, quotes.tolist(), lines.ends.tolist(), max_record_bytes, at_end, field_count
+            )
         try:
-            span = machine.record_at(start, line)
+            span = machine.record_at(int(field_starts[line]), line)
         except _Pending:
             return QuotedRecords(spans, line)
         spans.append(span)
@@ -153,32 +172,122 @@ def quoted_records(
     return QuotedRecords(spans, undecided)
 
 
-def _simple_lines(
-    buffer: NDArray[np.uint8],
-    lines: LineIndex,
-    quotes: NDArray[np.int64],
-    quote_line: NDArray[np.int64],
-) -> NDArray[np.bool_]:
-    """Lines with one well-formed quoted field (`a,"b, c",d`): decided without Python."""
-    counts = np.bincount(quote_line, minlength=len(lines))
-    first = np.searchsorted(quotes, lines.starts)
-    candidates = np.flatnonzero(counts == 2)
-    opening = quotes[first[candidates]]
-    closing = quotes[first[candidates] + 1]
-    starts, ends = lines.starts[candidates], lines.ends[candidates]
-    size = len(buffer)
-    before = buffer[np.maximum(opening - 1, 0)]
-    after = buffer[np.minimum(closing + 1, size - 1)]
-    field_starts = starts + len(BOM) * starts_with_bom(buffer, starts, ends)
-    opens_field = (opening == field_starts) | (before == COMMA)
-    closes_field = (
-        (closing + 1 == ends)
-        | (after == COMMA)
-        | ((after == CARRIAGE_RETURN) & (closing + 2 == ends))
-    )  # more CRs before the LF: the machine decides
-    flags = np.zeros(len(lines), dtype=bool)
-    flags[candidates[opens_field & closes_field]] = True
-    return flags
+class _Shape:
+    """The quote-bearing records the state machine would accept whole, found with numpy.
+
+    Each test holds for a line that starts a record (the caller makes sure); whatever they
+    do not decide, the machine does, so they only ever save work: `test_record_boundaries`
+    checks them against the machine on random hostile data.
+    """
+
+    def __init__(
+        self,
+        buffer: NDArray[np.uint8],
+        lines: LineIndex,
+        quotes: NDArray[np.int64],
+        counts: NDArray[np.int64],
+        first_quote: NDArray[np.int64],
+        field_starts: NDArray[np.int64],
+        cap: int,
+    ) -> None:
+        self.buffer = buffer
+        self.lines = lines
+        self.quotes = quotes
+        self.counts = counts
+        self.first_quote = first_quote
+        self.field_starts = field_starts
+        self.cap = cap
+
+    def _opens_field(self, line: NDArray[np.int64], quote: NDArray[np.int64]) -> NDArray[np.bool_]:
+        """A quote at the start of a field of `line` (the machine's bad_quoting otherwise)."""
+        before = self.buffer[np.maximum(quote - 1, 0)]
+        opens: NDArray[np.bool_] = (quote == self.field_starts[line]) | (
+            (quote > self.field_starts[line]) & (before == COMMA)
+        )
+        return opens
+
+    def _closes_field(
+        self, quote: NDArray[np.int64], line_end: NDArray[np.int64]
+    ) -> NDArray[np.bool_]:
+        """A quote followed by a delimiter or the line end (more CRs: the machine decides)."""
+        size = len(self.buffer)
+        after = self.buffer[np.minimum(quote + 1, size - 1)]
+        closes: NDArray[np.bool_] = (
+            (quote + 1 == line_end)
+            | ((quote + 1 < size) & (after == COMMA))
+            | ((after == CARRIAGE_RETURN) & (quote + 2 == line_end))
+        )
+        return closes
+
+    def one_line_records(self) -> NDArray[np.bool_]:
+        """Lines with one well-formed quoted field (`a,"b, ""c"" d",e`): an opening quote at a
+        field start, a closing one at the field's end, and every quote between them doubled."""
+        counts, quotes = self.counts, self.quotes
+        candidates = np.flatnonzero((counts >= 2) & (counts % 2 == 0))
+        first = self.first_quote[candidates]
+        last = first + counts[candidates] - 1
+        opening, closing = quotes[first], quotes[last]
+        fits = closing - self.field_starts[candidates] <= self.cap
+        well_formed = (
+            self._opens_field(candidates, opening)
+            & self._closes_field(closing, self.lines.ends[candidates])
+            & fits
+            & self._doubled_between(first, counts[candidates])
+        )
+        flags = np.zeros(len(self.lines), dtype=bool)
+        flags[candidates[well_formed]] = True
+        return flags
+
+    def _doubled_between(
+        self, first: NDArray[np.int64], counts: NDArray[np.int64]
+    ) -> NDArray[np.bool_]:
+        """Whether the quotes after each line's first one pair up as escapes (`""`) up to
+        its last one, as the machine reads them: quote i+1 right after quote i, i = 1, 3, ..."""
+        pairs = (counts - 2) // 2
+        doubled = np.ones(len(first), dtype=bool)
+        if not pairs.any():
+            return doubled
+        owner = np.repeat(np.arange(len(first)), pairs)
+        rank = np.arange(len(owner)) - np.repeat(np.cumsum(pairs) - pairs, pairs)
+        index = first[owner] + 1 + 2 * rank
+        broken = self.quotes[index + 1] != self.quotes[index] + 1
+        doubled[owner[broken]] = False
+        return doubled
+
+    def two_line_records(
+        self, data: bytes, complete_lines: int, field_count: int
+    ) -> NDArray[np.bool_]:
+        """Lines whose one quote opens a field that the next line's one quote closes (a line
+        end inside a quoted field), within the cap, with the file's number of fields."""
+        counts, quotes, ends = self.counts, self.quotes, self.lines.ends
+        flags = np.zeros(len(self.lines), dtype=bool)
+        ones = counts == 1
+        candidates = np.flatnonzero(ones[:-1] & ones[1:])
+        candidates = candidates[candidates + 1 < complete_lines]
+        opening = quotes[self.first_quote[candidates]]
+        closing = quotes[self.first_quote[candidates + 1]]
+        size = len(self.buffer)
+        after = self.buffer[np.minimum(closing + 1, size - 1)]
+        closes = (closing + 1 == ends[candidates + 1]) | ((closing + 1 < size) & (after == COMMA))
+        shaped = (
+            self._opens_field(candidates, opening)
+            & closes
+            & (closing - self.field_starts[candidates] <= self.cap)
+        )
+        chosen = candidates[shaped]
+        for line, start, open_at, close_at, end in zip(
+            chosen.tolist(),
+            self.field_starts[chosen].tolist(),
+            opening[shaped].tolist(),
+            closing[shaped].tolist(),
+            ends[chosen + 1].tolist(),
+            strict=True,
+        ):
+            # Delimiters outside the quoted field: before it on the first line, after it on
+            # the second (a record over several lines must have every field).
+            fields = 1 + data.count(b",", start, open_at) + data.count(b",", close_at, end)
+            flags[line] = fields == field_count
+        return flags
 
 
 class _Machine:
