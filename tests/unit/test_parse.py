@@ -1,8 +1,11 @@
 """The tokenizer: RFC 4180 cases, line numbers and raw text, without Spark."""
 
+import random
+
 import pytest
 
 from sluiceway import contract as c
+from sluiceway.ingest import parse
 from sluiceway.ingest.parse import tokenize
 
 pytestmark = pytest.mark.unit
@@ -73,6 +76,49 @@ def test_invalid_utf8_line_is_flagged_and_keeps_its_original_bytes():
     assert bad["raw_bytes"] == latin1
     assert bad["raw_line"].endswith("caf\\xe9")
     assert bad["transaction_id"] == "T1"
+
+
+@pytest.mark.parametrize(
+    "character",
+    [
+        b"\xed\xa0\x80",  # a surrogate
+        b"\xc0\xaf",  # an overlong form
+        b"\xe0\x80\x80",
+        b"\xf4\x90\x80\x80",  # past U+10FFFF
+        b"\xf5\x80\x80\x80",
+        b"\xe2\x82",  # a truncated character
+        b"\xef\xbf\xbe",  # a noncharacter: valid
+        b"\xed\x9f\xbf",  # the last code point before the surrogates: valid
+        b"\xf0\x9f\x98\x80",
+        b"\x00",
+    ],
+)
+def test_the_fast_utf8_check_agrees_with_the_strict_decoder(character: bytes) -> None:
+    data = VALID.encode() + b"\n" + VALID.replace("hello", "x").encode() + character + b"\n"
+    try:
+        data.decode("utf-8")
+        decodes = True
+    except UnicodeDecodeError:
+        decodes = False
+    assert parse._is_utf8(data) is decodes
+    _, second = records(data)
+    assert (second["parse_error"] == c.INVALID_ENCODING) is not decodes
+
+
+def test_the_fast_utf8_check_agrees_with_the_strict_decoder_on_random_bytes() -> None:
+    rng = random.Random(11)
+    leading = [0xC2, 0xE0, 0xED, 0xF0, 0xF4, 0xF5]
+    for _ in range(20_000):
+        data = bytes(
+            rng.choice([rng.randrange(256), rng.randrange(0x80, 0x100), rng.choice(leading)])
+            for _ in range(rng.randrange(1, 6))
+        )
+        try:
+            data.decode("utf-8")
+            decodes = True
+        except UnicodeDecodeError:
+            decodes = False
+        assert parse._is_utf8(data) is decodes, data
 
 
 def test_unclosed_quote_costs_only_its_own_line():

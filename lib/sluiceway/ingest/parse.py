@@ -241,6 +241,8 @@ def _lines_with_bad_encoding(data: bytes, lines: LineIndex) -> NDArray[np.bool_]
     every byte is decoded once whatever the number of bad lines.
     """
     flags = np.zeros(len(lines), dtype=bool)
+    if _is_utf8(data):
+        return flags
     try:
         data.decode(ENCODING)
         return flags
@@ -265,6 +267,21 @@ def _lines_with_bad_encoding(data: bytes, lines: LineIndex) -> NDArray[np.bool_]
             break
         position += consumed
     return flags
+
+
+def _is_utf8(data: bytes) -> bool:
+    """Arrow's UTF-8 check of the whole buffer, without a copy: about 1 ms for a 16 MB chunk,
+    where decoding it to find out takes about 10 ms. It rejects what Python's strict decoder
+    rejects (overlong forms, surrogates, code points past U+10FFFF; `test_parse`)."""
+    bounds = pa.py_buffer(np.array([0, len(data)], dtype=np.int64).tobytes())
+    whole = pa.LargeBinaryArray.from_buffers(
+        pa.large_binary(), 1, [None, bounds, pa.py_buffer(data)]
+    )
+    try:
+        whole.cast(pa.large_string())
+    except pa.ArrowInvalid:
+        return False
+    return True
 
 
 def _line_array(data: bytes, lines: LineIndex, selected: NDArray[np.int64]) -> pa.StringArray:
