@@ -7,10 +7,12 @@ import random
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
 from sluiceway import contract as c
+from sluiceway.ingest import event_time
 from sluiceway.ingest.parse import RECORD_SCHEMA, tokenize
 from sluiceway.ingest.reasons import add_reason
 from sluiceway.ingest.table_rows import Lineage, to_rejected, to_transactions
@@ -153,6 +155,37 @@ def test_event_times_are_the_instants_python_reads() -> None:
     assert validated.column("reasons").to_pylist() == [[]] * len(texts)
     expected = [datetime.fromisoformat(text.replace("Z", "+00:00")) for text in texts]
     assert validated.column("event_time_value").to_pylist() == expected
+
+
+def canonical_event_time(rng: random.Random) -> bytes:
+    """20 bytes near `YYYY-MM-DDThh:mm:ssZ`: real instants, impossible dates and times
+    (2026-02-29, 24:00:00, 23:59:60, month 13, day 00) and changed bytes."""
+    year, month, day = rng.randrange(10000), rng.randrange(0, 14), rng.randrange(0, 33)
+    hour, minute, second = rng.randrange(0, 26), rng.randrange(0, 61), rng.randrange(0, 61)
+    separator = rng.choice("T T ")
+    text = bytearray(
+        f"{year:04d}-{month:02d}-{day:02d}{separator}{hour:02d}:{minute:02d}:{second:02d}Z",
+        "ascii",
+    )
+    if rng.random() < 0.3:
+        text[rng.randrange(20)] = rng.choice(b"0123456789-:TZ tz/\x00\xff")
+    return bytes(text)
+
+
+def test_the_usual_event_times_take_a_shortcut_with_the_same_results() -> None:
+    rng = random.Random(9)
+    texts = [canonical_event_time(rng) for _ in range(50_000)]
+    values = pa.array(texts, pa.binary()).cast(pa.string(), safe=False)
+    candidates = np.array([rng.random() < 0.95 for _ in texts])
+    shortcut = event_time._uniform_utc(values, candidates)
+    assert shortcut is not None
+    general = event_time._any_shape(values, candidates)
+    assert shortcut[1].tolist() == general[1].tolist()
+    assert shortcut[0].tolist() == general[0].tolist()
+    assert 0.2 < general[1].mean() < 0.9  # plenty of real and impossible instants
+    # Any other length, or a null, takes the general path.
+    assert event_time._uniform_utc(pa.array(["2026-11-25T10:00:00.5Z"]), candidates[:1]) is None
+    assert event_time._uniform_utc(pa.array([None], pa.string()), candidates[:1]) is None
 
 
 def test_short_fractions_are_tenths_and_hundredths_of_a_second() -> None:

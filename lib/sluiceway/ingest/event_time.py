@@ -28,6 +28,12 @@ _DATE_TIME_FIELDS = {
     "second": (17, 2),
 }
 _FRACTION_START = 20
+# `YYYY-MM-DDThh:mm:ssZ` byte by byte: the lowest and highest byte allowed at each position
+# (any at the date-time separator, T or a space, checked on its own).
+_UTC_LOW = np.frombuffer(b"0000-00-00\x0000:00:00Z", np.uint8)
+_UTC_SPAN = np.frombuffer(b"9999-99-99\xff99:99:99Z", np.uint8) - _UTC_LOW
+_DATE_TIME_SEPARATOR = 10
+_DATE_TIME_SEPARATORS = np.array([ord("T"), ord(" ")], np.uint8)
 _FRACTION_DIGITS = 6
 _OFFSET_LENGTH = len("+hh:mm")
 _EVENT_TIME_MAX_BYTES = _FRACTION_START + _FRACTION_DIGITS + _OFFSET_LENGTH
@@ -46,8 +52,53 @@ def event_time_micros(
     the digits are then read at their byte positions with numpy (0.15 s per million values
     with the match, against 0.39 s for `extract_regex` groups alone) and checked with calendar
     arithmetic: month lengths, leap years, hour < 24, minute and second < 60, offsets up to
-    18:00.
+    18:00. The usual column, every value `YYYY-MM-DDThh:mm:ssZ`, takes a shortcut
+    (`_uniform_utc`) with the same results.
     """
+    uniform = _uniform_utc(text, candidates)
+    return uniform if uniform is not None else _any_shape(text, candidates)
+
+
+def _uniform_utc(
+    text: pa.Array, candidates: NDArray[np.bool_]
+) -> tuple[NDArray[np.int64], NDArray[np.bool_]] | None:
+    """`event_time_micros` of a column whose values all have the bytes of
+    `YYYY-MM-DDThh:mm:ssZ` (None for any other column): its data buffer is then a matrix of
+    one row per value, read without a copy or a pattern (at that length the pattern is the
+    digits, the separators and the final Z). About 14 ms for 141,652 values, where the
+    general path takes about 35 ms."""
+    if not len(text) or text.null_count:
+        return None
+    offsets, data = string_buffers(text)
+    if not (np.diff(offsets) == len(_UTC_LOW)).all():
+        return None
+    matrix = data[offsets[0] : offsets[-1]].reshape(-1, len(_UTC_LOW))
+    # Each byte within its position's range (unsigned: below the low end wraps round).
+    shaped = ((matrix - _UTC_LOW) <= _UTC_SPAN).all(axis=1)
+    shaped &= np.isin(matrix[:, _DATE_TIME_SEPARATOR], _DATE_TIME_SEPARATORS)
+    rows = np.flatnonzero(candidates & shaped)
+    picked = matrix if len(rows) == len(matrix) else matrix[rows]
+
+    def number(start: int, width: int) -> NDArray[np.int64]:
+        value = picked[:, start].astype(np.int64) - ord("0")
+        for place in range(start + 1, start + width):
+            value = value * 10 + (picked[:, place].astype(np.int64) - ord("0"))
+        return value
+
+    year, month, day, hour, minute, second = (
+        number(start, width) for start, width in _DATE_TIME_FIELDS.values()
+    )
+    size = len(text)
+    micros = np.zeros(size, dtype=np.int64)
+    real = np.zeros(size, dtype=bool)
+    zero = np.zeros(len(rows), dtype=np.int64)
+    micros[rows], real[rows] = _instants(year, month, day, hour, minute, second, zero, zero, zero)
+    return micros, real
+
+
+def _any_shape(
+    text: pa.Array, candidates: NDArray[np.bool_]
+) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
     size = len(text)
     micros = np.zeros(size, dtype=np.int64)
     real = np.zeros(size, dtype=bool)
@@ -82,9 +133,28 @@ def event_time_micros(
     offset_hours = np.where(utc, 0, number(zone + 1, 2))
     offset_minutes = np.where(utc, 0, number(zone + 4, 2))
     offset = np.where(byte(zone) == ord("-"), -1, 1) * (offset_hours * 60 + offset_minutes)
+    micros[rows], real[rows] = _instants(
+        year, month, day, hour, minute, second, fraction, offset, offset_minutes
+    )
+    return micros, real
+
+
+def _instants(
+    year: NDArray[np.int64],
+    month: NDArray[np.int64],
+    day: NDArray[np.int64],
+    hour: NDArray[np.int64],
+    minute: NDArray[np.int64],
+    second: NDArray[np.int64],
+    fraction: NDArray[np.int64],
+    offset: NDArray[np.int64],
+    offset_minutes: NDArray[np.int64],
+) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
+    """Microseconds since the epoch of the fields (`offset` in signed minutes east of UTC,
+    `fraction` in microseconds), and whether they name a real instant."""
     leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
     month_days = _DAYS_IN_MONTH[np.clip(month, 0, 12)] + ((month == 2) & leap)
-    real[rows] = (
+    real: NDArray[np.bool_] = (
         (month >= 1)
         & (month <= 12)
         & (day >= 1)
@@ -96,7 +166,7 @@ def event_time_micros(
         & (np.abs(offset) <= _MAX_OFFSET_MINUTES)
     )
     minutes = (days_from_civil(year, month, day) * 24 + hour) * 60 + minute - offset
-    micros[rows] = (minutes * 60 + second) * _MICROS_PER_SECOND + fraction
+    micros: NDArray[np.int64] = (minutes * 60 + second) * _MICROS_PER_SECOND + fraction
     return micros, real
 
 
