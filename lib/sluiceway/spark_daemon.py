@@ -8,6 +8,12 @@ task, measured with py-spy, i.e. ~6 s of a 64-chunk ingest on 2 cores. The archi
 change while a worker lives (a file Spark adds later is a new path entry with its own
 importer), so here a zip importer keeps the directory it read.
 
+It also makes the full garbage collection PySpark's daemon runs after every task walk only
+what is new: a worker that imported pyarrow, pandas and the ingest holds ~95,000 objects, and
+`gc.collect()` walked them all after each task (~45 ms, ~15 % of a 16 MB chunk's task). A
+worker here collects as each task ends, then freezes what survived (`gc.freeze`): garbage is
+still collected, and the next collection skips the long-lived objects.
+
 Spark starts it as `python -m sluiceway.spark_daemon` (`spark.python.daemon.module`, set by
 `spark.spark_conf` for the profiles whose workers run this package's interpreter); the
 workers it forks inherit the change.
@@ -15,8 +21,11 @@ workers it forks inherit the change.
 
 from __future__ import annotations
 
+import gc
 import sys
 import zipimport
+from collections.abc import Callable
+from typing import Any
 
 
 def _keep_directory(self: zipimport.zipimporter) -> None:
@@ -29,11 +38,26 @@ def keep_zip_directories() -> None:
         zipimport.zipimporter.invalidate_caches = _keep_directory  # type: ignore[method-assign]
 
 
+def collected_then_frozen(run_task: Callable[..., Any]) -> Callable[..., Any]:
+    """A worker's task loop step that collects garbage as the task ends and freezes the
+    survivors, so the daemon's own `gc.collect()` after it finds only new objects."""
+
+    def run(*arguments: Any) -> Any:
+        try:
+            return run_task(*arguments)
+        finally:
+            gc.collect()
+            gc.freeze()
+
+    return run
+
+
 def main() -> None:
     keep_zip_directories()
-    from pyspark.daemon import manager
+    import pyspark.daemon
 
-    manager()  # type: ignore[no-untyped-call]  # pyspark.daemon is untyped
+    pyspark.daemon.worker = collected_then_frozen(pyspark.daemon.worker)
+    pyspark.daemon.manager()  # type: ignore[no-untyped-call]  # pyspark.daemon is untyped
 
 
 if __name__ == "__main__":
