@@ -110,11 +110,24 @@ def prepare_history(out: Path, history: list[Path]) -> None:
 
 
 def run_sluiceway(landing: Path, out: Path) -> tuple[float, dict]:
-    from sluiceway.ingest import ingest_file
+    """As `sluiceway ingest` runs it (pipeline.start_spark_reading): the scan starts before
+    Spark, and the driver JVM is the one an ingest gets. The job's seconds start once Spark
+    is up, as DuckDB's start once it is loaded."""
+    from sluiceway import pipeline
+    from sluiceway.job_arguments import IngestArgs
+    from sluiceway.settings import load_settings
     from sluiceway.statuses import COMPLETED
 
-    settings, spark = _spark(out)
-    result = ingest_file(spark, settings, str(landing))
+    settings = load_settings(
+        arguments={
+            "warehouse": str(out / "warehouse"),
+            "spark_master": "local[2]",
+            "log_level": "WARNING",  # the table below, not the job's progress lines
+        }
+    )
+    request = IngestArgs(str(landing), None, None, settings)
+    spark, scanner = pipeline.start_spark_reading("ingest", request)
+    result = pipeline.ingest(spark, request, None, scanner)
     if result.status != COMPLETED:
         raise SystemExit(f"ingest did not complete: {result.message}")
     return result.duration_seconds, {"accepted": result.accepted, "ingest_id": result.ingest_id}
