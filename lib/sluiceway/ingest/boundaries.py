@@ -172,6 +172,7 @@ def quoted_records(
     return QuotedRecords(spans, undecided)
 
 
+@dataclass(frozen=True)
 class _Shape:
     """The quote-bearing records the state machine would accept whole, found with numpy.
 
@@ -180,23 +181,13 @@ class _Shape:
     checks them against the machine on random hostile data.
     """
 
-    def __init__(
-        self,
-        buffer: NDArray[np.uint8],
-        lines: LineIndex,
-        quotes: NDArray[np.int64],
-        counts: NDArray[np.int64],
-        first_quote: NDArray[np.int64],
-        field_starts: NDArray[np.int64],
-        cap: int,
-    ) -> None:
-        self.buffer = buffer
-        self.lines = lines
-        self.quotes = quotes
-        self.counts = counts
-        self.first_quote = first_quote
-        self.field_starts = field_starts
-        self.cap = cap
+    buffer: NDArray[np.uint8]
+    lines: LineIndex
+    quotes: NDArray[np.int64]
+    counts: NDArray[np.int64]  # quotes per line
+    first_quote: NDArray[np.int64]  # index in `quotes` of each line's first quote
+    field_starts: NDArray[np.int64]  # each line's start, after its BOM
+    cap: int
 
     def _opens_field(self, line: NDArray[np.int64], quote: NDArray[np.int64]) -> NDArray[np.bool_]:
         """A quote at the start of a field of `line` (the machine's bad_quoting otherwise)."""
