@@ -14,14 +14,19 @@ from numpy.typing import NDArray
 
 
 def blank(values: pa.Array) -> NDArray[np.bool_]:
-    """Null, empty or only spaces (Spark's trim, so a tab is not blank)."""
+    """Null, empty or only spaces (Spark's trim, so a tab is not blank).
+
+    Only values that start with a space are trimmed; the others are decided from their
+    lengths and first bytes, read straight from Arrow's buffers."""
     offsets, data = string_buffers(values)
-    length = offsets[1:] - offsets[:-1]
-    missing: NDArray[np.bool_] = pc.is_null(values).to_numpy(zero_copy_only=False) | (length == 0)
-    first = np.zeros(len(values), dtype=np.uint8)
-    filled = np.flatnonzero(length > 0)
-    first[filled] = data[offsets[filled]]
-    spaced = np.flatnonzero(first == ord(" "))
+    missing: NDArray[np.bool_] = offsets[1:] == offsets[:-1]
+    if values.null_count:
+        missing |= pc.is_null(values).to_numpy(zero_copy_only=False)
+    if not len(data):
+        return missing
+    # An empty value's "first byte" is its neighbour's: it is already missing.
+    first = data[np.minimum(offsets[:-1], len(data) - 1)]
+    spaced = np.flatnonzero((first == ord(" ")) & ~missing)
     if len(spaced):
         trimmed = pc.utf8_trim(values.take(pa.array(spaced, pa.int64())), " ")
         missing[spaced[pc.equal(trimmed, "").to_numpy(zero_copy_only=False)]] = True
