@@ -257,12 +257,9 @@ class _Shape:
         candidates = candidates[candidates + 1 < complete_lines]
         opening = quotes[self.first_quote[candidates]]
         closing = quotes[self.first_quote[candidates + 1]]
-        size = len(self.buffer)
-        after = self.buffer[np.minimum(closing + 1, size - 1)]
-        closes = (closing + 1 == ends[candidates + 1]) | ((closing + 1 < size) & (after == COMMA))
         shaped = (
             self._opens_field(candidates, opening)
-            & closes
+            & self._closes_field(closing, ends[candidates + 1])
             & (closing - self.field_starts[candidates] <= self.cap)
         )
         chosen = candidates[shaped]

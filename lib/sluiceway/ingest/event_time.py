@@ -28,12 +28,6 @@ _DATE_TIME_FIELDS = {
     "second": (17, 2),
 }
 _FRACTION_START = 20
-# `YYYY-MM-DDThh:mm:ssZ` byte by byte: the lowest and highest byte allowed at each position
-# (any at the date-time separator, T or a space, checked on its own).
-_UTC_LOW = np.frombuffer(b"0000-00-00\x0000:00:00Z", np.uint8)
-_UTC_SPAN = np.frombuffer(b"9999-99-99\xff99:99:99Z", np.uint8) - _UTC_LOW
-_DATE_TIME_SEPARATOR = 10
-_DATE_TIME_SEPARATORS = np.array([ord("T"), ord(" ")], np.uint8)
 _FRACTION_DIGITS = 6
 _OFFSET_LENGTH = len("+hh:mm")
 _EVENT_TIME_MAX_BYTES = _FRACTION_START + _FRACTION_DIGITS + _OFFSET_LENGTH
@@ -41,6 +35,12 @@ _EVENT_TIME_MAX_BYTES = _FRACTION_START + _FRACTION_DIGITS + _OFFSET_LENGTH
 _MAX_OFFSET_MINUTES = 18 * 60
 _DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
 _MICROS_PER_SECOND = 1_000_000
+# `YYYY-MM-DDThh:mm:ssZ` byte by byte: the lowest and highest byte allowed at each position
+# (any at the date-time separator, T or a space, checked on its own).
+_UTC_LOW = np.frombuffer(b"0000-00-00\x0000:00:00Z", np.uint8)
+_UTC_SPAN = np.frombuffer(b"9999-99-99\xff99:99:99Z", np.uint8) - _UTC_LOW
+_DATE_TIME_SEPARATOR = 10
+_DATE_TIME_SEPARATORS = np.array([ord("T"), ord(" ")], np.uint8)
 
 
 def event_time_micros(
@@ -65,8 +65,8 @@ def _uniform_utc(
     """`event_time_micros` of a column whose values all have the bytes of
     `YYYY-MM-DDThh:mm:ssZ` (None for any other column): its data buffer is then a matrix of
     one row per value, read without a copy or a pattern (at that length the pattern is the
-    digits, the separators and the final Z). About 14 ms for 141,652 values, where the
-    general path takes about 35 ms."""
+    digits, the separators and the final Z). A chunk's 141,652 values: about 22 ms, where
+    the general path took about 41 ms in the same run."""
     if not len(text) or text.null_count:
         return None
     offsets, data = string_buffers(text)

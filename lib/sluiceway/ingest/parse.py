@@ -243,11 +243,7 @@ def _lines_with_bad_encoding(data: bytes, lines: LineIndex) -> NDArray[np.bool_]
     flags = np.zeros(len(lines), dtype=bool)
     if _is_utf8(data):
         return flags
-    try:
-        data.decode(ENCODING)
-        return flags
-    except UnicodeDecodeError as error:
-        position = int(lines.starts[np.searchsorted(lines.ends, error.start)])
+    position = 0
     view = memoryview(data)
     # Windows keep each decode call short: the decoder sizes its output by its input.
     while position < len(data):
