@@ -165,12 +165,21 @@ def write_by_day(table: pa.Table, target: WriteTarget, name: str) -> list[Writte
 
 
 def read_columns(paths: list[str], schema: pa.Schema) -> pa.Table:
-    """The schema's columns of the data files (local or s3://), as one Arrow table."""
+    """The schema's columns of the data files (local or s3://), as one Arrow table; a column
+    added to the table after a file was written reads as null there, as Iceberg reads it."""
     tables = [schema.empty_table()]
     for path in paths:
         filesystem, local = resolve(path)
-        rows = pq.read_table(local, columns=schema.names, filesystem=filesystem)
-        tables.append(rows.cast(schema))
+        with pq.ParquetFile(local, filesystem=filesystem) as parquet:
+            present = set(parquet.schema_arrow.names)
+            rows = parquet.read(columns=[name for name in schema.names if name in present])
+        columns = {
+            field.name: (
+                rows[field.name] if field.name in present else pa.nulls(len(rows), field.type)
+            )
+            for field in schema
+        }
+        tables.append(pa.table(columns).cast(schema))
     return pa.concat_tables(tables)
 
 
@@ -221,12 +230,28 @@ def data_files_between(
                 expressions.lessThanOrEqual(column, high),
             ),
         )
+    return data_files_where(spark, settings, name, within)
+
+
+def data_files_equal(
+    spark: SparkSession, settings: Settings, name: str, column: str, value: str
+) -> list[str] | None:
+    """As `data_files_between`, for the files that may hold rows whose `column` is `value`."""
+    expressions = jvm(spark).org.apache.iceberg.expressions.Expressions
+    return data_files_where(spark, settings, name, expressions.equal(column, value))
+
+
+def data_files_where(
+    spark: SparkSession, settings: Settings, name: str, condition: Any
+) -> list[str] | None:
+    """Paths of the current data files Iceberg plans for `condition` (a Java `Expression`);
+    None when some file has delete files."""
     table = iceberg_table(spark, settings, name)
     table.refresh()
     if table.currentSnapshot() is None:
         return []
     paths = []
-    tasks = table.newScan().filter(within).planFiles()
+    tasks = table.newScan().filter(condition).planFiles()
     try:
         iterator = tasks.iterator()
         while iterator.hasNext():

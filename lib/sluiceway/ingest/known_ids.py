@@ -17,10 +17,11 @@ from pyspark.sql import functions as F
 
 from sluiceway.iceberg_files import data_files_between
 from sluiceway.ingest.event_time import from_micros
+from sluiceway.ingest.ledger import entries_with_status
 from sluiceway.ingest.write import FileFigures, read_ids_of_ingests
 from sluiceway.settings import Settings
 from sluiceway.statuses import COMPLETED
-from sluiceway.tables import INGEST_LEDGER, TRANSACTIONS
+from sluiceway.tables import TRANSACTIONS
 
 
 def earlier_ids(
@@ -50,12 +51,9 @@ def earlier_ids(
     first = from_micros(min(start for start, _ in events)) - window
     last = from_micros(max(end for _, end in events)) + window
     completed = [
-        row.ingest_id
-        for row in spark.table(settings.table(INGEST_LEDGER))
-        .where(F.col("status") == COMPLETED)
-        .where(F.col("ingest_id") != ingest_id)
-        .select("ingest_id")
-        .collect()
+        entry.ingest_id
+        for entry in entries_with_status(spark, settings, COMPLETED)
+        if entry.ingest_id != ingest_id
     ]
     paths = data_files_between(
         spark,

@@ -15,10 +15,12 @@ import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from sluiceway.iceberg_files import data_files_equal, read_columns
 from sluiceway.statuses import PUBLISHING
 from sluiceway.tables import INGEST_LEDGER, arrow_schema
 
@@ -62,14 +64,35 @@ class LedgerEntry:
 
 def find_entry(spark: SparkSession, settings: Settings, ingest_id: str) -> LedgerEntry | None:
     """The ledger row of an ingest id, if any."""
-    rows = spark.table(settings.table(INGEST_LEDGER)).where(f"ingest_id = '{ingest_id}'").collect()
-    return _entry(rows[0].asDict()) if rows else None
+    entries = _entries_where(spark, settings, "ingest_id", ingest_id)
+    return entries[0] if entries else None
 
 
 def publishing_entries(spark: SparkSession, settings: Settings) -> list[LedgerEntry]:
     """The ingests whose publication was decided but not finished (an interrupted run)."""
-    rows = spark.table(settings.table(INGEST_LEDGER)).where(f"status = '{PUBLISHING}'").collect()
-    return [_entry(row.asDict()) for row in rows]
+    return entries_with_status(spark, settings, PUBLISHING)
+
+
+def entries_with_status(spark: SparkSession, settings: Settings, status: str) -> list[LedgerEntry]:
+    """The ledger rows whose status is `status`."""
+    return _entries_where(spark, settings, "status", status)
+
+
+def _entries_where(
+    spark: SparkSession, settings: Settings, column: str, value: str
+) -> list[LedgerEntry]:
+    """The rows whose `column` is `value`, read with Arrow from the data files Iceberg plans
+    (pruned by each file's min/max), not by a Spark job: an ingest reads the ledger three
+    times before and between its tasks, and each Spark job cost ~0.15 s (the session's first
+    Iceberg scan ~0.5 s more) where this costs ~0.03 s. Through Spark when the ledger has
+    delete files, which Spark applies."""
+    paths = data_files_equal(spark, settings, INGEST_LEDGER, column, value)
+    if paths is None:
+        rows = spark.table(settings.table(INGEST_LEDGER)).where(f"{column} = '{value}'").collect()
+        return [_entry(row.asDict()) for row in rows]
+    table = read_columns(paths, arrow_schema(INGEST_LEDGER))
+    matching = table.filter(pc.fill_null(pc.equal(table[column], value), False))
+    return [_entry(_as_dicts(row)) for row in matching.to_pylist()]
 
 
 def record(commits: TableCommits, entry: LedgerEntry) -> None:
@@ -87,6 +110,11 @@ def record(commits: TableCommits, entry: LedgerEntry) -> None:
         pa.Table.from_pylist([row], schema=schema),
         {"sluiceway.ingest-status": entry.status},
     )
+
+
+def _as_dicts(row: dict[str, Any]) -> dict[str, Any]:
+    """Arrow's map values (lists of key-value pairs) as the dicts an entry holds."""
+    return {name: dict(value) if isinstance(value, list) else value for name, value in row.items()}
 
 
 def _entry(values: dict[str, object]) -> LedgerEntry:
