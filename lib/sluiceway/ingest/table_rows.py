@@ -56,8 +56,12 @@ def to_transactions(validated: pa.Table, lineage: Lineage) -> pa.Table:
         for column in feed.columns
     ]
     lineage_columns = ["line_number", "last_line_number", RESCUED_COLUMN, "warnings"]
-    # Only the columns the table keeps go through the filter (not raw text, details, ...).
-    accepted = validated.select(names + lineage_columns).filter(accepted_mask(validated))
+    # Only the columns the table keeps go through the filter (not raw text, details, ...),
+    # and only when some record was rejected: a chunk with none keeps every row without the
+    # filter's copy (~15 ms of a 141,652-record chunk).
+    kept = validated.select(names + lineage_columns)
+    mask = accepted_mask(validated)
+    accepted = kept if pc.all(mask, skip_nulls=False).as_py() else kept.filter(mask)
     arrays: list[pa.Array | pa.ChunkedArray] = []
     for column, name in zip(feed.columns, names, strict=True):
         values = accepted.column(name)
