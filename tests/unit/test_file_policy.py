@@ -25,6 +25,7 @@ from sluiceway.ingest.file_policy import (
 )
 from sluiceway.ingest.rejected_lines import first_lines_by_reason
 from sluiceway.job_arguments import IngestArgs
+from sluiceway.logs import mask_text
 from sluiceway.settings import Settings
 
 pytestmark = pytest.mark.unit
@@ -110,6 +111,18 @@ def test_a_fail_file_reason_refuses_the_file_whatever_its_share() -> None:
         "refused: day.csv: line 9 was rejected for bad_amount_format, a rule that fails the "
         "whole file (fail_file); bad_amount_format: 1 records (line 9); nothing was published."
     )
+
+
+def test_line_numbers_in_a_refusal_survive_the_log_s_masking() -> None:
+    """A refusal is logged; without thousands separators line 12345678 would be printed as
+    ****5678 there (`logs.mask_text` takes it for an account number)."""
+    policy = FilePolicy(fail_file_reasons=frozenset({"bad_mcc"}))
+    found = {"bad_mcc": [12_345_678, 23_456_789]}
+    verdict = judge_file(policy, "day.csv", 30_000_000, 2, {"bad_mcc": 2}, lambda _: found)
+    assert verdict is not None
+    assert "line 12,345,678 was rejected for bad_mcc" in verdict.message
+    assert "(first lines 12,345,678, 23,456,789)" in verdict.message
+    assert mask_text(verdict.message) == verdict.message
 
 
 def test_a_fail_file_reason_nobody_broke_changes_nothing() -> None:

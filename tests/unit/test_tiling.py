@@ -10,6 +10,7 @@ import pytest
 
 from sluiceway.ingest.reconcile import Counts, balance_problems, tiling_problems
 from sluiceway.ingest.write import line_runs
+from sluiceway.logs import mask_text
 from sluiceway.tables import REJECTED_RECORDS, TRANSACTIONS
 
 pytestmark = pytest.mark.unit
@@ -80,3 +81,11 @@ def test_a_file_records_its_rows_as_merged_runs_keeping_a_line_covered_twice() -
     assert tiling_problems(counts(11, [line_runs(rows)], [[11, 11]])) == [
         "line 5 is covered twice (both in transactions)"
     ]
+
+
+def test_line_numbers_of_a_30m_line_file_survive_the_log_s_masking() -> None:
+    """Without thousands separators, line 12345678 reads as an account number to
+    `logs.mask_text` and a log would print it as ****5678."""
+    found = tiling_problems(counts(30_000_000, [[2, 12_345_677], [12_345_680, 30_000_001]], []))
+    assert found == ["lines 12,345,678-12,345,679 are covered by no record"]
+    assert [mask_text(problem) for problem in found] == found

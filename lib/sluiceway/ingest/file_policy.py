@@ -125,7 +125,7 @@ def _fail_file_refusal(
 ) -> FileRefusal:
     first_reason = min(fatal, key=lambda reason: (_first(found.get(reason, ())), reason))
     first = found.get(first_reason, ())
-    where = f"line {first[0]}" if first else "a line"
+    where = f"line {first[0]:,}" if first else "a line"
     others = "; ".join(
         f"{reason}: {rejected_by_reason[reason]:,} records ({_lines(found.get(reason, ()))})"
         for reason in fatal
@@ -143,6 +143,8 @@ def _first(lines: Sequence[int]) -> int:
 
 
 def _lines(lines: Sequence[int]) -> str:
+    """With thousands separators, as every number in a message the log masks: line 12345678
+    would look like an account number there and be printed as ****5678."""
     if not lines:
         return "lines not known"
-    return ("line " if len(lines) == 1 else "first lines ") + ", ".join(map(str, lines))
+    return ("line " if len(lines) == 1 else "first lines ") + ", ".join(f"{n:,}" for n in lines)

@@ -101,7 +101,7 @@ def tiling_problems(counts: Counts) -> list[str]:
         first = outside[0]
         problems.append(
             f"{_lines_are(starts[first], ends[first])} covered by {tables[first]} but the "
-            f"file's lines after the header are 2-{last_line}"
+            f"file's lines after the header are 2-{last_line:,}"
         )
         inside = (ends >= 2) & (starts <= last_line)
         tables, starts, ends = tables[inside], starts[inside], ends[inside]
@@ -146,7 +146,8 @@ def _runs_of(
 
 
 def _lines_are(first: int, last: int) -> str:
-    return f"line {first} is" if first == last else f"lines {first}-{last} are"
+    """With thousands separators, so the log's masking leaves a line number >= 10,000,000."""
+    return f"line {first:,} is" if first == last else f"lines {first:,}-{last:,} are"
 
 
 def read_manifest(location: str) -> Manifest | None:
