@@ -31,6 +31,7 @@ Progress = Callable[[str], None]
 # The job whose driver JVM only ingests a file (`sluiceway ingest`, jobs/ingest_landing.py):
 # its session gets the quick JIT (spark.QUICK_JIT); `sluiceway run` also processes, and not.
 INGEST_JOB = "ingest"
+STREAM_JOB = "stream"
 
 # `sluiceway demo`: a small file with a few defects of every kind, then transactions by status.
 DEMO_SEED = 7
@@ -60,6 +61,9 @@ def start_spark(job: str, settings: Settings, progress: Progress | None = None) 
 
 
 def _prepare(job: str, settings: Settings) -> None:
+    """Logs, a usable warehouse, and for a one-shot writer that would not wait, a free writer
+    lease: a busy run exits before the JVM and the file's scan start, not seconds after."""
+    from sluiceway.lease import refuse_if_busy
     from sluiceway.logs import configure_logging
     from sluiceway.warehouse import check_warehouse
 
@@ -67,6 +71,8 @@ def _prepare(job: str, settings: Settings) -> None:
         job, settings.log_level, log_format=settings.log_format, log_file=settings.log_file
     )
     check_warehouse(settings)
+    if job != STREAM_JOB:  # a stream takes the lease per batch, and may start before it frees
+        refuse_if_busy(settings, job)
 
 
 def _session(job: str, settings: Settings, progress: Progress | None) -> SparkSession:

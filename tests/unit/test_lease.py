@@ -199,3 +199,49 @@ def test_an_unreadable_lease_file_is_reported_not_removed(lease_settings) -> Non
     with busy, writer_lease(lease_settings, "process"):
         pytest.fail("an unreadable lease was ignored")
     assert path.read_text() == "{not json"
+
+
+@pytest.mark.parametrize("job", ["ingest", "run", "process", "redrive", "maintain"])
+def test_a_busy_writer_exits_before_spark_and_the_scan_start(
+    lease_settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, job: str
+) -> None:
+    """`pipeline._prepare`, which every writer command and job runs first, refuses at once;
+    Spark's start (`pipeline._session`) is replaced by a failure, so reaching it fails."""
+    from sluiceway import pipeline
+    from sluiceway.job_arguments import IngestArgs
+
+    def spark_started(*_args: object) -> None:
+        raise AssertionError("Spark was started by a writer that was going to be refused")
+
+    monkeypatch.setattr(pipeline, "_session", spark_started)
+    landing = tmp_path / "day.csv"
+    landing.write_text("not read: the run is refused before its scan\n")
+    holder = start_writer(Path(lease_settings.warehouse), "ingest")
+    wait_until_held(holder)
+    try:
+        with pytest.raises(WriterBusyError, match=f"being written by ingest .* {job} skipped"):
+            if job in ("ingest", "run"):
+                pipeline.start_spark_reading(
+                    job, IngestArgs(str(landing), None, None, lease_settings)
+                )
+            else:
+                pipeline.start_spark(job, lease_settings)
+    finally:
+        release(holder)
+
+
+def test_the_probe_leaves_a_free_lease_free_and_a_waiting_writer_is_not_refused(
+    lease_settings,
+) -> None:
+    from sluiceway.lease import refuse_if_busy
+
+    refuse_if_busy(lease_settings, "ingest")
+    assert not lease_file(lease_settings).exists()
+    holder = start_writer(Path(lease_settings.warehouse), "ingest")
+    wait_until_held(holder)
+    try:
+        refuse_if_busy(replace(lease_settings, lease_wait_seconds=30), "process")
+        with pytest.raises(WriterBusyError):
+            refuse_if_busy(lease_settings, "process")
+    finally:
+        release(holder)

@@ -141,6 +141,24 @@ def writer_lease(settings: Settings, job: str, progress: Progress | None = None)
         log_event(LOGGER, "writer lease released", job=job, lease=lease.where)
 
 
+def refuse_if_busy(settings: Settings, job: str) -> None:
+    """Before a writer that would not wait starts Spark: when another run holds the lease,
+    the `WriterBusyError` it would meet after the JVM's start-up (seconds), at once.
+
+    Only a probe, taken and given back at once; `writer_lease` takes the lease for real, and
+    a run that wins it in between still makes that one wait or exit busy.
+    """
+    if settings.lease_wait_seconds > 0:
+        return
+    lease = lease_for(settings)
+    me = LeaseHolder.mine(job)
+    holder = lease.try_acquire(me)
+    if holder is None:
+        lease.release(me)
+        return
+    raise _busy(settings, lease, me, holder, 0.0)
+
+
 def lease_for(settings: Settings) -> Lease:
     """The lease backend of the warehouse: DynamoDB for s3:// warehouses, else a local file."""
     if not is_s3(settings.warehouse):
@@ -178,12 +196,7 @@ def _acquire(lease: Lease, me: LeaseHolder, settings: Settings, progress: Progre
         waited = time.monotonic() - started
         left = settings.lease_wait_seconds - waited
         if left <= 0:
-            after = f" (waited {waited:.0f} s)" if waited >= 1 else ""
-            raise WriterBusyError(
-                f"namespace {settings.namespace} is being written by {holder.describe()}, "
-                f"lease {lease.where}: {me.job} skipped{after}, nothing was changed; run it "
-                "again when that writer has finished"
-            )
+            raise _busy(settings, lease, me, holder, waited)
         if time.monotonic() >= next_report:
             progress(
                 f"waiting up to {left:.0f} s more for the writer lease of namespace "
@@ -192,6 +205,17 @@ def _acquire(lease: Lease, me: LeaseHolder, settings: Settings, progress: Progre
             next_report += PROGRESS_EVERY_SECONDS
         time.sleep(min(POLL_SECONDS, left))
     return round(time.monotonic() - started, 1)
+
+
+def _busy(
+    settings: Settings, lease: Lease, me: LeaseHolder, holder: LeaseHolder, waited: float
+) -> WriterBusyError:
+    after = f" (waited {waited:.0f} s)" if waited >= 1 else ""
+    return WriterBusyError(
+        f"namespace {settings.namespace} is being written by {holder.describe()}, "
+        f"lease {lease.where}: {me.job} skipped{after}, nothing was changed; run it "
+        "again when that writer has finished"
+    )
 
 
 def _log_progress(message: str) -> None:
