@@ -1,7 +1,8 @@
 """Differential: the record boundaries `quoted_records` finds with numpy (one-line quoted
-fields, two lines joined inside one quoted field) are the ones the state machine finds when
-it visits every quote-bearing line itself, on random hostile data: same spans, same errors,
-same undecided line, at the end of the data or not, with small record caps."""
+fields, two lines joined inside one quoted field, a stray quote inside a field) are the ones
+the state machine finds when it visits every quote-bearing line itself, on random hostile
+data: same spans, same errors, same undecided line, at the end of the data or not, with small
+record caps."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import random
 import numpy as np
 import pytest
 
+from sluiceway.contract import BAD_QUOTING
 from sluiceway.ingest import boundaries
 from sluiceway.ingest.boundaries import (
     BOM,
@@ -109,10 +111,16 @@ def test_the_usual_quoted_records_never_reach_the_machine(monkeypatch: pytest.Mo
         b'\xef\xbb\xbf"T3",a,b,c\n'  # a BOM before an opening quote
         b'T4,a,"line one\n'  # a line end inside a quoted field
         b'line two",c\n'
-        b"T5,a,b,c"
+        b'T5,a,12" pizza,c\n'  # a stray quote inside a field: that line alone is rejected
+        b'\xef\xbb\xbfT6,a"b",c,d\n'  # a quote after a field's start, a BOM before the line
+        b"T7,a,b,c"
     )
     lines = line_index(data)
     found = quoted_records(data, lines, 1 << 20, True, 4)
     assert found == QuotedRecords(
-        [RecordSpan(0, 0), RecordSpan(1, 1), RecordSpan(2, 2), RecordSpan(3, 4)], None
-    )
+        [
+            RecordSpan(0, 0), RecordSpan(1, 1), RecordSpan(2, 2), RecordSpan(3, 4),
+            RecordSpan(5, 5, BAD_QUOTING), RecordSpan(6, 6, BAD_QUOTING),
+        ],
+        None,
+    )  # fmt: skip

@@ -137,9 +137,10 @@ def quoted_records(
         buffer, lines.starts[quote_lines], lines.ends[quote_lines]
     )
     shape = _Shape(buffer, lines, quotes, counts, first_quote, field_starts, max_record_bytes)
+    badly_quoted = shape.badly_quoted()
     # The last line of the record each quote line starts, when numpy could tell; else -1.
     shaped_last = np.where(
-        shape.one_line_records(),
+        shape.one_line_records() | badly_quoted,
         np.arange(len(lines)),
         np.where(
             shape.two_line_records(data, complete_lines, field_count),
@@ -147,16 +148,19 @@ def quoted_records(
             -1,
         ),
     )[quote_lines]
+    shaped_errors = np.where(badly_quoted, BAD_QUOTING, "")[quote_lines].tolist()
     machine: _Machine | None = None
     spans: list[RecordSpan] = []
     resume = 0
-    for line, last in zip(quote_lines.tolist(), shaped_last.tolist(), strict=True):
+    for line, last, error in zip(
+        quote_lines.tolist(), shaped_last.tolist(), shaped_errors, strict=True
+    ):
         if line < resume:
             continue
         if line >= complete_lines:
             break
         if last >= 0:
-            spans.append(RecordSpan(line, last))
+            spans.append(RecordSpan(line, last, error or None))
             resume = last + 1
             continue
         if machine is None:
@@ -209,6 +213,14 @@ class _Shape:
             | ((after == CARRIAGE_RETURN) & (quote + 2 == line_end))
         )
         return closes
+
+    def badly_quoted(self) -> NDArray[np.bool_]:
+        """Lines whose first quote is inside a field (`12" pizza`): the machine stops at that
+        quote, and the line alone is `bad_quoting`."""
+        quoted = np.flatnonzero(self.counts > 0)
+        flags = np.zeros(len(self.lines), dtype=bool)
+        flags[quoted] = ~self._opens_field(quoted, self.quotes[self.first_quote[quoted]])
+        return flags
 
     def one_line_records(self) -> NDArray[np.bool_]:
         """Lines with one well-formed quoted field (`a,"b, ""c"" d",e`): an opening quote at a
