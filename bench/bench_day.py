@@ -48,11 +48,13 @@ class Step:
 
     name: str
     seconds: float
-    peak_mb: float
+    peak_mb: float  # the whole process tree's (driver, JVM, Python workers) at its largest
     records: int
     log: list[dict[str, object]] = field(default_factory=list)
     # CPU seconds of the process tree (sampled: less sensitive to a busy machine than wall).
     cpu_seconds: float = 0.0
+    # The largest single process of the tree (the target is per process).
+    largest_mb: float = 0.0
 
     @property
     def per_second(self) -> float:
@@ -63,9 +65,10 @@ class Step:
         return found[-1] if found else {}
 
 
-def tree_sample(root: int) -> tuple[float, dict[int, float]]:
+def tree_sample(root: int) -> tuple[float, float, dict[int, float]]:
     """Resident memory (MB) of a process and all its descendants (the JVM is a grandchild),
-    and each one's CPU seconds so far (its own, without its children's)."""
+    that of the largest one alone, and each one's CPU seconds so far (its own, without its
+    children's)."""
     parents: dict[int, int] = {}
     rss: dict[int, int] = {}
     cpu: dict[int, float] = {}
@@ -87,9 +90,8 @@ def tree_sample(root: int) -> tuple[float, dict[int, float]]:
         children = [pid for pid, ppid in parents.items() if ppid == parent]
         family.update(children)
         frontier.extend(children)
-    return sum(rss.get(pid, 0) for pid in family) / 1e6, {
-        pid: cpu[pid] for pid in family if pid in cpu
-    }
+    sizes = [rss.get(pid, 0) for pid in family]
+    return sum(sizes) / 1e6, max(sizes) / 1e6, {pid: cpu[pid] for pid in family if pid in cpu}
 
 
 def run_process(name: str, command: list[str], records: int, log_file: Path) -> Step:
@@ -97,14 +99,14 @@ def run_process(name: str, command: list[str], records: int, log_file: Path) -> 
     started = time.monotonic()
     with log_file.open("w") as err:
         child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=err, cwd=REPO)
-        peak = 0.0
+        peak = largest = 0.0
         cpu: dict[int, float] = {}
 
         def sample() -> None:
-            nonlocal peak
+            nonlocal peak, largest
             while child.poll() is None:
-                rss, seen = tree_sample(child.pid)
-                peak = max(peak, rss)
+                rss, single, seen = tree_sample(child.pid)
+                peak, largest = max(peak, rss), max(largest, single)
                 cpu.update(seen)
                 time.sleep(POLL_SECONDS)
 
@@ -123,9 +125,10 @@ def run_process(name: str, command: list[str], records: int, log_file: Path) -> 
                 log.append(json.loads(line))
             except ValueError:
                 continue
-    step = Step(name, seconds, peak, records, log, sum(cpu.values()))
-    print(f"... {name}: {seconds:.1f} s, cpu {step.cpu_seconds:.1f} s, peak {peak:,.0f} MB, "
-          f"load {os.getloadavg()[0]:.1f}", file=sys.stderr, flush=True)  # fmt: skip
+    step = Step(name, seconds, peak, records, log, sum(cpu.values()), largest)
+    print(f"... {name}: {seconds:.1f} s, cpu {step.cpu_seconds:.1f} s, peak {peak:,.0f} MB "
+          f"(largest process {largest:,.0f} MB), load {os.getloadavg()[0]:.1f}",
+          file=sys.stderr, flush=True)  # fmt: skip
     return step
 
 
@@ -209,12 +212,12 @@ def ingest_and_process(
 
 def print_steps(steps: list[Step], duckdb: Step | None) -> None:
     print(f"\n{'step':<24}{'seconds':>9}{'cpu s':>8}{'records/s':>12}{'peak MB':>10}"
-          f"{'/ duckdb':>10}")  # fmt: skip
+          f"{'1 proc MB':>10}{'/ duckdb':>10}")  # fmt: skip
     for step in steps:
         ratio = f"{step.seconds / duckdb.seconds:>10.2f}" if duckdb else ""
         print(
             f"{step.name:<24}{step.seconds:>9.1f}{step.cpu_seconds:>8.1f}"
-            f"{step.per_second:>12,.0f}{step.peak_mb:>10,.0f}{ratio}"
+            f"{step.per_second:>12,.0f}{step.peak_mb:>10,.0f}{step.largest_mb:>10,.0f}{ratio}"
         )
 
 
@@ -278,7 +281,8 @@ def main() -> int:
     day = len(history)
     whole = Step(f"day {day} ingest+process", ingest.seconds + process.seconds,
                  max(ingest.peak_mb, process.peak_mb), args.records,
-                 cpu_seconds=ingest.cpu_seconds + process.cpu_seconds)  # fmt: skip
+                 cpu_seconds=ingest.cpu_seconds + process.cpu_seconds,
+                 largest_mb=max(ingest.largest_mb, process.largest_mb))  # fmt: skip
     print_steps([ingest, process, whole, *([duckdb] if duckdb else [])], duckdb)
     print_process_split(process)
     if len(history) > 1:
