@@ -27,12 +27,19 @@ if TYPE_CHECKING:
 
 LOGGER = get_logger(__name__)
 WARM_UP_GROUP = "sluiceway-warm-up"
+# How long a run that ended early waits for the warm-up (seconds: a worker's start and
+# imports); only one still running after that is cancelled.
+WARM_UP_WAIT_SECONDS = 60.0
 
 
 @contextmanager
-def workers_warming(spark: SparkSession) -> Iterator[None]:
-    """Warm the workers up in the background while the body runs; a warm-up still running at
-    the end (a file found already ingested) is cancelled."""
+def workers_warming(
+    spark: SparkSession, wait_seconds: float = WARM_UP_WAIT_SECONDS
+) -> Iterator[None]:
+    """Warm the workers up in the background while the body runs. A warm-up still running at
+    the end (a file found already ingested, in ~2 s) is waited for, up to `wait_seconds`,
+    not cancelled: Spark logs each killed task as a warning on the console, and a stack trace
+    when the session stops under it."""
     context = spark.sparkContext
     if not str(context.master).startswith("local"):
         yield
@@ -45,8 +52,10 @@ def workers_warming(spark: SparkSession) -> Iterator[None]:
     try:
         yield
     finally:
-        context.cancelJobGroup(WARM_UP_GROUP)
-        thread.join()
+        thread.join(wait_seconds)
+        if thread.is_alive():
+            context.cancelJobGroup(WARM_UP_GROUP)
+            thread.join()
 
 
 def _warm_up(spark: SparkSession, tasks: int) -> None:
