@@ -122,3 +122,15 @@ def test_a_column_added_after_a_file_was_written_reads_as_null(tmp_path):
         {"ingest_id": "ing_old", "rule_version": None},
         {"ingest_id": "ing_new", "rule_version": "v2"},
     ]
+
+
+def test_the_spark_read_of_a_ledger_with_delete_files_gives_the_same_entries(
+    spark, written_ledger, monkeypatch: pytest.MonkeyPatch
+):
+    """When Iceberg plans delete files, Spark reads the ledger (it applies them): the same
+    entries, timestamps as UTC instants too. The planner is made to say so here."""
+    settings = written_ledger
+    monkeypatch.setattr(ledger, "data_files_equal", lambda *_args: None)
+    for entry in entries():
+        assert ledger.find_entry(spark, settings, entry.ingest_id) == entry
+    assert [e.ingest_id for e in ledger.publishing_entries(spark, settings)] == ["ing_pub"]

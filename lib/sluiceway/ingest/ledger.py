@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -89,10 +89,15 @@ def _entries_where(
     paths = data_files_equal(spark, settings, INGEST_LEDGER, column, value)
     if paths is None:
         rows = spark.table(settings.table(INGEST_LEDGER)).where(f"{column} = '{value}'").collect()
-        return [_entry(row.asDict()) for row in rows]
-    table = read_columns(paths, arrow_schema(INGEST_LEDGER))
+        return [_entry(_in_utc(row.asDict())) for row in rows]
+    schema = arrow_schema(INGEST_LEDGER)
+    table = read_columns(paths, schema)
     matching = table.filter(pc.fill_null(pc.equal(table[column], value), False))
-    return [_entry(_as_dicts(row)) for row in matching.to_pylist()]
+    maps = {field.name for field in schema if pa.types.is_map(field.type)}
+    return [
+        _entry({name: dict(v) if name in maps and v is not None else v for name, v in row.items()})
+        for row in matching.to_pylist()
+    ]
 
 
 def record(commits: TableCommits, entry: LedgerEntry) -> None:
@@ -112,9 +117,13 @@ def record(commits: TableCommits, entry: LedgerEntry) -> None:
     )
 
 
-def _as_dicts(row: dict[str, Any]) -> dict[str, Any]:
-    """Arrow's map values (lists of key-value pairs) as the dicts an entry holds."""
-    return {name: dict(value) if isinstance(value, list) else value for name, value in row.items()}
+def _in_utc(row: dict[str, Any]) -> dict[str, Any]:
+    """Spark's timestamps (naive, in this process's local time) as the UTC instants the Arrow
+    read and every new entry hold."""
+    return {
+        name: value.astimezone(UTC) if isinstance(value, datetime) else value
+        for name, value in row.items()
+    }
 
 
 def _entry(values: dict[str, object]) -> LedgerEntry:
