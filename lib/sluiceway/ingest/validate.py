@@ -31,7 +31,7 @@ from numpy.typing import NDArray
 from sluiceway import contract as c
 from sluiceway.feeds import Column, Feed, decimal_pattern, decimal_scale
 from sluiceway.feeds import Rule as FeedRule
-from sluiceway.ingest.arrow_text import blank, matches
+from sluiceway.ingest.arrow_text import blank, matches, printable_ascii, starts_or_ends_with
 from sluiceway.ingest.event_time import event_time_micros
 from sluiceway.ingest.masking import mask_accounts
 from sluiceway.ingest.reasons import Rule, reason_codes, reason_details
@@ -183,11 +183,8 @@ def _identifier_rules_of(columns: _Columns, name: str) -> list[Rule]:
     """
     values = columns.get(name)
     present = columns.present(name)
-    edge = pc.or_(
-        pc.starts_with(values, c.IDENTIFIER_EDGE), pc.ends_with(values, c.IDENTIFIER_EDGE)
-    )
-    printable = pc.ascii_is_printable(values).fill_null(True).to_numpy(zero_copy_only=False)
-    suspects = np.flatnonzero(present & ~printable)
+    edge = starts_or_ends_with(values, c.IDENTIFIER_EDGE)
+    suspects = np.flatnonzero(present & ~printable_ascii(values))
     invisible = np.zeros(columns.size, dtype=bool)
     if len(suspects):
         found = matches(values.take(pa.array(suspects, pa.int64())), c.IDENTIFIER_FORBIDDEN_PATTERN)
@@ -212,7 +209,7 @@ def _identifier_rules_of(columns: _Columns, name: str) -> list[Rule]:
         Rule(c.BAD_IDENTIFIER, invisible, invisible_detail),
         Rule(
             c.BAD_IDENTIFIER,
-            present & edge.fill_null(False).to_numpy(zero_copy_only=False),
+            present & edge,
             columns.quoted(name, f"{c.BAD_IDENTIFIER}: ", " starts or ends with a space"),
         ),
     ]
